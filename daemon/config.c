@@ -1,0 +1,1161 @@
+/*
+ * config.c: libconfig file -> struct config.
+ *
+ * The loader walks the file section by section.  Each section first checks
+ * that it holds only keys it knows (unknown ones get a "did you mean"
+ * hint), then reads each key through a typed getter that reports wrong
+ * types and out-of-range values with the file, the line and the key path.
+ * Problems are collected, never fatal on their own: one run shows them all.
+ * The environment is applied last, through the same validators.
+ *
+ * libconfig is used only here; the rest of the program sees plain structs.
+ */
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <libconfig.h>
+
+#include "build_config.h"
+#include "common/units.h"
+#include "config.h"
+#include "log.h"
+
+#define KEY_PATH_MAX	256
+#define ALIAS_DEPTH_MAX	10
+
+struct loader {
+	struct config		*cfg;
+	struct config_errors	*errs;
+	int			*err_lines;	/* sort key of each error */
+	size_t			 nlines;
+	const char		*file;		/* the top-level file */
+};
+
+static const char *const top_keys[] = {
+	"hostname", "spool_dir", "listen", "allow", "log", "limits",
+	"aliases", "default_domain", NULL
+};
+static const char *const log_keys[] = { "level", NULL };
+static const char *const limits_keys[] = {
+	"message_size", "recipients", "sessions", "idle", NULL
+};
+
+static const char *const default_listen[] = { "127.0.0.1:25", "[::1]:25" };
+static const char *const default_allow[] = { "127.0.0.0/8", "::1/128" };
+
+static void	 add_error(struct config_errors *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	 note_line(struct loader *, int);
+static void	 lerr(struct loader *, const config_setting_t *, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static void	 env_err(struct loader *, const char *, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static char	*xstrdup(const char *);
+
+/*
+ * Errors.
+ */
+
+static void
+add_error(struct config_errors *errs, const char *fmt, ...)
+{
+	char **lines;
+	char *line;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) == -1)
+		line = NULL;
+	va_end(ap);
+	if (line == NULL)
+		return;
+	lines = realloc(errs->lines, (errs->count + 1) * sizeof(*lines));
+	if (lines == NULL) {
+		free(line);
+		return;
+	}
+	errs->lines = lines;
+	errs->lines[errs->count++] = line;
+}
+
+/*
+ * Remembers the line of the error just added, so that the errors can be
+ * put in file order at the end (keys are checked before values, which
+ * would otherwise report a group's unknown keys first).
+ */
+static void
+note_line(struct loader *L, int line)
+{
+	int *lines;
+
+	lines = realloc(L->err_lines, L->errs->count * sizeof(*lines));
+	if (lines == NULL)
+		return;
+	L->err_lines = lines;
+	while (L->nlines < L->errs->count)
+		L->err_lines[L->nlines++] = line;
+}
+
+static void
+sort_errors(struct loader *L)
+{
+	size_t i, j;
+	char *line;
+	int key;
+
+	if (L->nlines != L->errs->count)
+		return;
+	for (i = 1; i < L->errs->count; i++) {
+		line = L->errs->lines[i];
+		key = L->err_lines[i];
+		for (j = i; j > 0 && L->err_lines[j - 1] > key; j--) {
+			L->errs->lines[j] = L->errs->lines[j - 1];
+			L->err_lines[j] = L->err_lines[j - 1];
+		}
+		L->errs->lines[j] = line;
+		L->err_lines[j] = key;
+	}
+}
+
+/* "file:line: key.path: message", for the setting 's'. */
+static void
+lerr(struct loader *L, const config_setting_t *s, const char *path,
+    const char *fmt, ...)
+{
+	const char *file = NULL;
+	char msg[1024];
+	va_list ap;
+	int line = 0;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s != NULL) {
+		file = config_setting_source_file(s);
+		line = (int)config_setting_source_line(s);
+	}
+	if (file == NULL)
+		file = L->file;
+	if (line > 0)
+		add_error(L->errs, "%s:%d: %s: %s", file, line, path, msg);
+	else
+		add_error(L->errs, "%s: %s: %s", file, path, msg);
+	note_line(L, line > 0 ? line : INT_MAX - 1);
+}
+
+static void
+env_err(struct loader *L, const char *var, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	add_error(L->errs, "environment %s: %s", var, msg);
+	note_line(L, INT_MAX);
+}
+
+void
+config_errors_free(struct config_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->count; i++)
+		free(errs->lines[i]);
+	free(errs->lines);
+	errs->lines = NULL;
+	errs->count = 0;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		fatalx("event=oom what=config");
+	return p;
+}
+
+static void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n == 0 ? 1 : n, size);
+
+	if (p == NULL)
+		fatalx("event=oom what=config");
+	return p;
+}
+
+static const char *
+join(char *buf, const char *prefix, const char *name)
+{
+	if (prefix == NULL || *prefix == '\0')
+		snprintf(buf, KEY_PATH_MAX, "%s", name);
+	else
+		snprintf(buf, KEY_PATH_MAX, "%s.%s", prefix, name);
+	return buf;
+}
+
+static const char *
+type_name(int type)
+{
+	switch (type) {
+	case CONFIG_TYPE_GROUP:
+		return "a group { ... }";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64:
+		return "an integer";
+	case CONFIG_TYPE_FLOAT:
+		return "a floating-point number";
+	case CONFIG_TYPE_STRING:
+		return "a string";
+	case CONFIG_TYPE_BOOL:
+		return "a boolean";
+	case CONFIG_TYPE_ARRAY:
+		return "an array [ ... ]";
+	case CONFIG_TYPE_LIST:
+		return "a list ( ... )";
+	}
+	return "of unknown type";
+}
+
+/*
+ * Unknown keys and the "did you mean" hint.
+ */
+
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	size_t row[64], prev, tmp;
+
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			tmp = row[j];
+			row[j] = prev + (tolower((unsigned char)a[i - 1]) !=
+			    tolower((unsigned char)b[j - 1]));
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			if (tmp + 1 < row[j])
+				row[j] = tmp + 1;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+static const char *
+closest(const char *name, const char *const known[])
+{
+	const char *best = NULL;
+	size_t d, best_d = SIZE_MAX, limit;
+
+	limit = strlen(name) / 3 + 1;
+	if (limit > 3)
+		limit = 3;
+	for (; *known != NULL; known++) {
+		d = edit_distance(name, *known);
+		if (d < best_d) {
+			best_d = d;
+			best = *known;
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
+
+static void
+check_keys(struct loader *L, const config_setting_t *group,
+    const char *prefix, const char *const known[])
+{
+	char path[KEY_PATH_MAX];
+	const config_setting_t *s;
+	const char *name, *hint;
+	int i, j, found;
+
+	for (i = 0; (s = config_setting_get_elem(group, (unsigned)i)) != NULL;
+	    i++) {
+		name = config_setting_name(s);
+		found = 0;
+		for (j = 0; known[j] != NULL; j++)
+			if (strcmp(name, known[j]) == 0)
+				found = 1;
+		if (found)
+			continue;
+		join(path, prefix, name);
+		if ((hint = closest(name, known)) != NULL)
+			lerr(L, s, path, "unknown key (did you mean \"%s\"?)",
+			    hint);
+		else
+			lerr(L, s, path, "unknown key");
+	}
+}
+
+/*
+ * Typed getters.  Each returns 1 when the key is present and valid (and
+ * stores the value), 0 when it is absent, -1 after reporting an error.
+ */
+
+static int
+get_group(struct loader *L, const config_setting_t *parent,
+    const char *prefix, const char *name, const config_setting_t **out)
+{
+	char path[KEY_PATH_MAX];
+	const config_setting_t *s;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		lerr(L, s, join(path, prefix, name), "must be a group "
+		    "{ ... }, not %s", type_name(config_setting_type(s)));
+		return -1;
+	}
+	*out = s;
+	return 1;
+}
+
+static int
+get_string(struct loader *L, const config_setting_t *parent,
+    const char *prefix, const char *name, const char **out)
+{
+	char path[KEY_PATH_MAX];
+	const config_setting_t *s;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		lerr(L, s, join(path, prefix, name), "must be a string, not "
+		    "%s", type_name(config_setting_type(s)));
+		return -1;
+	}
+	*out = config_setting_get_string(s);
+	return 1;
+}
+
+static int
+get_uint(struct loader *L, const config_setting_t *parent, const char *prefix,
+    const char *name, unsigned min, unsigned max, unsigned *out)
+{
+	char path[KEY_PATH_MAX];
+	const config_setting_t *s;
+	long long v;
+	int t;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	join(path, prefix, name);
+	t = config_setting_type(s);
+	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+		lerr(L, s, path, "must be an integer, not %s", type_name(t));
+		return -1;
+	}
+	v = config_setting_get_int64(s);
+	if (v < (long long)min || v > (long long)max) {
+		lerr(L, s, path, "%lld is out of range (%u to %u)", v, min,
+		    max);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 1;
+}
+
+static int
+get_duration(struct loader *L, const config_setting_t *parent,
+    const char *prefix, const char *name, uint64_t min_ms, uint64_t max_ms,
+    uint64_t *out)
+{
+	char path[KEY_PATH_MAX], a[32], b[32], c[32];
+	const config_setting_t *s;
+	const char *why;
+	uint64_t ms;
+	long long v;
+	int t;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	join(path, prefix, name);
+	t = config_setting_type(s);
+	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		v = config_setting_get_int64(s);
+		if (v < 0 || (uint64_t)v > PST_DURATION_MAX_MS / 1000) {
+			lerr(L, s, path, "%lld is not a duration", v);
+			return -1;
+		}
+		ms = (uint64_t)v * 1000;
+	} else if (t == CONFIG_TYPE_STRING) {
+		if (pst_duration_parse(config_setting_get_string(s), &ms,
+		    &why) == -1) {
+			lerr(L, s, path, "\"%s\" is not a duration (%s)",
+			    config_setting_get_string(s), why);
+			return -1;
+		}
+	} else {
+		lerr(L, s, path, "must be a duration such as \"30s\", not %s",
+		    type_name(t));
+		return -1;
+	}
+	if (ms < min_ms || ms > max_ms) {
+		lerr(L, s, path, "%s is out of range (%s to %s)",
+		    pst_duration_format(ms, a, sizeof(a)),
+		    pst_duration_format(min_ms, b, sizeof(b)),
+		    pst_duration_format(max_ms, c, sizeof(c)));
+		return -1;
+	}
+	*out = ms;
+	return 1;
+}
+
+static int
+get_size(struct loader *L, const config_setting_t *parent, const char *prefix,
+    const char *name, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char path[KEY_PATH_MAX];
+	const config_setting_t *s;
+	const char *why;
+	uint64_t n;
+	long long v;
+	int t;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	join(path, prefix, name);
+	t = config_setting_type(s);
+	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
+		v = config_setting_get_int64(s);
+		if (v < 0) {
+			lerr(L, s, path, "%lld is not a size", v);
+			return -1;
+		}
+		n = (uint64_t)v;
+	} else if (t == CONFIG_TYPE_STRING) {
+		if (pst_size_parse(config_setting_get_string(s), &n, &why) ==
+		    -1) {
+			lerr(L, s, path, "\"%s\" is not a size (%s)",
+			    config_setting_get_string(s), why);
+			return -1;
+		}
+	} else {
+		lerr(L, s, path, "must be a size in bytes (or \"50M\"), not "
+		    "%s", type_name(t));
+		return -1;
+	}
+	if (n < min || n > max) {
+		lerr(L, s, path, "%llu bytes is out of range (%llu to %llu)",
+		    (unsigned long long)n, (unsigned long long)min,
+		    (unsigned long long)max);
+		return -1;
+	}
+	*out = n;
+	return 1;
+}
+
+/*
+ * A list of strings: a list ( ... ) or array [ ... ] of strings, or one
+ * string standing for a list of one.  '*elems' receives the settings, so
+ * that each element's own line can be reported.
+ */
+static int
+get_string_list(struct loader *L, const config_setting_t *parent,
+    const char *prefix, const char *name, const config_setting_t ***elems,
+    size_t *count)
+{
+	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
+	const config_setting_t *s, *e;
+	int t, n, i, bad = 0;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	join(path, prefix, name);
+	t = config_setting_type(s);
+	if (t == CONFIG_TYPE_STRING) {
+		*elems = xcalloc(1, sizeof(**elems));
+		(*elems)[0] = s;
+		*count = 1;
+		return 1;
+	}
+	if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
+		lerr(L, s, path, "must be a list of strings ( \"...\", ... ), "
+		    "not %s", type_name(t));
+		return -1;
+	}
+	n = config_setting_length(s);
+	*elems = xcalloc((size_t)n, sizeof(**elems));
+	for (i = 0; i < n; i++) {
+		e = config_setting_get_elem(s, (unsigned)i);
+		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
+			snprintf(epath, sizeof(epath), "%s.[%d]", path, i);
+			lerr(L, e, epath, "must be a string, not %s",
+			    type_name(config_setting_type(e)));
+			bad = 1;
+		}
+		(*elems)[i] = e;
+	}
+	*count = (size_t)n;
+	if (bad) {
+		free(*elems);
+		*elems = NULL;
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * Value validators, shared by the file and the environment.  Each returns
+ * NULL when 'value' is fine, else a phrase describing the problem.
+ */
+
+static const char *
+check_domain(const char *value)
+{
+	if (!pst_hostname_valid(value))
+		return "is not a valid domain name (letters, digits, '-' and "
+		    "'.' only)";
+	return NULL;
+}
+
+/*
+ * A mailbox for aliases: "local@domain" with a dot-atom or quoted local
+ * part is more than an alias needs; we accept printable non-space bytes
+ * without the specials that would break an SMTP path, one '@', and a
+ * valid domain or address literal.  UTF-8 is allowed (RFC 6531).
+ */
+static const char *
+check_mailbox(const char *value)
+{
+	const char *at = strrchr(value, '@'), *p;
+	char domain[256];
+
+	if (*value == '\0')
+		return "is empty";
+	if (strlen(value) > 254)
+		return "is too long for an address";
+	for (p = value; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c <= ' ' || c == 0x7f || strchr("<>()[],;:\\\"", c) != NULL)
+			if (!(c == '[' || c == ']' || c == ':') || at == NULL ||
+			    p < at)
+				return "contains a character not allowed in "
+				    "an address";
+	}
+	if (at == NULL)
+		return NULL;	/* a local name, resolved again */
+	if (at == value)
+		return "has an empty local part";
+	if (strchr(value, '@') != at)
+		return "has more than one '@'";
+	if (strlen(at + 1) >= sizeof(domain))
+		return "has a domain that is too long";
+	strcpy(domain, at + 1);
+	if (domain[0] == '[')
+		return domain[strlen(domain) - 1] == ']' ? NULL :
+		    "has a bad address literal";
+	if (!pst_hostname_valid(domain))
+		return "has an invalid domain";
+	return NULL;
+}
+
+static char *
+absolute_path(const char *path)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (path[0] == '/')
+		return xstrdup(path);
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return xstrdup(path);
+	if (asprintf(&out, "%s/%s", cwd, path) == -1)
+		fatalx("event=oom what=config");
+	return out;
+}
+
+static const char *
+set_spool_dir(struct config *cfg, const char *value)
+{
+	if (*value == '\0')
+		return "must not be empty";
+	if (strlen(value) >= PATH_MAX - 64)
+		return "is too long";
+	free(cfg->spool_dir);
+	cfg->spool_dir = absolute_path(value);
+	return NULL;
+}
+
+/* Parses one listen entry, 'why' and 'extra' describe a failure. */
+static const char *
+parse_listen(const char *value, struct pst_endpoint *ep)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *why;
+
+	if (pst_endpoint_parse(value, 25, true, ep, &why) == -1)
+		return why;
+	if (pst_endpoint_sockaddr(ep, &ss, &len, &why) == -1)
+		return "must be an IP address, \"localhost\" or unix:/path "
+		    "(no name lookups)";
+	return NULL;
+}
+
+/*
+ * Sections.
+ */
+
+static void
+load_listen(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t **elems = NULL;
+	char path[KEY_PATH_MAX];
+	struct pst_endpoint *eps;
+	const char *why;
+	size_t n, i, j;
+	char a[300], b[300];
+
+	if (get_string_list(L, root, "", "listen", &elems, &n) != 1)
+		return;
+	eps = xcalloc(n, sizeof(*eps));
+	for (i = 0; i < n; i++) {
+		const char *v = config_setting_get_string(elems[i]);
+
+		snprintf(path, sizeof(path), "listen.[%zu]", i);
+		if ((why = parse_listen(v, &eps[i])) != NULL) {
+			lerr(L, elems[i], path, "\"%s\" is not a listen "
+			    "address: %s", v, why);
+			continue;
+		}
+		for (j = 0; j < i; j++)
+			if (strcmp(pst_endpoint_format(&eps[i], a, sizeof(a)),
+			    pst_endpoint_format(&eps[j], b, sizeof(b))) == 0)
+				lerr(L, elems[i], path, "\"%s\" is listed "
+				    "twice", v);
+	}
+	if (n == 0)
+		lerr(L, config_setting_get_member(root, "listen"), "listen",
+		    "must name at least one address");
+	free(L->cfg->listen);
+	L->cfg->listen = eps;
+	L->cfg->nlisten = n;
+	free(elems);
+}
+
+static void
+load_allow(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t **elems = NULL;
+	char path[KEY_PATH_MAX];
+	struct pst_cidr *nets;
+	const char *why;
+	size_t n, i;
+
+	if (get_string_list(L, root, "", "allow", &elems, &n) != 1)
+		return;
+	nets = xcalloc(n, sizeof(*nets));
+	for (i = 0; i < n; i++) {
+		const char *v = config_setting_get_string(elems[i]);
+
+		snprintf(path, sizeof(path), "allow.[%zu]", i);
+		if (pst_cidr_parse(v, &nets[i], &why) == -1)
+			lerr(L, elems[i], path, "\"%s\" is not a network: %s",
+			    v, why);
+	}
+	free(L->cfg->allow);
+	L->cfg->allow = nets;
+	L->cfg->nallow = n;
+	free(elems);
+}
+
+static void
+load_log(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t *g, *s;
+	const char *v;
+	int level;
+
+	if (get_group(L, root, "", "log", &g) != 1)
+		return;
+	check_keys(L, g, "log", log_keys);
+	if (get_string(L, g, "log", "level", &v) == 1) {
+		if ((level = log_level_parse(v)) == -1) {
+			s = config_setting_get_member(g, "level");
+			lerr(L, s, "log.level", "\"%s\" is not a level (error, "
+			    "warn, info or debug)", v);
+		} else
+			L->cfg->log_level = level;
+	}
+}
+
+static void
+load_limits(struct loader *L, const config_setting_t *root)
+{
+	struct config_limits *lim = &L->cfg->limits;
+	const config_setting_t *g;
+
+	if (get_group(L, root, "", "limits", &g) != 1)
+		return;
+	check_keys(L, g, "limits", limits_keys);
+	/* RFC 5321 4.5.3.1.7: at least 64K must be accepted. */
+	get_size(L, g, "limits", "message_size", 65536, (uint64_t)1 << 32,
+	    &lim->message_size);
+	/* RFC 5321 4.5.3.1.8: at least 100 recipients must be buffered. */
+	get_uint(L, g, "limits", "recipients", 100, 100000,
+	    &lim->recipients);
+	get_uint(L, g, "limits", "sessions", 1, 10000, &lim->sessions);
+	get_duration(L, g, "limits", "idle", 1000, 60 * 60 * 1000,
+	    &lim->idle_ms);
+}
+
+static void
+aliases_free(struct config *cfg)
+{
+	size_t i, j;
+
+	for (i = 0; i < cfg->naliases; i++) {
+		for (j = 0; j < cfg->aliases[i].ntargets; j++)
+			free(cfg->aliases[i].targets[j]);
+		free(cfg->aliases[i].targets);
+		free(cfg->aliases[i].name);
+	}
+	free(cfg->aliases);
+	cfg->aliases = NULL;
+	cfg->naliases = 0;
+}
+
+static void
+load_aliases(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t **elems, *g, *s;
+	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
+	struct config_alias *a;
+	const char *why, *name;
+	size_t i, j, n;
+	int count;
+
+	if (get_group(L, root, "", "aliases", &g) != 1)
+		return;
+	count = config_setting_length(g);
+	L->cfg->aliases = xcalloc((size_t)count, sizeof(*L->cfg->aliases));
+	for (i = 0; i < (size_t)count; i++) {
+		s = config_setting_get_elem(g, (unsigned)i);
+		name = config_setting_name(s);
+		join(path, "aliases", name);
+		if (get_string_list(L, g, "aliases", name, &elems, &n) != 1)
+			continue;
+		if (n == 0) {
+			lerr(L, s, path, "must name at least one address");
+			free(elems);
+			continue;
+		}
+		a = &L->cfg->aliases[L->cfg->naliases++];
+		a->name = xstrdup(name);
+		for (j = 0; a->name[j] != '\0'; j++)
+			a->name[j] = (char)tolower((unsigned char)a->name[j]);
+		a->targets = xcalloc(n, sizeof(*a->targets));
+		for (j = 0; j < n; j++) {
+			const char *v = config_setting_get_string(elems[j]);
+
+			snprintf(epath, sizeof(epath), "%s.[%zu]", path, j);
+			if ((why = check_mailbox(v)) != NULL)
+				lerr(L, elems[j], n > 1 ? epath : path,
+				    "\"%s\" %s", v, why);
+			a->targets[a->ntargets++] = xstrdup(v);
+		}
+		free(elems);
+	}
+}
+
+/*
+ * Follows bare local names through the alias table; a chain that comes
+ * back to where it started, or runs deeper than ALIAS_DEPTH_MAX, is an
+ * error found now rather than when mail arrives.
+ */
+static int
+alias_walk(const struct config *cfg, const struct config_alias *a,
+    const struct config_alias **chain, unsigned depth)
+{
+	const struct config_alias *next;
+	unsigned i;
+	size_t j;
+
+	for (i = 0; i < depth; i++)
+		if (chain[i] == a)
+			return -1;
+	if (depth >= ALIAS_DEPTH_MAX)
+		return -1;
+	chain[depth] = a;
+	for (j = 0; j < a->ntargets; j++) {
+		if (strchr(a->targets[j], '@') != NULL)
+			continue;
+		next = config_alias_find(cfg, a->targets[j]);
+		if (next != NULL && alias_walk(cfg, next, chain, depth + 1) ==
+		    -1)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+check_alias_loops(struct loader *L, const config_setting_t *root)
+{
+	const struct config_alias *chain[ALIAS_DEPTH_MAX];
+	const config_setting_t *g, *s;
+	char path[KEY_PATH_MAX];
+	size_t i;
+
+	g = config_setting_get_member(root, "aliases");
+	for (i = 0; i < L->cfg->naliases; i++) {
+		if (alias_walk(L->cfg, &L->cfg->aliases[i], chain, 0) == 0)
+			continue;
+		s = g != NULL ? config_setting_get_member(g,
+		    L->cfg->aliases[i].name) : NULL;
+		lerr(L, s, join(path, "aliases", L->cfg->aliases[i].name),
+		    "aliases loop back to themselves (or nest deeper than "
+		    "%d)", ALIAS_DEPTH_MAX);
+	}
+}
+
+static void
+load_root(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t *s;
+	const char *v, *why;
+
+	check_keys(L, root, "", top_keys);
+	if (get_string(L, root, "", "hostname", &v) == 1) {
+		s = config_setting_get_member(root, "hostname");
+		if ((why = check_domain(v)) != NULL)
+			lerr(L, s, "hostname", "\"%s\" %s", v, why);
+		else {
+			free(L->cfg->hostname);
+			L->cfg->hostname = xstrdup(v);
+		}
+	}
+	if (get_string(L, root, "", "spool_dir", &v) == 1) {
+		s = config_setting_get_member(root, "spool_dir");
+		if ((why = set_spool_dir(L->cfg, v)) != NULL)
+			lerr(L, s, "spool_dir", "\"%s\" %s", v, why);
+	}
+	load_listen(L, root);
+	load_allow(L, root);
+	load_log(L, root);
+	load_limits(L, root);
+	load_aliases(L, root);
+	if (get_string(L, root, "", "default_domain", &v) == 1) {
+		s = config_setting_get_member(root, "default_domain");
+		if ((why = check_domain(v)) != NULL)
+			lerr(L, s, "default_domain", "\"%s\" %s", v, why);
+		else
+			L->cfg->default_domain = xstrdup(v);
+	}
+	check_alias_loops(L, root);
+}
+
+/*
+ * The environment.  Lists are comma-separated.
+ */
+
+static char **
+split_commas(const char *value, size_t *count)
+{
+	char *copy = xstrdup(value), *p, *tok, **out;
+	size_t n = 1;
+
+	for (p = copy; *p != '\0'; p++)
+		n += *p == ',';
+	out = xcalloc(n, sizeof(*out));
+	*count = 0;
+	for (tok = strtok_r(copy, ",", &p); tok != NULL;
+	    tok = strtok_r(NULL, ",", &p)) {
+		while (*tok == ' ')
+			tok++;
+		if (*tok != '\0')
+			out[(*count)++] = xstrdup(tok);
+	}
+	free(copy);
+	return out;
+}
+
+static void
+free_strings(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+env_listen(struct loader *L, const char *var, const char *value)
+{
+	struct pst_endpoint *eps;
+	const char *why;
+	size_t n, i;
+	char **items = split_commas(value, &n);
+
+	if (n == 0) {
+		env_err(L, var, "must name at least one address");
+		free_strings(items, n);
+		return;
+	}
+	eps = xcalloc(n, sizeof(*eps));
+	for (i = 0; i < n; i++)
+		if ((why = parse_listen(items[i], &eps[i])) != NULL)
+			env_err(L, var, "\"%s\" is not a listen address: %s",
+			    items[i], why);
+	free(L->cfg->listen);
+	L->cfg->listen = eps;
+	L->cfg->nlisten = n;
+	free_strings(items, n);
+}
+
+static void
+env_allow(struct loader *L, const char *var, const char *value)
+{
+	struct pst_cidr *nets;
+	const char *why;
+	size_t n, i;
+	char **items = split_commas(value, &n);
+
+	nets = xcalloc(n, sizeof(*nets));
+	for (i = 0; i < n; i++)
+		if (pst_cidr_parse(items[i], &nets[i], &why) == -1)
+			env_err(L, var, "\"%s\" is not a network: %s",
+			    items[i], why);
+	free(L->cfg->allow);
+	L->cfg->allow = nets;
+	L->cfg->nallow = n;
+	free_strings(items, n);
+}
+
+static void
+env_spool_dir(struct loader *L, const char *var, const char *value)
+{
+	const char *why;
+
+	if ((why = set_spool_dir(L->cfg, value)) != NULL)
+		env_err(L, var, "\"%s\" %s", value, why);
+}
+
+static void
+env_hostname(struct loader *L, const char *var, const char *value)
+{
+	const char *why;
+
+	if ((why = check_domain(value)) != NULL) {
+		env_err(L, var, "\"%s\" %s", value, why);
+		return;
+	}
+	free(L->cfg->hostname);
+	L->cfg->hostname = xstrdup(value);
+}
+
+static void
+env_log_level(struct loader *L, const char *var, const char *value)
+{
+	int level;
+
+	if ((level = log_level_parse(value)) == -1)
+		env_err(L, var, "\"%s\" is not a level (error, warn, info or "
+		    "debug)", value);
+	else
+		L->cfg->log_level = level;
+}
+
+static const struct {
+	const char	*var;
+	void		(*apply)(struct loader *, const char *, const char *);
+} env_overrides[] = {
+	{ "POSTERN_HOSTNAME", env_hostname },
+	{ "POSTERN_SPOOL_DIR", env_spool_dir },
+	{ "POSTERN_LISTEN", env_listen },
+	{ "POSTERN_ALLOW", env_allow },
+	{ "POSTERN_LOG_LEVEL", env_log_level },
+};
+
+static void
+load_env(struct loader *L)
+{
+	const char *value;
+	size_t i;
+
+	for (i = 0; i < sizeof(env_overrides) / sizeof(env_overrides[0]);
+	    i++)
+		if ((value = getenv(env_overrides[i].var)) != NULL)
+			env_overrides[i].apply(L, env_overrides[i].var, value);
+}
+
+/*
+ * Defaults.
+ */
+
+static char *
+system_hostname(void)
+{
+	char buf[256], *nl;
+	FILE *fp;
+
+	/* Debian's /etc/mailname names the mail domain of this host. */
+	if ((fp = fopen("/etc/mailname", "r")) != NULL) {
+		if (fgets(buf, sizeof(buf), fp) != NULL) {
+			if ((nl = strpbrk(buf, "\r\n")) != NULL)
+				*nl = '\0';
+			if (pst_hostname_valid(buf)) {
+				fclose(fp);
+				return xstrdup(buf);
+			}
+		}
+		fclose(fp);
+	}
+	if (gethostname(buf, sizeof(buf)) == 0) {
+		buf[sizeof(buf) - 1] = '\0';
+		if (pst_hostname_valid(buf))
+			return xstrdup(buf);
+	}
+	return xstrdup("localhost");
+}
+
+static void
+set_defaults(struct config *cfg)
+{
+	const char *why;
+	size_t i;
+
+	cfg->refs = 1;
+	cfg->spool_dir = xstrdup(POSTERN_DEFAULT_SPOOL);
+	cfg->nlisten = sizeof(default_listen) / sizeof(default_listen[0]);
+	cfg->listen = xcalloc(cfg->nlisten, sizeof(*cfg->listen));
+	for (i = 0; i < cfg->nlisten; i++)
+		pst_endpoint_parse(default_listen[i], 25, false,
+		    &cfg->listen[i], &why);
+	cfg->nallow = sizeof(default_allow) / sizeof(default_allow[0]);
+	cfg->allow = xcalloc(cfg->nallow, sizeof(*cfg->allow));
+	for (i = 0; i < cfg->nallow; i++)
+		pst_cidr_parse(default_allow[i], &cfg->allow[i], &why);
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->limits.message_size = CONFIG_DEFAULT_MESSAGE_SIZE;
+	cfg->limits.recipients = CONFIG_DEFAULT_RECIPIENTS;
+	cfg->limits.sessions = CONFIG_DEFAULT_SESSIONS;
+	cfg->limits.idle_ms = CONFIG_DEFAULT_IDLE_MS;
+}
+
+/* Defaults that depend on other keys, filled once everything is read. */
+static void
+finish(struct config *cfg)
+{
+	if (cfg->hostname == NULL)
+		cfg->hostname = system_hostname();
+	if (cfg->default_domain == NULL)
+		cfg->default_domain = xstrdup(cfg->hostname);
+}
+
+const char *
+config_default_path(void)
+{
+	const char *env = getenv("POSTERN_CONFIG");
+
+	return env != NULL && *env != '\0' ? env : POSTERN_DEFAULT_CONFIG;
+}
+
+int
+config_load(const char *path, bool must_exist, struct config **out,
+    struct config_errors *errs)
+{
+	struct loader L = { .errs = errs, .file = path };
+	struct config *cfg;
+	char *dir;
+	config_t lc;
+	struct stat st;
+	bool have_file = true;
+
+	errs->lines = NULL;
+	errs->count = 0;
+	cfg = xcalloc(1, sizeof(*cfg));
+	set_defaults(cfg);
+	L.cfg = cfg;
+
+	if (stat(path, &st) == -1 && errno == ENOENT && !must_exist)
+		have_file = false;
+	if (have_file) {
+		config_init(&lc);
+		dir = xstrdup(path);
+		config_set_include_dir(&lc, dirname(dir));
+		if (config_read_file(&lc, path) != CONFIG_TRUE) {
+			if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
+				add_error(errs, "%s: cannot read: %s", path,
+				    strerror(errno != 0 ? errno : EIO));
+			else
+				add_error(errs, "%s:%d: syntax error: %s",
+				    config_error_file(&lc) != NULL ?
+				    config_error_file(&lc) : path,
+				    config_error_line(&lc),
+				    config_error_text(&lc));
+		} else {
+			load_root(&L, config_root_setting(&lc));
+			cfg->path = absolute_path(path);
+		}
+		config_destroy(&lc);
+		free(dir);
+	}
+	note_line(&L, 0);
+	load_env(&L);
+	finish(cfg);
+	sort_errors(&L);
+	free(L.err_lines);
+	if (errs->count > 0) {
+		config_unref(cfg);
+		*out = NULL;
+		return -1;
+	}
+	*out = cfg;
+	return 0;
+}
+
+struct config *
+config_ref(struct config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
+void
+config_unref(struct config *cfg)
+{
+	if (cfg == NULL || --cfg->refs > 0)
+		return;
+	aliases_free(cfg);
+	free(cfg->path);
+	free(cfg->hostname);
+	free(cfg->spool_dir);
+	free(cfg->listen);
+	free(cfg->allow);
+	free(cfg->default_domain);
+	free(cfg);
+}
+
+const struct config_alias *
+config_alias_find(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->naliases; i++)
+		if (strcasecmp(cfg->aliases[i].name, name) == 0)
+			return &cfg->aliases[i];
+	return NULL;
+}

@@ -1,0 +1,94 @@
+/*
+ * config.h: postern.conf, loaded and validated once into an immutable,
+ * reference-counted struct config.
+ *
+ * Every key has a type, an allowed range or set, and a default; unknown
+ * keys are errors.  Loading never stops at the first problem: it collects
+ * every error, each as one line "file:line: key.path: what is wrong", so
+ * that a user fixes a file in one pass.  The environment (POSTERN_LISTEN,
+ * POSTERN_ALLOW, POSTERN_SPOOL_DIR, POSTERN_HOSTNAME, POSTERN_LOG_LEVEL)
+ * overrides the file; its errors name the variable.
+ *
+ * A struct config is never modified after config_load() returns it.  A
+ * reload loads a new one and swaps the pointer; holders of the old one
+ * keep it alive with config_ref() until they are done.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/sockaddr.h"
+
+#define CONFIG_DEFAULT_MESSAGE_SIZE	(50u * 1024 * 1024)
+#define CONFIG_DEFAULT_RECIPIENTS	1000
+#define CONFIG_DEFAULT_SESSIONS		100
+#define CONFIG_DEFAULT_IDLE_MS		(5u * 60 * 1000)
+
+struct config_alias {
+	char		 *name;		/* lower-case local name */
+	char		**targets;	/* addresses or local names */
+	size_t		  ntargets;
+};
+
+struct config_limits {
+	uint64_t	 message_size;	/* bytes, SIZE= and DATA */
+	unsigned	 recipients;	/* per message */
+	unsigned	 sessions;	/* concurrent SMTP clients */
+	uint64_t	 idle_ms;	/* client inactivity */
+};
+
+struct config {
+	unsigned		 refs;
+	char			*path;		/* NULL: defaults and env */
+	char			*hostname;
+	char			*spool_dir;	/* absolute */
+	struct pst_endpoint	*listen;
+	size_t			 nlisten;
+	struct pst_cidr		*allow;
+	size_t			 nallow;
+	int			 log_level;	/* enum log_level */
+	struct config_limits	 limits;
+	struct config_alias	*aliases;
+	size_t			 naliases;
+	char			*default_domain;
+};
+
+/* Every error of one load, in file order, then the environment's. */
+struct config_errors {
+	char		**lines;
+	size_t		  count;
+};
+
+/*
+ * config_default_path()
+ * $POSTERN_CONFIG if set, else the compiled-in /etc/postern/postern.conf.
+ */
+const char	*config_default_path(void);
+
+/*
+ * config_load()
+ * Loads 'path'.  When 'must_exist' is false and the file does not exist,
+ * the defaults and the environment alone make the configuration (the
+ * container case); otherwise a missing file is an error.
+ * Returns 0 and a config with one reference in '*out', or -1 with every
+ * problem in 'errs' (which the caller frees with config_errors_free()).
+ */
+int		 config_load(const char *path, bool must_exist,
+		    struct config **out, struct config_errors *errs);
+
+struct config	*config_ref(struct config *cfg);
+void		 config_unref(struct config *cfg);
+
+void		 config_errors_free(struct config_errors *errs);
+
+/*
+ * config_alias_find()
+ * The alias for local name 'name' (case-insensitive), or NULL.
+ */
+const struct config_alias *config_alias_find(const struct config *cfg,
+		    const char *name);
+
+#endif /* POSTERN_CONFIG_H */

@@ -1,0 +1,116 @@
+/*
+ * postern.c: the operator's command-line tool.
+ *
+ *   postern check-config [-c FILE]
+ *
+ * Each subcommand is an entry in 'commands'; each parses its own options.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build_config.h"
+#include "config.h"
+
+struct command {
+	const char	*name;
+	const char	*args;
+	const char	*help;
+	int		(*run)(int, char *[]);
+};
+
+static int	cmd_check_config(int, char *[]);
+static void	usage(FILE *, int) __attribute__((noreturn));
+
+static const struct command commands[] = {
+	{ "check-config", "[-c FILE]",
+	    "validate the configuration: print \"ok\" or every error",
+	    cmd_check_config },
+};
+
+static void
+usage(FILE *fp, int status)
+{
+	size_t i;
+
+	fprintf(fp, "usage: postern COMMAND [ARGS]\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(fp, "  %s %s\n      %s\n", commands[i].name,
+		    commands[i].args, commands[i].help);
+	fprintf(fp, "\nThe configuration is FILE, else $POSTERN_CONFIG, "
+	    "else %s.\n", POSTERN_DEFAULT_CONFIG);
+	exit(status);
+}
+
+/*
+ * Parses the options every subcommand shares.  Returns the config path;
+ * '*explicit' tells whether the user named it.
+ */
+static const char *
+common_options(int argc, char *argv[], bool *explicit)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = config_default_path();
+	int ch;
+
+	*explicit = getenv("POSTERN_CONFIG") != NULL;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			*explicit = true;
+			break;
+		default:
+			usage(stderr, 2);
+		}
+	}
+	return path;
+}
+
+static int
+cmd_check_config(int argc, char *argv[])
+{
+	struct config_errors errs;
+	struct config *cfg;
+	const char *path;
+	bool explicit;
+	size_t i;
+
+	path = common_options(argc, argv, &explicit);
+	if (optind != argc)
+		usage(stderr, 2);
+	if (config_load(path, explicit, &cfg, &errs) == -1) {
+		for (i = 0; i < errs.count; i++)
+			fprintf(stderr, "%s\n", errs.lines[i]);
+		config_errors_free(&errs);
+		return 1;
+	}
+	printf("ok\n");
+	config_unref(cfg);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	size_t i;
+
+	if (argc < 2)
+		usage(stderr, 2);
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+		usage(stdout, 0);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("postern %s\n", POSTERN_VERSION);
+		return 0;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "postern: unknown command \"%s\"\n", argv[1]);
+	usage(stderr, 2);
+}

@@ -1,0 +1,231 @@
+/*
+ * posternd.c: the daemon's main(): arguments, configuration, the event
+ * loop and its signals.
+ *
+ * Start-up does everything that can fail (configuration, worker pool)
+ * before it detaches, so that a broken start is reported on the terminal
+ * that started it.  SIGHUP loads the file again and swaps it in only when
+ * it is valid; SIGTERM and SIGINT end the loop, after which every
+ * resource is released in reverse order.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "build_config.h"
+#include "common/err.h"
+#include "common/pool.h"
+#include "config.h"
+#include "log.h"
+
+#define POOL_THREADS	4
+
+struct daemon {
+	struct event_base	*base;
+	struct config		*cfg;
+	const char		*config_path;
+	bool			 config_explicit;
+	struct pst_pool		*pool;
+	struct event		*ev_term;
+	struct event		*ev_int;
+	struct event		*ev_hup;
+};
+
+static void	usage(FILE *, int) __attribute__((noreturn));
+static int	check_config(const char *, bool);
+static void	log_config_errors(const struct config_errors *);
+static void	on_stop(evutil_socket_t, short, void *);
+static void	on_reload(evutil_socket_t, short, void *);
+
+static void
+usage(FILE *fp, int status)
+{
+	fprintf(fp,
+	    "usage: posternd [-f] [-c FILE]\n"
+	    "       posternd --check-config [-c FILE]\n"
+	    "       posternd --version | --help\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (default: $POSTERN_CONFIG"
+	    " or %s)\n"
+	    "  -f, --foreground    stay in the foreground, log to stderr\n"
+	    "      --check-config  validate the configuration and exit\n"
+	    "      --version       print the version and exit\n"
+	    "      --help          print this help and exit\n",
+	    POSTERN_DEFAULT_CONFIG);
+	exit(status);
+}
+
+static int
+check_config(const char *path, bool must_exist)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	size_t i;
+
+	if (config_load(path, must_exist, &cfg, &errs) == -1) {
+		for (i = 0; i < errs.count; i++)
+			fprintf(stderr, "%s\n", errs.lines[i]);
+		config_errors_free(&errs);
+		return 1;
+	}
+	printf("ok\n");
+	config_unref(cfg);
+	return 0;
+}
+
+static void
+log_config_errors(const struct config_errors *errs)
+{
+	size_t i;
+
+	for (i = 0; i < errs->count; i++)
+		log_error("event=config-error error=%s", qs(errs->lines[i]));
+}
+
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("event=stopping signal=%s", strsignal((int)sig));
+	sd_notify(0, "STOPPING=1");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct config_errors errs;
+	struct config *cfg;
+
+	log_info("event=reload config=%s", qs(d->config_path));
+	sd_notify(0, "RELOADING=1");
+	if (config_load(d->config_path, d->config_explicit, &cfg, &errs) ==
+	    -1) {
+		log_config_errors(&errs);
+		log_error("event=reload-refused errors=%zu reason=%s",
+		    errs.count, qs("the new configuration is invalid; "
+		    "still running on the previous one"));
+		config_errors_free(&errs);
+		sd_notify(0, "READY=1\nSTATUS=reload refused: invalid "
+		    "configuration");
+		return;
+	}
+	config_unref(d->cfg);
+	d->cfg = cfg;
+	log_set_level((enum log_level)cfg->log_level);
+	log_info("event=reloaded config=%s", qs(d->config_path));
+	sd_notify(0, "READY=1\nSTATUS=running");
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d = { 0 };
+	struct config_errors errs;
+	struct pst_err err;
+	bool foreground = false, only_check = false;
+	int ch;
+
+	d.config_path = config_default_path();
+	d.config_explicit = getenv("POSTERN_CONFIG") != NULL;
+	while ((ch = getopt_long(argc, argv, "c:fh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			d.config_path = optarg;
+			d.config_explicit = true;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'C':
+			only_check = true;
+			break;
+		case 'V':
+			printf("posternd %s\n", POSTERN_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout, 0);
+		default:
+			usage(stderr, 2);
+		}
+	}
+	if (optind != argc)
+		usage(stderr, 2);
+	if (only_check)
+		return check_config(d.config_path, d.config_explicit);
+
+	/* Under systemd (stderr is the journal) there is nothing to detach. */
+	if (getenv("JOURNAL_STREAM") != NULL)
+		foreground = true;
+	log_init("posternd", true);
+	if (config_load(d.config_path, d.config_explicit, &d.cfg, &errs) ==
+	    -1) {
+		log_config_errors(&errs);
+		config_errors_free(&errs);
+		fatalx("event=start-failed reason=%s",
+		    qs("the configuration is invalid"));
+	}
+	log_set_level((enum log_level)d.cfg->log_level);
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!foreground) {
+		if (daemon(0, 0) == -1)
+			fatalx("event=start-failed reason=%s",
+			    qs(strerror(errno)));
+		log_init("posternd", false);
+	}
+	if (evthread_use_pthreads() == -1)
+		fatalx("event=start-failed reason=%s",
+		    qs("libevent has no pthreads support"));
+	if ((d.base = event_base_new()) == NULL)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot create the event loop"));
+	if ((d.pool = pst_pool_new(d.base, POOL_THREADS, &err)) == NULL)
+		fatalx("event=start-failed reason=%s", qs(err.text));
+
+	d.ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
+	d.ev_hup = evsignal_new(d.base, SIGHUP, on_reload, &d);
+	if (d.ev_term == NULL || d.ev_int == NULL || d.ev_hup == NULL ||
+	    evsignal_add(d.ev_term, NULL) == -1 ||
+	    evsignal_add(d.ev_int, NULL) == -1 ||
+	    evsignal_add(d.ev_hup, NULL) == -1)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot install signal handlers"));
+
+	log_info("event=ready version=%s config=%s hostname=%s spool=%s",
+	    POSTERN_VERSION, qs(d.cfg->path != NULL ? d.cfg->path :
+	    "(defaults and environment)"), qs(d.cfg->hostname),
+	    qs(d.cfg->spool_dir));
+	sd_notify(0, "READY=1\nSTATUS=running");
+	event_base_dispatch(d.base);
+
+	pst_pool_free(d.pool);
+	event_free(d.ev_hup);
+	event_free(d.ev_int);
+	event_free(d.ev_term);
+	event_base_free(d.base);
+	config_unref(d.cfg);
+	log_info("event=stopped");
+	return 0;
+}

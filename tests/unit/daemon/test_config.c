@@ -1,0 +1,316 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "unit.h"
+
+static char path[64];
+
+static void
+write_conf(const char *text)
+{
+	FILE *fp;
+
+	strcpy(path, "/tmp/postern-test-XXXXXX");
+	ck_assert_int_ne(mkstemp(path), -1);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static void
+teardown(void)
+{
+	if (path[0] != '\0')
+		unlink(path);
+	path[0] = '\0';
+}
+
+static void
+setup(void)
+{
+	unsetenv("POSTERN_LISTEN");
+	unsetenv("POSTERN_ALLOW");
+	unsetenv("POSTERN_SPOOL_DIR");
+	unsetenv("POSTERN_HOSTNAME");
+	unsetenv("POSTERN_LOG_LEVEL");
+}
+
+/* Loads 'text' expecting failure; returns the errors joined by " | ". */
+static char *
+load_errors(const char *text)
+{
+	static char all[8192];
+	struct config_errors errs;
+	struct config *cfg = NULL;
+	size_t i;
+
+	write_conf(text);
+	ck_assert_int_eq(config_load(path, true, &cfg, &errs), -1);
+	ck_assert_ptr_null(cfg);
+	ck_assert_uint_gt(errs.count, 0);
+	all[0] = '\0';
+	for (i = 0; i < errs.count; i++) {
+		/* Strip the temporary file name: "PATH:line: ..." */
+		const char *e = errs.lines[i];
+
+		if (strncmp(e, path, strlen(path)) == 0)
+			e += strlen(path);
+		strncat(all, e, sizeof(all) - strlen(all) - 2);
+		strcat(all, " | ");
+	}
+	config_errors_free(&errs);
+	return all;
+}
+
+static struct config *
+load_ok(const char *text)
+{
+	struct config_errors errs;
+	struct config *cfg = NULL;
+
+	write_conf(text);
+	if (config_load(path, true, &cfg, &errs) == -1)
+		ck_abort_msg("unexpected error: %s", errs.lines[0]);
+	return cfg;
+}
+
+START_TEST(defaults_when_file_is_empty)
+{
+	struct config *cfg = load_ok("");
+	char buf[64];
+
+	ck_assert_uint_eq(cfg->nlisten, 2);
+	ck_assert_str_eq(pst_endpoint_format(&cfg->listen[0], buf,
+	    sizeof(buf)), "127.0.0.1:25");
+	ck_assert_str_eq(pst_endpoint_format(&cfg->listen[1], buf,
+	    sizeof(buf)), "[::1]:25");
+	ck_assert_uint_eq(cfg->nallow, 2);
+	ck_assert_str_eq(cfg->spool_dir, "/var/spool/postern");
+	ck_assert_uint_eq(cfg->limits.message_size, 52428800);
+	ck_assert_uint_eq(cfg->limits.recipients, 1000);
+	ck_assert_uint_eq(cfg->limits.sessions, 100);
+	ck_assert_uint_eq(cfg->limits.idle_ms, 300000);
+	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
+	ck_assert_ptr_nonnull(cfg->hostname);
+	ck_assert_str_eq(cfg->default_domain, cfg->hostname);
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(full_file_is_read)
+{
+	struct config *cfg = load_ok(
+	    "hostname = \"relay.example.org\";\n"
+	    "spool_dir = \"/srv/spool\";\n"
+	    "listen = ( \"127.0.0.1:2525\", \"unix:/run/p.sock\" );\n"
+	    "allow = [ \"10.0.0.0/8\" ];\n"
+	    "log = { level = \"debug\"; };\n"
+	    "limits = { message_size = \"10M\"; recipients = 200;\n"
+	    "  sessions = 5; idle = 90; };\n"
+	    "aliases = { Root = \"postmaster\"; postmaster = "
+	    "( \"a@example.org\", \"b@example.org\" ); };\n"
+	    "default_domain = \"example.org\";\n");
+	const struct config_alias *a;
+
+	ck_assert_str_eq(cfg->hostname, "relay.example.org");
+	ck_assert_str_eq(cfg->spool_dir, "/srv/spool");
+	ck_assert_uint_eq(cfg->nlisten, 2);
+	ck_assert_int_eq(cfg->listen[1].kind, PST_EP_UNIX);
+	ck_assert_uint_eq(cfg->nallow, 1);
+	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
+	ck_assert_uint_eq(cfg->limits.message_size, 10 * 1024 * 1024);
+	ck_assert_uint_eq(cfg->limits.recipients, 200);
+	ck_assert_uint_eq(cfg->limits.sessions, 5);
+	ck_assert_uint_eq(cfg->limits.idle_ms, 90000);
+	a = config_alias_find(cfg, "ROOT");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_str_eq(a->targets[0], "postmaster");
+	a = config_alias_find(cfg, "postmaster");
+	ck_assert_uint_eq(a->ntargets, 2);
+	ck_assert_str_eq(cfg->default_domain, "example.org");
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(shipped_example_is_valid)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	const char *src = getenv("POSTERN_SOURCE_ROOT");
+	char p[512];
+
+	ck_assert_ptr_nonnull(src);
+	snprintf(p, sizeof(p), "%s/conf/postern.conf", src);
+	if (config_load(p, true, &cfg, &errs) == -1)
+		ck_abort_msg("%s", errs.lines[0]);
+	ck_assert_str_eq(cfg->spool_dir, "/var/spool/postern");
+	config_unref(cfg);
+}
+END_TEST
+
+static const struct {
+	const char	*text;
+	const char	*error;
+} bad[] = {
+	{ "\n\nlimits = { idle = \"4x\"; };\n",
+	  ":3: limits.idle: \"4x\" is not a duration (unknown unit" },
+	{ "hostname = \"ok.example\";\nlimits = {\n  sesions = 4;\n};\n",
+	  ":3: limits.sesions: unknown key (did you mean \"sessions\"?)" },
+	{ "spoool_dir = \"/x\";\n",
+	  ":1: spoool_dir: unknown key (did you mean \"spool_dir\"?)" },
+	{ "upstream_of_mars = 1;\n",
+	  ":1: upstream_of_mars: unknown key |" },
+	{ "limits = { recipients = \"many\"; };\n",
+	  ":1: limits.recipients: must be an integer, not a string" },
+	{ "limits = { recipients = 5; };\n",
+	  ":1: limits.recipients: 5 is out of range (100 to 100000)" },
+	{ "limits = { idle = \"2h\"; };\n",
+	  ":1: limits.idle: 2h is out of range (1s to 1h)" },
+	{ "limits = { message_size = \"5T\"; };\n",
+	  ":1: limits.message_size: \"5T\" is not a size" },
+	{ "listen = ( \"127.0.0.1:25\",\n \"::1:25\" );\n",
+	  ":2: listen.[1]: \"::1:25\" is not a listen address: IPv6 address "
+	  "needs brackets" },
+	{ "listen = ( \"mail.example.org:25\" );\n",
+	  ":1: listen.[0]: \"mail.example.org:25\" is not a listen address: "
+	  "must be an IP address" },
+	{ "listen = ( \"127.0.0.1:25\", \"127.0.0.1:25\" );\n",
+	  "listen.[1]: \"127.0.0.1:25\" is listed twice" },
+	{ "listen = ();\n", "listen: must name at least one address" },
+	{ "listen = ( 25 );\n", "listen.[0]: must be a string, not an integer" },
+	{ "allow = ( \"10.0.0.1/8\" );\n",
+	  ":1: allow.[0]: \"10.0.0.1/8\" is not a network: host bits set" },
+	{ "log = { level = \"loud\"; };\n",
+	  ":1: log.level: \"loud\" is not a level" },
+	{ "log = \"debug\";\n", ":1: log: must be a group { ... }, not a "
+	  "string" },
+	{ "hostname = \"bad_name\";\n",
+	  ":1: hostname: \"bad_name\" is not a valid domain name" },
+	{ "default_domain = \"\";\n",
+	  ":1: default_domain: \"\" is not a valid domain name" },
+	{ "aliases = { root = \"a b@example.org\"; };\n",
+	  ":1: aliases.root: \"a b@example.org\" contains a character" },
+	{ "aliases = { root = \"x@bad_domain\"; };\n",
+	  "aliases.root: \"x@bad_domain\" has an invalid domain" },
+	{ "aliases = {\n a = \"b\";\n b = \"a\"; };\n",
+	  ":2: aliases.a: aliases loop back to themselves" },
+	{ "spool_dir = \"\";\n", ":1: spool_dir: \"\" must not be empty" },
+	{ "hostname = \"x\";\nlisten = ( \"a\" ;\n", ":2: syntax error" },
+};
+
+START_TEST(each_error_names_line_and_key)
+{
+	const char *all = load_errors(bad[_i].text);
+
+	ck_assert_msg(strstr(all, bad[_i].error) != NULL,
+	    "want \"%s\" in: %s", bad[_i].error, all);
+}
+END_TEST
+
+START_TEST(every_error_is_reported_at_once)
+{
+	const char *all = load_errors(
+	    "limits = { idle = \"4x\"; sessions = 0; };\n"
+	    "log = { level = \"loud\"; };\n"
+	    "listen = ( \"nope\" );\n");
+
+	ck_assert_ptr_nonnull(strstr(all, "limits.idle"));
+	ck_assert_ptr_nonnull(strstr(all, "limits.sessions"));
+	ck_assert_ptr_nonnull(strstr(all, "log.level"));
+	ck_assert_ptr_nonnull(strstr(all, "listen.[0]"));
+}
+END_TEST
+
+START_TEST(environment_overrides_file)
+{
+	struct config *cfg;
+	char buf[64];
+
+	setenv("POSTERN_LISTEN", "127.0.0.1:2525, [::1]:2526", 1);
+	setenv("POSTERN_ALLOW", "192.0.2.0/24", 1);
+	setenv("POSTERN_SPOOL_DIR", "relative/spool", 1);
+	setenv("POSTERN_HOSTNAME", "env.example.org", 1);
+	setenv("POSTERN_LOG_LEVEL", "warn", 1);
+	cfg = load_ok("listen = ( \"127.0.0.1:25\" );\n"
+	    "hostname = \"file.example.org\";\n");
+	ck_assert_uint_eq(cfg->nlisten, 2);
+	ck_assert_str_eq(pst_endpoint_format(&cfg->listen[1], buf,
+	    sizeof(buf)), "[::1]:2526");
+	ck_assert_uint_eq(cfg->nallow, 1);
+	ck_assert_str_eq(cfg->hostname, "env.example.org");
+	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_WARN);
+	/* Relative paths are made absolute against the working directory. */
+	ck_assert(cfg->spool_dir[0] == '/');
+	ck_assert_ptr_nonnull(strstr(cfg->spool_dir, "/relative/spool"));
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(environment_errors_name_the_variable)
+{
+	const char *all;
+
+	setenv("POSTERN_LISTEN", "127.0.0.1:99999", 1);
+	all = load_errors("");
+	ck_assert_msg(strstr(all, "environment POSTERN_LISTEN: "
+	    "\"127.0.0.1:99999\" is not a listen address: port out of range")
+	    != NULL, "%s", all);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+	struct config_errors errs;
+	struct config *cfg;
+
+	setenv("POSTERN_LISTEN", "127.0.0.1:2525", 1);
+	ck_assert_int_eq(config_load("/nonexistent/postern.conf", false,
+	    &cfg, &errs), 0);
+	ck_assert_ptr_null(cfg->path);
+	ck_assert_uint_eq(cfg->listen[0].port, 2525);
+	config_unref(cfg);
+
+	ck_assert_int_eq(config_load("/nonexistent/postern.conf", true,
+	    &cfg, &errs), -1);
+	ck_assert_uint_eq(errs.count, 1);
+	ck_assert_str_eq(errs.lines[0], "/nonexistent/postern.conf: cannot "
+	    "read: No such file or directory");
+	config_errors_free(&errs);
+}
+END_TEST
+
+START_TEST(references_keep_config_alive)
+{
+	struct config *cfg = load_ok("hostname = \"a.example\";\n");
+
+	config_ref(cfg);
+	config_unref(cfg);
+	ck_assert_str_eq(cfg->hostname, "a.example");
+	config_unref(cfg);
+}
+END_TEST
+
+Suite *
+unit_suite(void)
+{
+	Suite *s = suite_create("daemon/config");
+	TCase *tc = tcase_create("config");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, defaults_when_file_is_empty);
+	tcase_add_test(tc, full_file_is_read);
+	tcase_add_test(tc, shipped_example_is_valid);
+	tcase_add_loop_test(tc, each_error_names_line_and_key, 0, NELEMS(bad));
+	tcase_add_test(tc, every_error_is_reported_at_once);
+	tcase_add_test(tc, environment_overrides_file);
+	tcase_add_test(tc, environment_errors_name_the_variable);
+	tcase_add_test(tc, missing_file);
+	tcase_add_test(tc, references_keep_config_alive);
+	suite_add_tcase(s, tc);
+	return s;
+}
