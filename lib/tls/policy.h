@@ -1,0 +1,185 @@
+/*
+ * policy.h: what postern accepts from a TLS peer, and the OpenSSL client
+ * context built from it.
+ *
+ * A struct pst_tls_policy is plain data that the daemon fills from its
+ * configuration (lib/ never reads the config file).  pst_tls_ctx_new()
+ * checks it and turns it into an SSL_CTX for the upstream client:
+ * protocol versions, cipher lists, trust anchors, client certificate.
+ * The same policy is handed to pst_tls_upgrade() (upgrade.h) for what is
+ * decided per connection: the peer name and the fingerprint pins.
+ *
+ * Trust, in order:
+ *   - pins given: the peer is accepted if and only if the SHA-256 of its
+ *     certificate (DER) or of its public key (SubjectPublicKeyInfo, DER)
+ *     equals one of the pins.  Pinning replaces CA trust, as msmtp's
+ *     tls_fingerprint does: a pinned self-signed certificate is accepted,
+ *     and neither the chain, the name nor the dates are checked.
+ *   - verify on (the default): the chain must lead to a trusted CA
+ *     (ca_file / ca_path, else the system store) and the certificate must
+ *     name the peer (DNS name, or IP address for an IP literal).
+ *   - verify off: any certificate is accepted; the result of the check is
+ *     still reported (struct pst_tls_info.verified).
+ *
+ * Protocol versions: OpenSSL 3 refuses TLSv1 and TLSv1.1 at security
+ * level 1 and above (level 1 is the default), so they are "unsupported"
+ * unless the policy sets security_level 0 itself.  postern never lowers
+ * the level on its own: level 0 also admits weak keys and signatures.
+ */
+#ifndef PST_TLS_POLICY_H
+#define PST_TLS_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+struct pst_err;
+
+/* Protocol versions, as bits of pst_tls_policy.versions. */
+#define PST_TLS_V1		0x01u	/* TLSv1 (1.0) */
+#define PST_TLS_V1_1		0x02u	/* TLSv1.1 */
+#define PST_TLS_V1_2		0x04u	/* TLSv1.2 */
+#define PST_TLS_V1_3		0x08u	/* TLSv1.3 */
+#define PST_TLS_V_ALL		0x0fu
+#define PST_TLS_V_DEFAULT	(PST_TLS_V1_2 | PST_TLS_V1_3)
+
+#define PST_TLS_PINS_MAX	16	/* fingerprints per policy */
+#define PST_TLS_PATH_MAX	4096	/* ca_file, ca_path, cert, key */
+#define PST_TLS_CIPHERS_MAX	2048	/* ciphers, ciphersuites */
+#define PST_TLS_NAME_MAX	253	/* server_name, peer names */
+
+/* "sha256:" and 32 bytes as colon-separated hex pairs, plus NUL. */
+#define PST_TLS_FP_STRLEN	(7 + 32 * 3 - 1)
+#define PST_TLS_FP_BUFSIZE	(PST_TLS_FP_STRLEN + 1)
+
+/* What to do with a version this OpenSSL cannot do. */
+enum pst_tls_vpolicy {
+	PST_TLS_DOWNGRADE = 0,	/* drop it, say so in the report */
+	PST_TLS_STRICT,		/* refuse to build the context */
+};
+
+struct pst_tls_policy {
+	unsigned		  versions;	/* PST_TLS_V* bits */
+	enum pst_tls_vpolicy	  vpolicy;
+	bool			  verify;	/* check chain and name */
+	const char		 *ca_file;	/* PEM bundle, or NULL */
+	const char		 *ca_path;	/* hashed directory, or NULL */
+	const char		 *server_name;	/* SNI and name check, or NULL */
+	const char *const	 *pins;		/* "sha256:AB:CD:..." strings */
+	size_t			  npins;
+	const char		 *cert;		/* client certificate (PEM) */
+	const char		 *key;		/* its key (PEM); NULL: in cert */
+	const char		 *ciphers;	/* TLSv1.2 and older, or NULL */
+	const char		 *ciphersuites;	/* TLSv1.3, or NULL */
+	int			  security_level; /* 0-5; -1: OpenSSL's */
+};
+
+/* One parsed fingerprint pin. */
+struct pst_tls_pin {
+	unsigned char	sha256[32];
+};
+
+/*
+ * What pst_tls_ctx_new() made of the versions.  'requested' is the
+ * policy's set, 'enabled' what the context offers, 'dropped' the
+ * difference (only ever non-zero with PST_TLS_DOWNGRADE).  'text' says in
+ * words what was dropped and why, for the daemon's log ("" when nothing
+ * was): "dropped TLSv1, TLSv1.1: OpenSSL 3.0.x refuses them at security
+ * level 1".
+ */
+struct pst_tls_report {
+	unsigned	requested;
+	unsigned	enabled;
+	unsigned	dropped;
+	char		text[256];
+};
+
+/*
+ * pst_tls_policy_init()
+ * Fills 'p' with the defaults: TLSv1.2 and TLSv1.3, downgrade, verify on,
+ * the system trust store, no pins, no client certificate, OpenSSL's cipher
+ * lists and security level.  Every pointer is NULL.
+ */
+void	pst_tls_policy_init(struct pst_tls_policy *p);
+
+/*
+ * pst_tls_version_parse()
+ * Maps a version name to its PST_TLS_V* bit: "TLSv1" (or "TLSv1.0"),
+ * "TLSv1.1", "TLSv1.2", "TLSv1.3", case-insensitively.  Returns 0, or -1
+ * with '*why' saying what is wrong ("SSLv3 is not supported", "unknown TLS
+ * version").  '*bit' is untouched on failure.
+ */
+int	pst_tls_version_parse(const char *name, unsigned *bit,
+	    const char **why);
+
+/*
+ * pst_tls_version_name()
+ * "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" for one bit; "?" otherwise.
+ */
+const char *pst_tls_version_name(unsigned bit);
+
+/*
+ * pst_tls_versions_format()
+ * The names of the bits in 'mask', oldest first, separated by ", ", into
+ * 'buf' (always NUL terminated, "none" for an empty set).  Returns 'buf'.
+ */
+char	*pst_tls_versions_format(unsigned mask, char *buf, size_t len);
+
+/*
+ * pst_tls_pin_parse()
+ * Parses a pin: "sha256:" (any case) followed by the 32 bytes of a SHA-256
+ * digest, either as 32 colon-separated hex pairs ("AB:CD:...", the form
+ * `openssl x509 -fingerprint -sha256` prints) or as 64 hex digits.  The
+ * digest may be that of the certificate (DER) or of its public key
+ * (SubjectPublicKeyInfo, DER); a pin matches either.  Returns 0, or -1
+ * with '*why' naming the problem ("missing \"sha256:\" prefix", "SHA-1
+ * fingerprints are not accepted, give the SHA-256 one", "not a hex digit",
+ * "too short: a SHA-256 fingerprint has 32 bytes", ...).
+ */
+int	pst_tls_pin_parse(const char *s, struct pst_tls_pin *pin,
+	    const char **why);
+
+/*
+ * pst_tls_fp_format()
+ * Writes a 32-byte digest as "sha256:AB:CD:..." into 'buf', which should
+ * hold PST_TLS_FP_BUFSIZE bytes (shorter buffers get a cut, NUL terminated
+ * string).  Returns 'buf'.  The output parses back with
+ * pst_tls_pin_parse().
+ */
+char	*pst_tls_fp_format(const unsigned char sha256[32], char *buf,
+	    size_t len);
+
+/*
+ * pst_tls_ctx_new()
+ * Checks 'policy' and builds a client SSL_CTX from it.  The files named in
+ * the policy (CA, client certificate and key) are read now, so call it
+ * when the configuration is loaded, not per connection; the policy itself
+ * is not kept.  The caller owns the result and releases it with
+ * SSL_CTX_free(); connections in flight hold their own reference, so a
+ * context may be freed while they finish.
+ *
+ * The context has TLSv1.3 enabled unless the policy says otherwise,
+ * SSL_OP_IGNORE_UNEXPECTED_EOF (a peer that closes without close_notify is
+ * an EOF, not an error: libevent 2.1 would report the latter) and
+ * renegotiation disabled.  It must only be used through
+ * pst_tls_upgrade(): the certificate check lives there.
+ *
+ * Versions this OpenSSL cannot do are dropped (PST_TLS_DOWNGRADE) and
+ * described in 'report' when it is not NULL, or refused (PST_TLS_STRICT)
+ * with an error naming the version.  The versions must form a contiguous
+ * range (OpenSSL cannot offer TLSv1.1 and TLSv1.3 without TLSv1.2).
+ *
+ * Returns NULL with 'err' filled (class PST_LOCAL, stage PST_STAGE_CONFIG)
+ * for: an empty or non-contiguous version set, an unsupported version
+ * under PST_TLS_STRICT, none usable under PST_TLS_DOWNGRADE, a bad pin
+ * (its position and why), too many pins, an unreadable or empty CA file or
+ * directory, a client certificate or key that cannot be read or parsed, an
+ * encrypted key, a key that does not match the certificate, a key without
+ * a certificate, a cipher list or ciphersuites string that matches
+ * nothing, an out-of-range security level, and lack of memory.
+ */
+SSL_CTX	*pst_tls_ctx_new(const struct pst_tls_policy *policy,
+	    struct pst_tls_report *report, struct pst_err *err);
+
+#endif /* PST_TLS_POLICY_H */
