@@ -160,7 +160,7 @@ struct pst_dial_info {
 	unsigned		 addrs;		/* addresses the lookup gave */
 	unsigned		 attempts;	/* connects started */
 	unsigned		 skipped;	/* addresses without a source */
-	uint32_t		 resolve_ms;	/* 0 for a literal */
+	uint32_t		 resolve_ms;	/* ~0 for a literal */
 	uint32_t		 connect_ms;	/* the last attempt */
 	size_t			 nhops;		/* handshakes completed */
 	uint32_t		 hop_ms[PST_DIAL_MAX_HOPS]; /* per hop */
@@ -185,7 +185,8 @@ struct pst_dial_info {
  *                      names the address ("connect to 192.0.2.1:25 timed
  *                      out after 30s") and how many were tried
  *   PST_STAGE_PROXY    PST_TEMP or PST_PERM as the hop's ops say
- *   PST_LOCAL          out of memory or sockets, a name with no pool
+ *   PST_LOCAL          out of memory or sockets; a proxy's target name
+ *                      to look up here while 'pool' is NULL
  * When every address failed, the error is that of the last attempt that
  * was made; skipped addresses only speak when nothing was attempted.
  * 'info' is never NULL.
@@ -236,8 +237,9 @@ void		 pst_dial_plan_clear(struct pst_dial_plan *plan);
  * Starts dialing as 'plan' says; 'cb' reports the outcome (see
  * pst_dial_cb).  Names are looked up on 'pool'; with a NULL 'pool' only
  * IP literals can be dialed.  Returns the dial, or NULL with 'err' filled
- * (PST_LOCAL: memory, or a plan that was not built by pst_dial_plan_init())
- * and then 'cb' never fires.
+ * (PST_LOCAL: memory, a plan that was not built by pst_dial_plan_init(),
+ * a first host that is a name while 'pool' is NULL), and then 'cb' never
+ * fires.
  */
 struct pst_dial	*pst_dial_start(struct event_base *base,
 		    struct pst_pool *pool, const struct pst_dial_plan *plan,
