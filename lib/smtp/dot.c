@@ -1,0 +1,381 @@
+/*
+ * dot.c: DATA stream reader (unstuffing) and writer (stuffing).
+ *
+ * The reader is a byte machine with five live states (dot.h lists them),
+ * so a chunk boundary can fall anywhere, even inside the end-of-data
+ * sequence.  It walks the input extent by extent with evbuffer_peek() and
+ * copies runs of message bytes to the output with one evbuffer_add() per
+ * run: a run ends at a dropped transparency dot, at the end of data, at
+ * the end of an extent, or when a reason to refuse the message is found.
+ * Bookkeeping (size, line length, 8-bit, "Received:" count) is done for
+ * every message byte, written or not, so that the figures stay right
+ * while the rest of a refused message is skipped.
+ *
+ * The writer is the mirror image, with three states: at a line start,
+ * inside a line, just after a CR.  It also copies runs, and inserts the
+ * doubled dots and the missing halves of bare line breaks between them.
+ *
+ * Neither side looks at MIME structure, header syntax beyond the one
+ * field name it counts, or character sets.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "common/err.h"
+#include "smtp/dot.h"
+
+#define DOT_NVEC	16
+
+/* Reasons to refuse, in the order they are reported. */
+#define REFUSE_SIZE	0x01
+#define REFUSE_LINE	0x02
+#define REFUSE_NUL	0x04
+
+/* hdr_match: bytes of "received" matched, or no match on this line. */
+#define HDR_NAME	"received"
+#define HDR_NAME_LEN	8
+#define HDR_NONE	UINT_MAX
+
+/* What one input byte turned out to be. */
+enum dot_step {
+	STEP_KEEP,		/* message data */
+	STEP_DROP,		/* a transparency dot, or part of the end */
+	STEP_END,		/* the LF of the end of data */
+	STEP_BARE_CR,
+	STEP_BARE_LF,
+	STEP_NOMEM,		/* not from dot_step(): evbuffer_add failed */
+};
+
+enum enc_state {
+	ENC_BOL = 0,		/* at the start of a line */
+	ENC_TEXT,		/* inside a line */
+	ENC_CR,			/* after a CR */
+};
+
+static void		 dot_count(struct pst_dot *, unsigned char);
+static void		 dot_header(struct pst_dot *, unsigned char);
+static enum dot_step	 dot_text(struct pst_dot *, unsigned char);
+static enum dot_step	 dot_step(struct pst_dot *, unsigned char);
+static enum dot_step	 dot_chunk(struct pst_dot *, const unsigned char *,
+			    size_t, struct evbuffer *, size_t *);
+static enum pst_dot_status dot_fail(struct pst_dot *, struct pst_err *,
+			    enum pst_class, enum pst_scope, int, const char *,
+			    const char *);
+static int		 enc_put(struct evbuffer *, const unsigned char *,
+			    size_t *, size_t, const char *, size_t);
+static int		 enc_nomem(struct pst_err *);
+
+void
+pst_dot_init(struct pst_dot *d, uint64_t max_size, size_t max_line)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = PST_DOT_ST_BOL;
+	d->max_size = max_size;
+	d->max_line = max_line;
+	d->in_header = true;
+}
+
+/*
+ * Bookkeeping for one message byte.
+ */
+static void
+dot_count(struct pst_dot *d, unsigned char c)
+{
+	d->size++;
+	if (d->size > d->max_size)
+		d->refuse |= REFUSE_SIZE;
+	if (d->line_len < SIZE_MAX)
+		d->line_len++;
+	/* RFC 5321 §4.5.3.1.6; the dropped dot was never counted. */
+	if (d->max_line != 0 && d->line_len > d->max_line)
+		d->refuse |= REFUSE_LINE;
+	if (c >= 0x80)
+		d->eightbit = true;
+	if (c == '\0')
+		d->refuse |= REFUSE_NUL;
+}
+
+/*
+ * Matches "Received" *WSP ":" at the start of a header line, one byte
+ * at a time (RFC 5322 §3.6.7, and §4.5.7 for the space).
+ */
+static void
+dot_header(struct pst_dot *d, unsigned char c)
+{
+	if (d->hdr_match == HDR_NONE)
+		return;
+	if (d->hdr_match < HDR_NAME_LEN) {
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c == (unsigned char)HDR_NAME[d->hdr_match])
+			d->hdr_match++;
+		else
+			d->hdr_match = HDR_NONE;
+		return;
+	}
+	if (c == ' ' || c == '\t')
+		return;
+	if (c == ':' && d->received < UINT_MAX)
+		d->received++;
+	d->hdr_match = HDR_NONE;
+}
+
+static enum dot_step
+dot_text(struct pst_dot *d, unsigned char c)
+{
+	if (c == '\n')
+		return STEP_BARE_LF;
+	dot_count(d, c);
+	if (c == '\r') {
+		d->state = PST_DOT_ST_CR;
+		return STEP_KEEP;
+	}
+	d->state = PST_DOT_ST_TEXT;
+	dot_header(d, c);
+	return STEP_KEEP;
+}
+
+static enum dot_step
+dot_step(struct pst_dot *d, unsigned char c)
+{
+	switch (d->state) {
+	case PST_DOT_ST_BOL:
+		d->line_len = 0;
+		d->hdr_match = d->in_header ? 0 : HDR_NONE;
+		/* RFC 5321 §4.5.2: drop the first dot of a line. */
+		if (c == '.') {
+			d->state = PST_DOT_ST_DOT;
+			return STEP_DROP;
+		}
+		return dot_text(d, c);
+	case PST_DOT_ST_DOT:
+		if (c == '\r') {
+			d->state = PST_DOT_ST_DOT_CR;
+			return STEP_DROP;
+		}
+		return dot_text(d, c);
+	case PST_DOT_ST_DOT_CR:
+		if (c != '\n')
+			return STEP_BARE_CR;
+		d->state = PST_DOT_ST_DONE;
+		return STEP_END;
+	case PST_DOT_ST_TEXT:
+		return dot_text(d, c);
+	case PST_DOT_ST_CR:
+		if (c != '\n')
+			return STEP_BARE_CR;
+		dot_count(d, c);
+		/* An empty line ends the header section (RFC 5322 §2.1). */
+		if (d->line_len == 2)
+			d->in_header = false;
+		d->state = PST_DOT_ST_BOL;
+		return STEP_KEEP;
+	case PST_DOT_ST_DONE:
+	case PST_DOT_ST_FAILED:
+		break;
+	}
+	return STEP_BARE_CR;	/* not reached: pst_dot_read() checks */
+}
+
+/*
+ * Runs the machine over one contiguous extent.  Returns STEP_KEEP when
+ * the extent was used up, or what stopped it; '*used' is the number of
+ * bytes consumed, the stopping byte included.
+ */
+static enum dot_step
+dot_chunk(struct pst_dot *d, const unsigned char *p, size_t n,
+    struct evbuffer *out, size_t *used)
+{
+	enum dot_step st;
+	size_t i, run = 0;
+	bool inrun = false;
+
+	for (i = 0; i < n; i++) {
+		st = dot_step(d, p[i]);
+		if (st == STEP_KEEP && d->refuse == 0) {
+			if (!inrun) {
+				run = i;
+				inrun = true;
+			}
+			continue;
+		}
+		if (inrun) {
+			if (evbuffer_add(out, p + run, i - run) == -1) {
+				*used = i;
+				return STEP_NOMEM;
+			}
+			inrun = false;
+		}
+		if (st != STEP_KEEP && st != STEP_DROP) {
+			*used = i + 1;
+			return st;
+		}
+	}
+	if (inrun && evbuffer_add(out, p + run, n - run) == -1) {
+		*used = n;
+		return STEP_NOMEM;
+	}
+	*used = n;
+	return STEP_KEEP;
+}
+
+static enum pst_dot_status
+dot_fail(struct pst_dot *d, struct pst_err *err, enum pst_class cls,
+    enum pst_scope scope, int code, const char *esc, const char *text)
+{
+	pst_err_set(err, cls, PST_STAGE_DATA, "%s", text);
+	err->scope = scope;
+	err->smtp_code = code;
+	snprintf(err->esc, sizeof(err->esc), "%s", esc);
+	if (scope == PST_SCOPE_SESSION) {
+		d->state = PST_DOT_ST_FAILED;
+		return PST_DOT_FATAL;
+	}
+	return PST_DOT_REFUSED;
+}
+
+enum pst_dot_status
+pst_dot_read(struct pst_dot *d, struct evbuffer *in, struct evbuffer *out,
+    struct pst_err *err)
+{
+	struct evbuffer_iovec vec[DOT_NVEC];
+	enum dot_step st = STEP_KEEP;
+	size_t consumed, used;
+	int i, n;
+
+	pst_err_clear(err);
+	if (d->state == PST_DOT_ST_DONE || d->state == PST_DOT_ST_FAILED)
+		return dot_fail(d, err, PST_LOCAL, PST_SCOPE_SESSION, 421,
+		    "4.3.0", "DATA reader used after the end");
+	for (;;) {
+		n = evbuffer_peek(in, -1, NULL, vec, DOT_NVEC);
+		if (n <= 0)
+			return PST_DOT_MORE;
+		if (n > DOT_NVEC)
+			n = DOT_NVEC;
+		consumed = 0;
+		for (i = 0; i < n; i++) {
+			st = dot_chunk(d, vec[i].iov_base, vec[i].iov_len, out,
+			    &used);
+			consumed += used;
+			if (st != STEP_KEEP)
+				break;
+		}
+		evbuffer_drain(in, consumed);
+		if (st != STEP_KEEP)
+			break;
+	}
+
+	switch (st) {
+	case STEP_BARE_CR:
+		return dot_fail(d, err, PST_PERM, PST_SCOPE_SESSION, 521,
+		    "5.5.2", "Bare CR in message data");
+	case STEP_BARE_LF:
+		return dot_fail(d, err, PST_PERM, PST_SCOPE_SESSION, 521,
+		    "5.5.2", "Bare LF in message data");
+	case STEP_NOMEM:
+		return dot_fail(d, err, PST_LOCAL, PST_SCOPE_SESSION, 421,
+		    "4.3.0", "Out of memory");
+	default:
+		break;
+	}
+	if (d->refuse & REFUSE_SIZE)
+		return dot_fail(d, err, PST_PERM, PST_SCOPE_MESSAGE, 552,
+		    "5.3.4", "Message size exceeds fixed maximum message size");
+	if (d->refuse & REFUSE_LINE)
+		return dot_fail(d, err, PST_PERM, PST_SCOPE_MESSAGE, 554,
+		    "5.6.0", "Message has a line longer than 1000 octets");
+	if (d->refuse & REFUSE_NUL)
+		return dot_fail(d, err, PST_PERM, PST_SCOPE_MESSAGE, 554,
+		    "5.6.0", "Message contains a NUL character");
+	return PST_DOT_DONE;
+}
+
+void
+pst_dot_enc_init(struct pst_dot_enc *e)
+{
+	e->state = ENC_BOL;
+}
+
+/*
+ * Writes p[*run..i) and then 'extra', and moves the run start to 'i'.
+ */
+static int
+enc_put(struct evbuffer *out, const unsigned char *p, size_t *run, size_t i,
+    const char *extra, size_t elen)
+{
+	if (i > *run && evbuffer_add(out, p + *run, i - *run) == -1)
+		return -1;
+	*run = i;
+	if (elen > 0 && evbuffer_add(out, extra, elen) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+enc_nomem(struct pst_err *err)
+{
+	pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "Out of memory");
+	return -1;
+}
+
+int
+pst_dot_encode(struct pst_dot_enc *e, const void *data, size_t len,
+    struct evbuffer *out, struct pst_err *err)
+{
+	const unsigned char *p = data;
+	size_t i, run = 0;
+	unsigned char c;
+
+	for (i = 0; i < len; i++) {
+		c = p[i];
+		if (e->state == ENC_CR) {
+			if (c == '\n') {
+				e->state = ENC_BOL;
+				continue;
+			}
+			/* A bare CR: complete it to CRLF. */
+			if (enc_put(out, p, &run, i, "\n", 1) == -1)
+				return enc_nomem(err);
+			e->state = ENC_BOL;
+		}
+		if (e->state == ENC_BOL && c == '.') {
+			/* RFC 5321 §4.5.2: double a dot at a line start. */
+			if (enc_put(out, p, &run, i, ".", 1) == -1)
+				return enc_nomem(err);
+			e->state = ENC_TEXT;
+			continue;
+		}
+		if (c == '\r')
+			e->state = ENC_CR;
+		else if (c == '\n') {
+			/* A bare LF: give it its CR. */
+			if (enc_put(out, p, &run, i, "\r", 1) == -1)
+				return enc_nomem(err);
+			e->state = ENC_BOL;
+		} else
+			e->state = ENC_TEXT;
+	}
+	if (enc_put(out, p, &run, len, NULL, 0) == -1)
+		return enc_nomem(err);
+	return 0;
+}
+
+int
+pst_dot_encode_finish(struct pst_dot_enc *e, struct evbuffer *out,
+    struct pst_err *err)
+{
+	const char *end = ".\r\n";
+
+	if (e->state == ENC_CR)
+		end = "\n.\r\n";
+	else if (e->state == ENC_TEXT)
+		end = "\r\n.\r\n";
+	if (evbuffer_add(out, end, strlen(end)) == -1)
+		return enc_nomem(err);
+	e->state = ENC_BOL;
+	return 0;
+}
