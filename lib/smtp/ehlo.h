@@ -38,10 +38,12 @@ enum pst_ehlo_cap {
 
 struct pst_ehlo {
 	unsigned	 caps;		/* PST_EHLO_* */
-	uint64_t	 size_max;	/* SIZE value; 0: none given, no limit */
-	unsigned	 auth;		/* known mechanisms offered: PST_SASL_* */
-	/* The AUTH mechanisms as offered, known or not, space separated,
-	 * printable ASCII, cut to fit: for "postern probe". */
+	uint64_t	 size_max;	/* SIZE value, 0: no limit given */
+	unsigned	 auth;		/* offered and known: PST_SASL_* */
+	/*
+	 * The AUTH mechanisms as offered, known or not, space separated,
+	 * printable ASCII, cut to fit: for "postern probe".
+	 */
 	char		 auth_offered[PST_EHLO_AUTH_LIST_MAX + 1];
 	/* The server's name from the first line, printable ASCII. */
 	char		 domain[PST_EHLO_DOMAIN_MAX + 1];

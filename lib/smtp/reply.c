@@ -12,7 +12,6 @@
  * Deliberately not done: bare LF as a line end (see reply.h), replies
  * with a first digit outside 2-5, any reading of what the text says.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>

@@ -56,7 +56,7 @@ struct pst_reply {
 	int			 code;		/* 200-599, 0 until a line */
 	char			 esc[PST_REPLY_ESC_MAX]; /* "2.1.0" or "" */
 	bool			 complete;	/* last line seen */
-	bool			 failed;	/* garbage seen: reset to reuse */
+	bool			 failed;	/* garbage seen: reset first */
 	size_t			 nlines;
 	size_t			 wire;		/* bytes drained so far */
 	size_t			 used;		/* bytes of buf in use */

@@ -12,6 +12,12 @@ static struct pst_reply r;
 
 #define BAD	-1
 
+static void
+reply_setup(void)
+{
+	pst_reply_reset(&r);
+}
+
 static const struct {
 	const char	*wire;
 	size_t		 len;		/* 0: strlen(wire) */
@@ -427,6 +433,7 @@ unit_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("parse");
+	tcase_add_checked_fixture(tc, reply_setup, NULL);
 	tcase_add_loop_test(tc, reply_vectors, 0, NELEMS(vectors));
 	tcase_add_test(tc, reply_split_anywhere_gives_same_reply);
 	tcase_add_test(tc, reply_pipelined_replies_come_one_at_a_time);
@@ -437,6 +444,7 @@ unit_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bounds");
+	tcase_add_checked_fixture(tc, reply_setup, NULL);
 	tcase_add_test(tc, reply_takes_100_lines);
 	tcase_add_test(tc, reply_refuses_101_lines);
 	tcase_add_test(tc, reply_refuses_thousands_of_lines);
@@ -446,6 +454,7 @@ unit_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("err");
+	tcase_add_checked_fixture(tc, reply_setup, NULL);
 	tcase_add_loop_test(tc, reply_to_err, 0, NELEMS(err_vectors));
 	tcase_add_test(tc, reply_text_is_cut_to_fit);
 	suite_add_tcase(s, tc);
