@@ -21,10 +21,17 @@
  *   - verify off: any certificate is accepted; the result of the check is
  *     still reported (struct pst_tls_info.verified).
  *
+ * Computing a pin ("sha256:" followed by the digest):
+ *   certificate: openssl x509 -in CERT -noout -fingerprint -sha256
+ *   public key:  openssl x509 -in CERT -noout -pubkey |
+ *                openssl pkey -pubin -outform DER | openssl dgst -sha256 -c
+ * A failed handshake also reports both (struct pst_tls_info).
+ *
  * Protocol versions: OpenSSL 3 refuses TLSv1 and TLSv1.1 at security
- * level 1 and above (level 1 is the default), so they are "unsupported"
- * unless the policy sets security_level 0 itself.  postern never lowers
- * the level on its own: level 0 also admits weak keys and signatures.
+ * level 1 and above (the default is 1; Debian builds it with 2): their
+ * handshakes need SHA-1 or MD5 signatures.  They are "unsupported" unless
+ * the policy sets security_level 0 itself.  postern never lowers the level
+ * on its own: level 0 also admits weak keys and signatures.
  */
 #ifndef PST_TLS_POLICY_H
 #define PST_TLS_POLICY_H
@@ -59,18 +66,22 @@ enum pst_tls_vpolicy {
 	PST_TLS_STRICT,		/* refuse to build the context */
 };
 
+/*
+ * A NULL pointer means "not set".  The strings are read by
+ * pst_tls_ctx_new() and pst_tls_upgrade() and never kept.
+ */
 struct pst_tls_policy {
 	unsigned		  versions;	/* PST_TLS_V* bits */
 	enum pst_tls_vpolicy	  vpolicy;
 	bool			  verify;	/* check chain and name */
 	const char		 *ca_file;	/* PEM bundle, or NULL */
-	const char		 *ca_path;	/* hashed directory, or NULL */
-	const char		 *server_name;	/* SNI and name check, or NULL */
-	const char *const	 *pins;		/* "sha256:AB:CD:..." strings */
+	const char		 *ca_path;	/* hashed directory */
+	const char		 *server_name;	/* SNI and name check */
+	const char *const	 *pins;		/* "sha256:AB:CD:..." */
 	size_t			  npins;
-	const char		 *cert;		/* client certificate (PEM) */
-	const char		 *key;		/* its key (PEM); NULL: in cert */
-	const char		 *ciphers;	/* TLSv1.2 and older, or NULL */
+	const char		 *cert;		/* client cert (PEM) */
+	const char		 *key;		/* NULL: in cert */
+	const char		 *ciphers;	/* TLSv1.2 and older */
 	const char		 *ciphersuites;	/* TLSv1.3, or NULL */
 	int			  security_level; /* 0-5; -1: OpenSSL's */
 };

@@ -57,7 +57,7 @@ enum pst_tls_fail {
 struct pst_tls_info {
 	char	 version[16];		/* "TLSv1.3" */
 	char	 cipher[64];		/* "TLS_AES_256_GCM_SHA384" */
-	char	 subject[256];		/* RFC 2253: "CN=smtp.example.org" */
+	char	 subject[256];		/* RFC 2253 form */
 	char	 issuer[256];
 	char	 cert_sha256[PST_TLS_FP_BUFSIZE];  /* of the certificate */
 	char	 spki_sha256[PST_TLS_FP_BUFSIZE];  /* of its public key */
