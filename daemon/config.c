@@ -26,9 +26,12 @@
 #include <libconfig.h>
 
 #include "build_config.h"
+#include "client/negotiate.h"
+#include "common/err.h"
 #include "common/units.h"
 #include "config.h"
 #include "log.h"
+#include "sasl/sasl.h"
 
 #define KEY_PATH_MAX	256
 #define ALIAS_DEPTH_MAX	10
@@ -43,7 +46,22 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"hostname", "spool_dir", "listen", "allow", "log", "limits",
-	"aliases", "default_domain", NULL
+	"aliases", "default_domain", "upstreams", NULL
+};
+static const char *const upstream_keys[] = {
+	"name", "host", "port", "security", "bind", "bind6", "timeouts",
+	"tls", "auth", NULL
+};
+static const char *const timeout_keys[] = {
+	"connect", "greeting", "tls", "command", "data", "dot", "total", NULL
+};
+static const char *const tls_keys[] = {
+	"versions", "policy", "verify", "ca_file", "ca_path", "server_name",
+	"fingerprint", "cert", "key", "ciphers", "ciphersuites", NULL
+};
+static const char *const auth_keys[] = {
+	"user", "password", "password_file", "password_command",
+	"credential", "mechanisms", "allow_plaintext", NULL
 };
 static const char *const log_keys[] = { "level", NULL };
 static const char *const limits_keys[] = {
@@ -373,6 +391,24 @@ get_uint(struct loader *L, const config_setting_t *parent, const char *prefix,
 		return -1;
 	}
 	*out = (unsigned)v;
+	return 1;
+}
+
+static int
+get_bool(struct loader *L, const config_setting_t *parent, const char *prefix,
+    const char *name, bool *out)
+{
+	char path[KEY_PATH_MAX];
+	const config_setting_t *s;
+
+	if ((s = config_setting_get_member(parent, name)) == NULL)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		lerr(L, s, join(path, prefix, name), "must be true or false, "
+		    "not %s", type_name(config_setting_type(s)));
+		return -1;
+	}
+	*out = config_setting_get_bool(s) != 0;
 	return 1;
 }
 
@@ -830,6 +866,418 @@ check_alias_loops(struct loader *L, const config_setting_t *root)
 	}
 }
 
+
+/*
+ * Upstreams.
+ */
+
+#define TIMEOUT_MAX_MS	(24u * 60 * 60 * 1000)
+
+static char *
+up_strdup(struct config_upstream *u, const char *value)
+{
+	char **v;
+
+	v = realloc(u->strings, (u->nstrings + 1) * sizeof(*v));
+	if (v == NULL)
+		fatalx("event=oom what=config");
+	u->strings = v;
+	return u->strings[u->nstrings++] = xstrdup(value);
+}
+
+static void
+upstream_defaults(struct config_upstream *u)
+{
+	u->security = PST_SEC_TLS_AUTO;
+	u->timeouts.connect = 30 * 1000;
+	u->timeouts.greeting = 4 * 1000;
+	u->timeouts.tls = 30 * 1000;
+	/* RFC 5321 §4.5.3.2. */
+	u->timeouts.command = 5 * 60 * 1000;
+	u->timeouts.data = 3 * 60 * 1000;
+	u->timeouts.dot = 10 * 60 * 1000;
+	u->timeouts.total = 30 * 60 * 1000;
+	pst_tls_policy_init(&u->tls);
+	u->auth.mechanisms = PST_SASL_ALL & ~PST_SASL_XOAUTH2;
+}
+
+static void
+upstream_free(struct config_upstream *u)
+{
+	size_t i;
+
+	for (i = 0; i < u->nstrings; i++) {
+		/* Secrets among them: wipe everything, it is cheap. */
+		OPENSSL_cleanse(u->strings[i], strlen(u->strings[i]));
+		free(u->strings[i]);
+	}
+	free(u->strings);
+	free((void *)u->tls.pins);
+	if (u->ssl_ctx != NULL)
+		SSL_CTX_free(u->ssl_ctx);
+}
+
+/* A string key stored in the upstream; returns 1 when set. */
+static int
+up_string(struct loader *L, struct config_upstream *u,
+    const config_setting_t *g, const char *prefix, const char *name,
+    char **out)
+{
+	const char *v;
+	char path[KEY_PATH_MAX];
+
+	if (get_string(L, g, prefix, name, &v) != 1)
+		return 0;
+	if (*v == '\0') {
+		lerr(L, config_setting_get_member(g, name),
+		    join(path, prefix, name), "must not be empty");
+		return 0;
+	}
+	*out = up_strdup(u, v);
+	return 1;
+}
+
+static void
+load_timeouts(struct loader *L, struct config_upstream *u,
+    const config_setting_t *ug, const char *prefix)
+{
+	struct config_timeouts *t = &u->timeouts;
+	char path[KEY_PATH_MAX];
+	const config_setting_t *g;
+
+	if (get_group(L, ug, prefix, "timeouts", &g) != 1)
+		return;
+	join(path, prefix, "timeouts");
+	check_keys(L, g, path, timeout_keys);
+	get_duration(L, g, path, "connect", 100, TIMEOUT_MAX_MS, &t->connect);
+	get_duration(L, g, path, "greeting", 100, TIMEOUT_MAX_MS,
+	    &t->greeting);
+	get_duration(L, g, path, "tls", 100, TIMEOUT_MAX_MS, &t->tls);
+	get_duration(L, g, path, "command", 100, TIMEOUT_MAX_MS, &t->command);
+	get_duration(L, g, path, "data", 100, TIMEOUT_MAX_MS, &t->data);
+	get_duration(L, g, path, "dot", 100, TIMEOUT_MAX_MS, &t->dot);
+	get_duration(L, g, path, "total", 1000, 7 * TIMEOUT_MAX_MS,
+	    &t->total);
+}
+
+static void
+load_tls(struct loader *L, struct config_upstream *u,
+    const config_setting_t *ug, const char *prefix)
+{
+	const config_setting_t **elems = NULL, *g;
+	struct pst_tls_policy *p = &u->tls;
+	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
+	struct pst_tls_pin pin;
+	const char *v, *why;
+	char *ca_file = NULL, *ca_path = NULL, *name = NULL, *cert = NULL;
+	char *key = NULL, *ciphers = NULL, *suites = NULL;
+	unsigned bit;
+	size_t i, n;
+
+	if (get_group(L, ug, prefix, "tls", &g) != 1)
+		return;
+	join(path, prefix, "tls");
+	check_keys(L, g, path, tls_keys);
+	if (get_string_list(L, g, path, "versions", &elems, &n) == 1) {
+		p->versions = 0;
+		for (i = 0; i < n; i++) {
+			v = config_setting_get_string(elems[i]);
+			snprintf(epath, sizeof(epath), "%s.versions.[%zu]",
+			    path, i);
+			if (pst_tls_version_parse(v, &bit, &why) == -1)
+				lerr(L, elems[i], epath, "\"%s\": %s", v, why);
+			else
+				p->versions |= bit;
+		}
+		if (n == 0)
+			lerr(L, config_setting_get_member(g, "versions"),
+			    join(epath, path, "versions"), "must name at "
+			    "least one version");
+		free(elems);
+	}
+	if (get_string(L, g, path, "policy", &v) == 1) {
+		if (strcmp(v, "downgrade") == 0)
+			p->vpolicy = PST_TLS_DOWNGRADE;
+		else if (strcmp(v, "strict") == 0)
+			p->vpolicy = PST_TLS_STRICT;
+		else
+			lerr(L, config_setting_get_member(g, "policy"),
+			    join(epath, path, "policy"), "\"%s\" is not a "
+			    "policy (downgrade or strict)", v);
+	}
+	get_bool(L, g, path, "verify", &p->verify);
+	if (up_string(L, u, g, path, "ca_file", &ca_file))
+		p->ca_file = ca_file;
+	if (up_string(L, u, g, path, "ca_path", &ca_path))
+		p->ca_path = ca_path;
+	if (up_string(L, u, g, path, "server_name", &name))
+		p->server_name = name;
+	if (up_string(L, u, g, path, "cert", &cert))
+		p->cert = cert;
+	if (up_string(L, u, g, path, "key", &key))
+		p->key = key;
+	if (up_string(L, u, g, path, "ciphers", &ciphers))
+		p->ciphers = ciphers;
+	if (up_string(L, u, g, path, "ciphersuites", &suites))
+		p->ciphersuites = suites;
+	if (get_string_list(L, g, path, "fingerprint", &elems, &n) == 1) {
+		const char **pins = xcalloc(n, sizeof(*pins));
+
+		for (i = 0; i < n; i++) {
+			v = config_setting_get_string(elems[i]);
+			snprintf(epath, sizeof(epath), "%s.fingerprint%s", path,
+			    n > 1 ? "" : "");
+			if (pst_tls_pin_parse(v, &pin, &why) == -1)
+				lerr(L, elems[i], epath, "\"%s\" is not a "
+				    "fingerprint: %s", v, why);
+			pins[i] = up_strdup(u, v);
+		}
+		if (n > PST_TLS_PINS_MAX)
+			lerr(L, config_setting_get_member(g, "fingerprint"),
+			    join(epath, path, "fingerprint"), "at most %d "
+			    "fingerprints", PST_TLS_PINS_MAX);
+		free((void *)p->pins);
+		p->pins = pins;
+		p->npins = n;
+		free(elems);
+	}
+	if (p->key != NULL && p->cert == NULL)
+		lerr(L, config_setting_get_member(g, "key"),
+		    join(epath, path, "key"), "a key needs a cert");
+}
+
+/* Whether others may read the file holding setting 's'. */
+static bool
+world_readable(struct loader *L, const config_setting_t *s, mode_t *mode)
+{
+	const char *file = config_setting_source_file(s);
+	struct stat st;
+
+	if (file == NULL)
+		file = L->file;
+	if (stat(file, &st) == -1)
+		return false;
+	*mode = st.st_mode & 07777;
+	return (st.st_mode & 0007) != 0;
+}
+
+static void
+load_auth(struct loader *L, struct config_upstream *u,
+    const config_setting_t *ug, const char *prefix)
+{
+	const config_setting_t **elems = NULL, *g, *s;
+	struct config_auth *a = &u->auth;
+	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
+	const char **names;
+	struct pst_err err;
+	struct stat st;
+	mode_t mode;
+	size_t i, n;
+	int sources = 0;
+
+	if (get_group(L, ug, prefix, "auth", &g) != 1)
+		return;
+	join(path, prefix, "auth");
+	check_keys(L, g, path, auth_keys);
+	u->has_auth = true;
+	if (!up_string(L, u, g, path, "user", &a->user))
+		lerr(L, g, path, "needs a user");
+	if (up_string(L, u, g, path, "password", &a->password)) {
+		sources++;
+		s = config_setting_get_member(g, "password");
+		if (world_readable(L, s, &mode))
+			lerr(L, s, join(epath, path, "password"), "the file "
+			    "holding it is readable by others (mode %04o): "
+			    "chmod it to 0600 or 0640, or use password_file",
+			    (unsigned)mode);
+	}
+	if (up_string(L, u, g, path, "password_file", &a->password_file)) {
+		sources++;
+		if (stat(a->password_file, &st) == -1)
+			lerr(L, config_setting_get_member(g, "password_file"),
+			    join(epath, path, "password_file"), "\"%s\": %s",
+			    a->password_file, strerror(errno));
+	}
+	if (up_string(L, u, g, path, "password_command",
+	    &a->password_command))
+		sources++;
+	if (up_string(L, u, g, path, "credential", &a->credential)) {
+		sources++;
+		if (strchr(a->credential, '/') != NULL ||
+		    strcmp(a->credential, ".") == 0 ||
+		    strcmp(a->credential, "..") == 0)
+			lerr(L, config_setting_get_member(g, "credential"),
+			    join(epath, path, "credential"), "\"%s\" is not "
+			    "a credential name", a->credential);
+	}
+	if (sources != 1)
+		lerr(L, g, path, "needs exactly one of password, "
+		    "password_file, password_command and credential (%d "
+		    "given)", sources);
+	if (get_string_list(L, g, path, "mechanisms", &elems, &n) == 1) {
+		names = xcalloc(n, sizeof(*names));
+		for (i = 0; i < n; i++)
+			names[i] = config_setting_get_string(elems[i]);
+		s = config_setting_get_member(g, "mechanisms");
+		if (pst_sasl_mask_parse(names, n, &a->mechanisms, &err) == -1)
+			lerr(L, s, join(epath, path, "mechanisms"), "%s",
+			    err.text);
+		else if ((a->mechanisms & PST_SASL_XOAUTH2) &&
+		    a->mechanisms != PST_SASL_XOAUTH2)
+			lerr(L, s, join(epath, path, "mechanisms"), "XOAUTH2 "
+			    "takes an access token, the others a password: "
+			    "list it alone");
+		a->token = a->mechanisms == PST_SASL_XOAUTH2;
+		free(names);
+		free(elems);
+	}
+	get_bool(L, g, path, "allow_plaintext", &a->allow_plaintext);
+}
+
+/*
+ * Checks what needs the whole upstream: the TLS context (files are read
+ * now, so that check-config finds unreadable ones), sources.
+ */
+static void
+finish_upstream(struct loader *L, struct config_upstream *u,
+    const config_setting_t *ug, const char *path)
+{
+	struct pst_tls_report report;
+	struct pst_dial_plan plan;
+	struct pst_err err;
+	char p[KEY_PATH_MAX];
+
+	if (u->host == NULL)
+		return;
+	if (u->port == 0)
+		u->port = u->security == PST_SEC_TLS ? 465 : 587;
+	if (pst_dial_plan_init(&plan, u->host, u->port, &err) == -1)
+		lerr(L, ug, join(p, path, "host"), "%s", err.text);
+	else if (pst_dial_plan_set_bind(&plan, u->bind, u->bind6, &err) == -1)
+		lerr(L, ug, join(p, path, "bind"), "%s", err.text);
+	if (u->security == PST_SEC_NONE)
+		return;
+	if ((u->ssl_ctx = pst_tls_ctx_new(&u->tls, &report, &err)) == NULL) {
+		lerr(L, config_setting_get_member(ug, "tls") != NULL ?
+		    config_setting_get_member(ug, "tls") : ug,
+		    join(p, path, "tls"), "%s", err.text);
+		return;
+	}
+	snprintf(u->tls_note, sizeof(u->tls_note), "%s", report.text);
+}
+
+static void
+load_upstream(struct loader *L, const config_setting_t *ug, size_t index,
+    struct config_upstream *u)
+{
+	char path[KEY_PATH_MAX], p[KEY_PATH_MAX], name[32];
+	const char *v;
+	unsigned port;
+	int mode;
+
+	snprintf(path, sizeof(path), "upstreams.[%zu]", index);
+	upstream_defaults(u);
+	if (config_setting_type(ug) != CONFIG_TYPE_GROUP) {
+		lerr(L, ug, path, "must be a group { ... }, not %s",
+		    type_name(config_setting_type(ug)));
+		return;
+	}
+	check_keys(L, ug, path, upstream_keys);
+	if (!up_string(L, u, ug, path, "host", &u->host))
+		lerr(L, ug, path, "needs a host");
+	else if (!pst_hostname_valid(u->host) && !strchr(u->host, ':') &&
+	    strspn(u->host, "0123456789.") != strlen(u->host))
+		lerr(L, config_setting_get_member(ug, "host"),
+		    join(p, path, "host"), "\"%s\" is not a host name or IP "
+		    "address", u->host);
+	if (up_string(L, u, ug, path, "name", &u->name)) {
+		if (strspn(u->name, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+		    strlen(u->name) || u->name[0] == '.')
+			lerr(L, config_setting_get_member(ug, "name"),
+			    join(p, path, "name"), "\"%s\" may hold only "
+			    "letters, digits, '.', '_' and '-' (and not start "
+			    "with '.')", u->name);
+	} else {
+		snprintf(name, sizeof(name), "upstream%zu", index + 1);
+		u->name = up_strdup(u, u->host != NULL ? u->host : name);
+	}
+	if (get_uint(L, ug, path, "port", 1, 65535, &port) == 1)
+		u->port = (uint16_t)port;
+	if (get_string(L, ug, path, "security", &v) == 1) {
+		if ((mode = pst_negotiate_mode_parse(v)) == -1)
+			lerr(L, config_setting_get_member(ug, "security"),
+			    join(p, path, "security"), "\"%s\" is not a mode "
+			    "(none, starttls, tls, tls-auto or auto)", v);
+		else
+			u->security = mode;
+	}
+	up_string(L, u, ug, path, "bind", &u->bind);
+	up_string(L, u, ug, path, "bind6", &u->bind6);
+	load_timeouts(L, u, ug, path);
+	load_tls(L, u, ug, path);
+	load_auth(L, u, ug, path);
+	finish_upstream(L, u, ug, path);
+}
+
+static void
+upstreams_free(struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nupstreams; i++)
+		upstream_free(&cfg->upstreams[i]);
+	free(cfg->upstreams);
+	cfg->upstreams = NULL;
+	cfg->nupstreams = 0;
+}
+
+static void
+load_upstreams(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t *list, *ug;
+	char path[KEY_PATH_MAX];
+	size_t i, j, n;
+	int t;
+
+	if ((list = config_setting_get_member(root, "upstreams")) == NULL)
+		return;
+	t = config_setting_type(list);
+	if (t != CONFIG_TYPE_LIST) {
+		lerr(L, list, "upstreams", "must be a list ( { ... }, ... ), "
+		    "not %s", type_name(t));
+		return;
+	}
+	n = (size_t)config_setting_length(list);
+	L->cfg->upstreams = xcalloc(n, sizeof(*L->cfg->upstreams));
+	for (i = 0; i < n; i++) {
+		ug = config_setting_get_elem(list, (unsigned)i);
+		load_upstream(L, ug, i, &L->cfg->upstreams[i]);
+		L->cfg->nupstreams++;
+		for (j = 0; j < i; j++) {
+			if (L->cfg->upstreams[i].name == NULL ||
+			    L->cfg->upstreams[j].name == NULL ||
+			    strcmp(L->cfg->upstreams[i].name,
+			    L->cfg->upstreams[j].name) != 0)
+				continue;
+			snprintf(path, sizeof(path), "upstreams.[%zu].name", i);
+			lerr(L, ug, path, "\"%s\" is the name of upstreams."
+			    "[%zu] too", L->cfg->upstreams[i].name, j);
+		}
+	}
+}
+
+const struct config_upstream *
+config_upstream_find(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nupstreams; i++)
+		if (strcmp(cfg->upstreams[i].name, name) == 0)
+			return &cfg->upstreams[i];
+	return NULL;
+}
+
 static void
 load_root(struct loader *L, const config_setting_t *root)
 {
@@ -864,6 +1312,7 @@ load_root(struct loader *L, const config_setting_t *root)
 			L->cfg->default_domain = xstrdup(v);
 	}
 	check_alias_loops(L, root);
+	load_upstreams(L, root);
 }
 
 /*
@@ -978,6 +1427,171 @@ env_log_level(struct loader *L, const char *var, const char *value)
 		L->cfg->log_level = level;
 }
 
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes %XX in place; -1 for a bad escape or a control character. */
+static int
+percent_decode(char *s)
+{
+	char *out = s;
+	int hi, lo;
+
+	for (; *s != '\0'; s++) {
+		if (*s == '%') {
+			if ((hi = hexval(s[1])) == -1 || (lo = hexval(s[2])) == -1)
+				return -1;
+			*out = (char)(hi * 16 + lo);
+			s += 2;
+		} else
+			*out = *s;
+		if ((unsigned char)*out < 0x20 || *out == 0x7f)
+			return -1;
+		out++;
+	}
+	*out = '\0';
+	return 0;
+}
+
+/*
+ * POSTERN_UPSTREAM: one upstream as a URL, replacing those of the file:
+ * smtp:// (none), smtp+starttls://, smtps:// (tls), smtp+tls-auto://,
+ * smtp+auto://, with optional user:password@ and :port.
+ */
+static void
+env_upstream(struct loader *L, const char *var, const char *value)
+{
+	static const struct {
+		const char	*scheme;
+		int		 mode;
+	} schemes[] = {
+		{ "smtp://", PST_SEC_NONE },
+		{ "smtp+starttls://", PST_SEC_STARTTLS },
+		{ "smtps://", PST_SEC_TLS },
+		{ "smtp+tls-auto://", PST_SEC_TLS_AUTO },
+		{ "smtp+auto://", PST_SEC_AUTO },
+	};
+	struct config_upstream *u;
+	struct pst_endpoint ep;
+	char *copy, *rest, *at, *colon;
+	const char *why;
+	size_t i;
+	int mode = -1;
+
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		if (strncmp(value, schemes[i].scheme,
+		    strlen(schemes[i].scheme)) == 0) {
+			mode = schemes[i].mode;
+			rest = (char *)value + strlen(schemes[i].scheme);
+			break;
+		}
+	}
+	if (mode == -1) {
+		env_err(L, var, "\"%s\" is not an smtp://, smtp+starttls://, "
+		    "smtps://, smtp+tls-auto:// or smtp+auto:// URL", value);
+		return;
+	}
+	copy = xstrdup(rest);
+	if ((rest = strchr(copy, '/')) != NULL && rest[1] == '\0')
+		*rest = '\0';
+	upstreams_free(L->cfg);
+	L->cfg->upstreams = xcalloc(1, sizeof(*L->cfg->upstreams));
+	L->cfg->nupstreams = 1;
+	u = &L->cfg->upstreams[0];
+	upstream_defaults(u);
+	u->security = mode;
+	rest = copy;
+	if ((at = strrchr(copy, '@')) != NULL) {
+		*at = '\0';
+		rest = at + 1;
+		if ((colon = strchr(copy, ':')) != NULL)
+			*colon++ = '\0';
+		if (percent_decode(copy) == -1 || *copy == '\0' ||
+		    (colon != NULL && percent_decode(colon) == -1)) {
+			env_err(L, var, "bad user or password in the URL");
+			goto out;
+		}
+		u->has_auth = true;
+		u->auth.user = up_strdup(u, copy);
+		if (colon != NULL)
+			u->auth.password = up_strdup(u, colon);
+	}
+	if (pst_endpoint_parse(rest, mode == PST_SEC_TLS ? 465 : 587, false,
+	    &ep, &why) == -1) {
+		env_err(L, var, "\"%s\" is not host[:port]: %s", rest, why);
+		goto out;
+	}
+	u->host = up_strdup(u, ep.host);
+	u->port = ep.port;
+	u->name = up_strdup(u, ep.host);
+out:
+	OPENSSL_cleanse(copy, strlen(copy));
+	free(copy);
+}
+
+/* POSTERN_PASSWORD_FILE: the password of every upstream, from a file. */
+static void
+env_password_file(struct loader *L, const char *var, const char *value)
+{
+	struct config_upstream *u;
+	struct stat st;
+	size_t i;
+
+	if (stat(value, &st) == -1) {
+		env_err(L, var, "\"%s\": %s", value, strerror(errno));
+		return;
+	}
+	for (i = 0; i < L->cfg->nupstreams; i++) {
+		u = &L->cfg->upstreams[i];
+		if (!u->has_auth) {
+			env_err(L, var, "upstream \"%s\" has no user to go with "
+			    "the password", u->name);
+			continue;
+		}
+		u->auth.password = NULL;
+		u->auth.password_command = NULL;
+		u->auth.credential = NULL;
+		u->auth.password_file = up_strdup(u, value);
+	}
+}
+
+/* Checks done once the environment had its say. */
+static void
+env_finish_upstreams(struct loader *L)
+{
+	struct config_upstream *u;
+	struct pst_tls_report report;
+	struct pst_err err;
+	size_t i;
+
+	if (getenv("POSTERN_UPSTREAM") == NULL)
+		return;
+	for (i = 0; i < L->cfg->nupstreams; i++) {
+		u = &L->cfg->upstreams[i];
+		if (u->has_auth && u->auth.password == NULL &&
+		    u->auth.password_file == NULL)
+			env_err(L, "POSTERN_UPSTREAM", "the URL names a user "
+			    "but no password (add :password or set "
+			    "POSTERN_PASSWORD_FILE)");
+		if (u->security == PST_SEC_NONE || u->host == NULL ||
+		    u->ssl_ctx != NULL)
+			continue;
+		if ((u->ssl_ctx = pst_tls_ctx_new(&u->tls, &report, &err)) ==
+		    NULL)
+			env_err(L, "POSTERN_UPSTREAM", "%s", err.text);
+	}
+}
+
 static const struct {
 	const char	*var;
 	void		(*apply)(struct loader *, const char *, const char *);
@@ -987,6 +1601,8 @@ static const struct {
 	{ "POSTERN_LISTEN", env_listen },
 	{ "POSTERN_ALLOW", env_allow },
 	{ "POSTERN_LOG_LEVEL", env_log_level },
+	{ "POSTERN_UPSTREAM", env_upstream },
+	{ "POSTERN_PASSWORD_FILE", env_password_file },
 };
 
 static void
@@ -999,6 +1615,7 @@ load_env(struct loader *L)
 	    i++)
 		if ((value = getenv(env_overrides[i].var)) != NULL)
 			env_overrides[i].apply(L, env_overrides[i].var, value);
+	env_finish_upstreams(L);
 }
 
 /*
@@ -1140,6 +1757,7 @@ config_unref(struct config *cfg)
 	if (cfg == NULL || --cfg->refs > 0)
 		return;
 	aliases_free(cfg);
+	upstreams_free(cfg);
 	free(cfg->path);
 	free(cfg->hostname);
 	free(cfg->spool_dir);

@@ -7,7 +7,8 @@
  * every error, each as one line "file:line: key.path: what is wrong", so
  * that a user fixes a file in one pass.  The environment (POSTERN_LISTEN,
  * POSTERN_ALLOW, POSTERN_SPOOL_DIR, POSTERN_HOSTNAME, POSTERN_LOG_LEVEL)
- * overrides the file; its errors name the variable.
+ * overrides the file (POSTERN_UPSTREAM and POSTERN_PASSWORD_FILE too);
+ * its errors name the variable.
  *
  * A struct config is never modified after config_load() returns it.  A
  * reload loads a new one and swaps the pointer; holders of the old one
@@ -20,7 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
 #include "net/sockaddr.h"
+#include "tls/policy.h"
 
 #define CONFIG_DEFAULT_MESSAGE_SIZE	(50u * 1024 * 1024)
 #define CONFIG_DEFAULT_RECIPIENTS	1000
@@ -40,6 +44,45 @@ struct config_limits {
 	uint64_t	 idle_ms;	/* client inactivity */
 };
 
+/* Milliseconds. */
+struct config_timeouts {
+	uint64_t	 connect;	/* TCP connect, per address */
+	uint64_t	 greeting;	/* short wait that drives auto modes */
+	uint64_t	 tls;		/* TLS handshake */
+	uint64_t	 command;	/* each command's reply */
+	uint64_t	 data;		/* each block of the message */
+	uint64_t	 dot;		/* the reply to the final dot */
+	uint64_t	 total;		/* a whole delivery attempt */
+};
+
+struct config_auth {
+	char		*user;
+	char		*password;		/* inline secret, or NULL */
+	char		*password_file;		/* or a file holding it */
+	char		*password_command;	/* or a command printing it */
+	char		*credential;		/* or a systemd credential */
+	unsigned	 mechanisms;		/* PST_SASL_* allowed */
+	bool		 token;			/* XOAUTH2: an access token */
+	bool		 allow_plaintext;	/* PLAIN/LOGIN without TLS */
+};
+
+struct config_upstream {
+	char			*name;
+	char			*host;
+	uint16_t		 port;
+	int			 security;	/* enum pst_secmode */
+	char			*bind;		/* IPv4 source, or NULL */
+	char			*bind6;		/* IPv6 source, or NULL */
+	struct config_timeouts	 timeouts;
+	struct pst_tls_policy	 tls;		/* points into 'strings' */
+	SSL_CTX			*ssl_ctx;	/* built from 'tls' at load */
+	char			 tls_note[256];	/* versions dropped, or "" */
+	bool			 has_auth;
+	struct config_auth	 auth;
+	char			**strings;	/* owned by the upstream */
+	size_t			 nstrings;
+};
+
 struct config {
 	unsigned		 refs;
 	char			*path;		/* NULL: defaults and env */
@@ -54,6 +97,8 @@ struct config {
 	struct config_alias	*aliases;
 	size_t			 naliases;
 	char			*default_domain;
+	struct config_upstream	*upstreams;
+	size_t			 nupstreams;
 };
 
 /* Every error of one load, in file order, then the environment's. */
@@ -89,6 +134,13 @@ void		 config_errors_free(struct config_errors *errs);
  * The alias for local name 'name' (case-insensitive), or NULL.
  */
 const struct config_alias *config_alias_find(const struct config *cfg,
+		    const char *name);
+
+/*
+ * config_upstream_find()
+ * The upstream called 'name', or NULL.
+ */
+const struct config_upstream *config_upstream_find(const struct config *cfg,
 		    const char *name);
 
 #endif /* POSTERN_CONFIG_H */

@@ -2,16 +2,19 @@
  * postern.c: the operator's command-line tool.
  *
  *   postern check-config [-c FILE]
+ *   postern probe [-c FILE] [--json] [-v] [--send TO [--from FROM]] [NAME]
  *
  * Each subcommand is an entry in 'commands'; each parses its own options.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "build_config.h"
 #include "config.h"
+#include "probe.h"
 
 struct command {
 	const char	*name;
@@ -21,12 +24,17 @@ struct command {
 };
 
 static int	cmd_check_config(int, char *[]);
+static int	cmd_probe(int, char *[]);
 static void	usage(FILE *, int) __attribute__((noreturn));
 
 static const struct command commands[] = {
 	{ "check-config", "[-c FILE]",
 	    "validate the configuration: print \"ok\" or every error",
 	    cmd_check_config },
+	{ "probe", "[-c FILE] [--json] [-v] [--send TO [--from FROM]] [NAME]",
+	    "connect to each upstream (or NAME) as a delivery would, and\n"
+	    "      show every step; --send also sends a test message",
+	    cmd_probe },
 };
 
 static void
@@ -93,6 +101,70 @@ cmd_check_config(int argc, char *argv[])
 	printf("ok\n");
 	config_unref(cfg);
 	return 0;
+}
+
+static int
+load_or_report(const char *path, bool explicit, struct config **cfg)
+{
+	struct config_errors errs;
+	size_t i;
+
+	if (config_load(path, explicit, cfg, &errs) == 0)
+		return 0;
+	for (i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.lines[i]);
+	config_errors_free(&errs);
+	return -1;
+}
+
+static int
+cmd_probe(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "send", required_argument, NULL, 's' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = config_default_path(), *to = NULL, *from = NULL;
+	bool explicit = getenv("POSTERN_CONFIG") != NULL, json = false;
+	bool verbose = false;
+	struct config *cfg;
+	int ch, status;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:v", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			explicit = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			to = optarg;
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		default:
+			usage(stderr, 2);
+		}
+	}
+	if (argc - optind > 1)
+		usage(stderr, 2);
+	if (load_or_report(path, explicit, &cfg) == -1)
+		return 1;
+	status = probe_run(cfg, optind < argc ? argv[optind] : NULL, json,
+	    verbose, to, from);
+	config_unref(cfg);
+	return status;
 }
 
 int

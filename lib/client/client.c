@@ -546,8 +546,9 @@ client_start_auth(struct pst_client *c)
 	}
 	server = c->info.ehlo.auth;
 	if (c->mech == NULL)
-		c->mech = pst_sasl_choose(server, c->p.sasl_allowed,
-		    c->info.tls, c->p.allow_plaintext);
+		c->mech = pst_sasl_choose(server, c->p.sasl_allowed &
+		    pst_sasl_creds_mask(c->p.creds), c->info.tls,
+		    c->p.allow_plaintext);
 	if (c->mech == NULL) {
 		pst_sasl_why_none(server, c->p.sasl_allowed, c->info.tls,
 		    c->p.allow_plaintext, &err);
@@ -595,7 +596,8 @@ client_auth_reply(struct pst_client *c)
 		return;
 	}
 	next = pst_sasl_next(c->mech, c->reply.code, c->info.ehlo.auth,
-	    c->p.sasl_allowed, c->info.tls, c->p.allow_plaintext);
+	    c->p.sasl_allowed & pst_sasl_creds_mask(c->p.creds), c->info.tls,
+	    c->p.allow_plaintext);
 	if (next != NULL) {
 		client_trace(c, "auth %s refused (%d), trying %s",
 		    c->mech->name, c->reply.code, next->name);

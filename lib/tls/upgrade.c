@@ -379,6 +379,11 @@ upgrade_ssl_error(struct pst_tls *t, const struct tls_errq *q, short what,
 	char reasons[PST_ERR_TEXT_MAX / 2], range[32];
 
 	tls_errq_format(q, reasons, sizeof(reasons));
+	if (t->min_proto == t->max_proto)
+		snprintf(range, sizeof(range), "%s", proto_name(t->min_proto));
+	else
+		snprintf(range, sizeof(range), "%s to %s",
+		    proto_name(t->min_proto), proto_name(t->max_proto));
 
 	if (t->chk.rejected) {
 		upgrade_fail(t, t->chk.npins > 0 ? PST_TLS_F_PIN :
@@ -388,13 +393,6 @@ upgrade_ssl_error(struct pst_tls *t, const struct tls_errq *q, short what,
 		    "the peer answered in plain text, not TLS (%s); it "
 		    "does not speak TLS on this port", reasons);
 	} else if (version_mismatch(q)) {
-		if (t->min_proto == t->max_proto)
-			snprintf(range, sizeof(range), "%s",
-			    proto_name(t->min_proto));
-		else
-			snprintf(range, sizeof(range), "%s to %s",
-			    proto_name(t->min_proto),
-			    proto_name(t->max_proto));
 		upgrade_fail(t, PST_TLS_F_VERSION, "TLS handshake failed: "
 		    "no protocol version in common with the peer (%s); we "
 		    "allow %s", reasons, range);
@@ -404,8 +402,11 @@ upgrade_ssl_error(struct pst_tls *t, const struct tls_errq *q, short what,
 	} else if ((what & BEV_EVENT_TIMEOUT) != 0) {
 		upgrade_fail(t, PST_TLS_F_TIMEOUT, "TLS handshake timed out");
 	} else if ((what & BEV_EVENT_EOF) != 0 || sockerr == 0) {
+		/* Some servers hang up without an alert on a mismatch. */
 		upgrade_fail(t, PST_TLS_F_CLOSED, "the peer closed the "
-		    "connection during the TLS handshake");
+		    "connection during the TLS handshake, without saying "
+		    "why (does it support the TLS versions we allow, %s?)",
+		    range);
 	} else {
 		upgrade_fail(t, PST_TLS_F_CLOSED, "connection lost during "
 		    "the TLS handshake: %s",

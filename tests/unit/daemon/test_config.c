@@ -1,10 +1,14 @@
+#include <sys/stat.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "client/negotiate.h"
 #include "config.h"
 #include "log.h"
+#include "sasl/sasl.h"
 #include "unit.h"
 
 static char path[64];
@@ -38,6 +42,8 @@ setup(void)
 	unsetenv("POSTERN_SPOOL_DIR");
 	unsetenv("POSTERN_HOSTNAME");
 	unsetenv("POSTERN_LOG_LEVEL");
+	unsetenv("POSTERN_UPSTREAM");
+	unsetenv("POSTERN_PASSWORD_FILE");
 }
 
 /* Loads 'text' expecting failure; returns the errors joined by " | ". */
@@ -201,6 +207,56 @@ static const struct {
 	  ":2: aliases.a: aliases loop back to themselves" },
 	{ "spool_dir = \"\";\n", ":1: spool_dir: \"\" must not be empty" },
 	{ "hostname = \"x\";\nlisten = ( \"a\" ;\n", ":2: syntax error" },
+	{ "upstreams = ( {\n host = \"mx.example.org\";\n"
+	  " timeouts = { greeting = \"4x\"; }; } );\n",
+	  ":3: upstreams.[0].timeouts.greeting: \"4x\" is not a duration" },
+	{ "upstreams = ( { port = 25; } );\n",
+	  ":1: upstreams.[0]: needs a host" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " security = \"tlsx\"; } );\n",
+	  ":2: upstreams.[0].security: \"tlsx\" is not a mode" },
+	{ "upstreams = ( { host = \"mx.example.org\"; prot = 25; } );\n",
+	  "upstreams.[0].prot: unknown key (did you mean \"port\"?)" },
+	{ "upstreams = ( { host = \"mx.example.org\"; port = 0; } );\n",
+	  "upstreams.[0].port: 0 is out of range (1 to 65535)" },
+	{ "upstreams = ( { host = \"a.example\"; }, { host = \"a.example\"; "
+	  "} );\n", "upstreams.[1].name: \"a.example\" is the name of "
+	  "upstreams.[0] too" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " tls = { versions = ( \"SSLv3\" ); }; } );\n",
+	  ":2: upstreams.[0].tls.versions.[0]: \"SSLv3\":" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " tls = { policy = \"lax\"; }; } );\n",
+	  ":2: upstreams.[0].tls.policy: \"lax\" is not a policy" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " tls = { fingerprint = \"md5:00\"; }; } );\n",
+	  ":2: upstreams.[0].tls.fingerprint: \"md5:00\" is not a fingerprint" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " tls = { ca_file = \"/nonexistent/ca.pem\"; }; } );\n",
+	  "upstreams.[0].tls: " },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " auth = { user = \"u\"; password_file = \"/nonexistent/pw\";\n"
+	  " password_command = \"cat pw\"; }; } );\n",
+	  ":2: upstreams.[0].auth: needs exactly one of password, "
+	  "password_file, password_command and credential (2 given)" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " auth = { user = \"u\"; credential = \"../x\"; }; } );\n",
+	  "upstreams.[0].auth.credential: \"../x\" is not a credential name" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " auth = { user = \"u\"; credential = \"pw\";\n"
+	  " mechanisms = ( \"DIGEST-MD5\" ); }; } );\n",
+	  ":3: upstreams.[0].auth.mechanisms: " },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " auth = { user = \"u\"; credential = \"pw\";\n"
+	  " mechanisms = ( \"XOAUTH2\", \"PLAIN\" ); }; } );\n",
+	  ":3: upstreams.[0].auth.mechanisms: XOAUTH2 takes an access token" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " auth = { credential = \"pw\"; }; } );\n",
+	  ":2: upstreams.[0].auth: needs a user" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " bind = \"::1\"; } );\n", "upstreams.[0].bind: " },
+	{ "upstreams = { host = \"mx.example.org\"; };\n",
+	  ":1: upstreams: must be a list ( { ... }, ... ), not a group" },
 };
 
 START_TEST(each_error_names_line_and_key)
@@ -284,6 +340,116 @@ START_TEST(missing_file)
 }
 END_TEST
 
+START_TEST(upstream_is_read)
+{
+	const struct config_upstream *u;
+	struct config *cfg = load_ok(
+	    "upstreams = ( {\n"
+	    "  name = \"primary\"; host = \"127.0.0.1\"; port = 2525;\n"
+	    "  security = \"starttls\"; bind = \"127.0.0.2\";\n"
+	    "  timeouts = { connect = \"2s\"; greeting = \"500ms\"; };\n"
+	    "  tls = { versions = ( \"TLSv1.3\" ); verify = false;\n"
+	    "    server_name = \"mx.example.org\"; };\n"
+	    "  auth = { user = \"me\"; credential = \"smtp\";\n"
+	    "    mechanisms = ( \"CRAM-MD5\", \"plain\" );\n"
+	    "    allow_plaintext = true; };\n"
+	    "}, { host = \"backup.example.org\"; security = \"tls\"; } );\n");
+
+	ck_assert_uint_eq(cfg->nupstreams, 2);
+	u = config_upstream_find(cfg, "primary");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_str_eq(u->host, "127.0.0.1");
+	ck_assert_uint_eq(u->port, 2525);
+	ck_assert_int_eq(u->security, PST_SEC_STARTTLS);
+	ck_assert_str_eq(u->bind, "127.0.0.2");
+	ck_assert_uint_eq(u->timeouts.connect, 2000);
+	ck_assert_uint_eq(u->timeouts.greeting, 500);
+	ck_assert_uint_eq(u->timeouts.command, 300000);
+	ck_assert_uint_eq(u->timeouts.dot, 600000);
+	ck_assert_uint_eq(u->tls.versions, PST_TLS_V1_3);
+	ck_assert(!u->tls.verify);
+	ck_assert_str_eq(u->tls.server_name, "mx.example.org");
+	ck_assert_ptr_nonnull(u->ssl_ctx);
+	ck_assert(u->has_auth);
+	ck_assert_str_eq(u->auth.user, "me");
+	ck_assert_str_eq(u->auth.credential, "smtp");
+	ck_assert_uint_eq(u->auth.mechanisms,
+	    PST_SASL_CRAM_MD5 | PST_SASL_PLAIN);
+	ck_assert(u->auth.allow_plaintext);
+	/* Defaults: the host names it, 465 for implicit TLS. */
+	u = config_upstream_find(cfg, "backup.example.org");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_uint_eq(u->port, 465);
+	ck_assert(u->tls.verify);
+	ck_assert(!u->has_auth);
+	config_unref(cfg);
+}
+END_TEST
+
+START_TEST(inline_password_needs_a_private_file)
+{
+	const char *all;
+	struct config *cfg;
+
+	cfg = load_ok("upstreams = ( { host = \"mx.example.org\";\n"
+	    " auth = { user = \"u\"; password = \"secret\"; }; } );\n");
+	ck_assert_str_eq(cfg->upstreams[0].auth.password, "secret");
+	config_unref(cfg);
+	unlink(path);
+
+	write_conf("upstreams = ( { host = \"mx.example.org\";\n"
+	    " auth = { user = \"u\"; password = \"secret\"; }; } );\n");
+	chmod(path, 0644);
+	{
+		struct config_errors errs;
+
+		ck_assert_int_eq(config_load(path, true, &cfg, &errs), -1);
+		all = errs.lines[0];
+		ck_assert_msg(strstr(all, ":2: upstreams.[0].auth.password: "
+		    "the file holding it is readable by others (mode 0644)") !=
+		    NULL, "%s", all);
+		config_errors_free(&errs);
+	}
+}
+END_TEST
+
+START_TEST(upstream_from_environment)
+{
+	const struct config_upstream *u;
+	struct config *cfg;
+
+	setenv("POSTERN_UPSTREAM", "smtps://me%40example.org:p%40ss@"
+	    "mail.example.org", 1);
+	cfg = load_ok("upstreams = ( { host = \"file.example.org\"; } );\n");
+	unsetenv("POSTERN_UPSTREAM");
+	ck_assert_uint_eq(cfg->nupstreams, 1);
+	u = &cfg->upstreams[0];
+	ck_assert_str_eq(u->host, "mail.example.org");
+	ck_assert_uint_eq(u->port, 465);
+	ck_assert_int_eq(u->security, PST_SEC_TLS);
+	ck_assert_str_eq(u->auth.user, "me@example.org");
+	ck_assert_str_eq(u->auth.password, "p@ss");
+	ck_assert_ptr_nonnull(u->ssl_ctx);
+	config_unref(cfg);
+
+	setenv("POSTERN_UPSTREAM", "smtp+auto://[::1]:2525", 1);
+	cfg = load_ok("");
+	unsetenv("POSTERN_UPSTREAM");
+	ck_assert_str_eq(cfg->upstreams[0].host, "::1");
+	ck_assert_uint_eq(cfg->upstreams[0].port, 2525);
+	ck_assert_int_eq(cfg->upstreams[0].security, PST_SEC_AUTO);
+	config_unref(cfg);
+
+	setenv("POSTERN_UPSTREAM", "imap://mail.example.org", 1);
+	ck_assert_ptr_nonnull(strstr(load_errors(""), "environment "
+	    "POSTERN_UPSTREAM: \"imap://mail.example.org\" is not"));
+	setenv("POSTERN_UPSTREAM", "smtp://user@mail.example.org", 1);
+	ck_assert_ptr_nonnull(strstr(load_errors(""), "names a user but no "
+	    "password"));
+	unsetenv("POSTERN_UPSTREAM");
+}
+END_TEST
+
 START_TEST(references_keep_config_alive)
 {
 	struct config *cfg = load_ok("hostname = \"a.example\";\n");
@@ -311,6 +477,9 @@ unit_suite(void)
 	tcase_add_test(tc, environment_errors_name_the_variable);
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, references_keep_config_alive);
+	tcase_add_test(tc, upstream_is_read);
+	tcase_add_test(tc, inline_password_needs_a_private_file);
+	tcase_add_test(tc, upstream_from_environment);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,159 @@
+"""Runs aiosmtpd (Debian's python3-aiosmtpd, a real SMTP server we did not
+write) as an upstream for the tests, in the mode a test asks for.
+
+  aiosmtpd_peer.py --port N [--tls-cert C --tls-key K]
+                   [--mode plain|starttls|implicit] [--tls12-only]
+                   [--auth USER:PASSWORD] [--auth-mechs PLAIN,LOGIN,CRAM-MD5]
+                   [--auth-plaintext] [--maildir DIR] [--ready FILE]
+
+Received messages go to DIR/N.eml with an envelope line first
+("X-Peer: ip", "X-Mail-From:", "X-Rcpt-To:"); "READY" is written to the
+ready file once the server listens.  Runs until killed.
+"""
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import os
+import ssl
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, auth_mechanism
+
+
+class Handler:
+    def __init__(self, maildir, user, password):
+        self.maildir = maildir
+        self.user = user
+        self.password = password
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        if self.maildir:
+            path = os.path.join(self.maildir, "%d-%d.eml" % (os.getpid(),
+                                                              self.count))
+            with open(path + ".tmp", "wb") as f:
+                f.write(b"X-Peer: %s\r\n" % session.peer[0].encode())
+                f.write(b"X-Mail-From: %s\r\n" % envelope.mail_from.encode())
+                for r in envelope.rcpt_tos:
+                    f.write(b"X-Rcpt-To: %s\r\n" % r.encode())
+                f.write(b"X-TLS: %s\r\n" %
+                        (b"yes" if session.ssl else b"no"))
+                f.write(b"X-Auth: %s\r\n" %
+                        (str(session.auth_data or "").encode()))
+                f.write(envelope.original_content)
+            os.rename(path + ".tmp", path)
+        return "250 2.0.0 Message accepted for delivery"
+
+    @auth_mechanism("CRAM-MD5")
+    async def auth_CRAM_MD5(self, server, args):
+        challenge = ("<%d.%d@peer.test>" % (os.getpid(),
+                                            int(time.time()))).encode()
+        answer = await server.challenge_auth(challenge, encode_to_b64=True)
+        if answer is None or not isinstance(answer, bytes):
+            return AuthResult(success=False, handled=False)
+        try:
+            user, digest = answer.decode().rsplit(" ", 1)
+        except ValueError:
+            return AuthResult(success=False, handled=False)
+        want = hmac.new(self.password.encode(), challenge,
+                        hashlib.md5).hexdigest()
+        if user == self.user and hmac.compare_digest(want, digest):
+            return AuthResult(success=True, auth_data=user)
+        return AuthResult(success=False, handled=False)
+
+
+def make_authenticator(user, password):
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        if isinstance(auth_data, LoginPassword):
+            ok = (auth_data.login.decode() == user and
+                  auth_data.password.decode() == password)
+            return AuthResult(success=ok, handled=False,
+                              auth_data=user if ok else None)
+        return AuthResult(success=False, handled=False)
+    return authenticator
+
+
+def tls_context(args):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls12_only:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+class ImplicitController(Controller):
+    """aiosmtpd listens with TLS from the first byte."""
+
+    def __init__(self, handler, ctx, **kwargs):
+        self._implicit_ctx = ctx
+        super().__init__(handler, ssl_context=ctx, **kwargs)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--mode", default="plain",
+                    choices=("plain", "starttls", "implicit"))
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls12-only", action="store_true")
+    ap.add_argument("--auth")
+    ap.add_argument("--auth-mechs")
+    ap.add_argument("--auth-plaintext", action="store_true")
+    ap.add_argument("--maildir")
+    ap.add_argument("--ready")
+    args = ap.parse_args()
+
+    user, password = (args.auth.split(":", 1) if args.auth
+                      else ("", ""))
+    handler = Handler(args.maildir, user, password)
+    kwargs = {"hostname": args.host, "port": args.port,
+              "server_hostname": "peer.test"}
+    smtp_kwargs = {}
+    if args.auth:
+        smtp_kwargs["authenticator"] = make_authenticator(user, password)
+        smtp_kwargs["auth_require_tls"] = not args.auth_plaintext
+        if args.auth_mechs:
+            wanted = set(args.auth_mechs.upper().split(","))
+            smtp_kwargs["auth_exclude_mechanism"] = [
+                m for m in ("PLAIN", "LOGIN", "CRAM-MD5")
+                if m not in wanted]
+    else:
+        smtp_kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN",
+                                                 "CRAM-MD5"]
+    if args.mode == "starttls":
+        smtp_kwargs["tls_context"] = tls_context(args)
+        controller = Controller(handler, **kwargs, **smtp_kwargs)
+    elif args.mode == "implicit":
+        controller = ImplicitController(handler, tls_context(args),
+                                        **kwargs, **smtp_kwargs)
+    else:
+        controller = Controller(handler, **kwargs, **smtp_kwargs)
+    # The implicit-TLS server cannot be probed by the controller's own
+    # plain-text readiness check: start it without waiting for that.
+    controller.ready_timeout = 10
+    try:
+        controller.start()
+    except Exception as e:   # readiness check against implicit TLS
+        if args.mode != "implicit":
+            raise
+        print("note: %s" % e, file=sys.stderr)
+    if args.ready:
+        with open(args.ready, "w") as f:
+            f.write("READY\n")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The upstream client against a real SMTP server (aiosmtpd) in each TLS
+mode, with authentication, TLS policy and source binding, through
+`postern probe`, the same path deliveries take."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import POSTERN, free_port
+
+PEER = os.path.join(os.path.dirname(__file__), "peers", "aiosmtpd_peer.py")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A throwaway CA and a server certificate for localhost/127.0.0.1,
+    plus a self-signed one nobody trusts."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, cwd=d,
+                       capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=postern test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
+        "ca.key", "-CAcreateserial", "-days", "2", "-out", "server.pem",
+        "-extfile", "ext")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", "self.key", "-out", "self.pem", "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    return d
+
+
+class Peer:
+    def __init__(self, proc, port, maildir):
+        self.proc, self.port, self.maildir = proc, port, maildir
+
+    def messages(self):
+        out = []
+        for name in sorted(os.listdir(self.maildir)):
+            if name.endswith(".eml"):
+                with open(os.path.join(self.maildir, name), "rb") as f:
+                    out.append(f.read())
+        return out
+
+
+@pytest.fixture
+def peer(tmp_path, pki):
+    started = []
+
+    def start(mode="plain", auth=None, mechs=None, plaintext_auth=False,
+              tls12=False, cert="server"):
+        port = free_port()
+        maildir = tmp_path / ("mail-%d" % port)
+        maildir.mkdir()
+        ready = tmp_path / ("ready-%d" % port)
+        args = [sys.executable if False else "/usr/bin/python3", PEER,
+                "--port", str(port), "--mode", mode,
+                "--maildir", str(maildir), "--ready", str(ready),
+                "--tls-cert", str(pki / (cert + ".pem")),
+                "--tls-key", str(pki / (cert + ".key"))]
+        if auth:
+            args += ["--auth", auth]
+        if mechs:
+            args += ["--auth-mechs", mechs]
+        if plaintext_auth:
+            args += ["--auth-plaintext"]
+        if tls12:
+            args += ["--tls12-only"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            assert proc.poll() is None, "aiosmtpd did not start"
+            assert time.monotonic() < deadline, "aiosmtpd not ready"
+            time.sleep(0.05)
+        return Peer(proc, port, str(maildir))
+
+    yield start
+    for p in started:
+        p.kill()
+        p.wait()
+
+
+def probe(tmp_path, upstream, *args, name="up"):
+    """Writes a config with one upstream and runs postern probe --json."""
+    conf = tmp_path / "probe.conf"
+    (tmp_path / "spool").mkdir(exist_ok=True)
+    conf.write_text('hostname = "client.test";\n'
+                    'spool_dir = "%s";\n'
+                    'upstreams = ( { name = "%s"; %s } );\n'
+                    % (tmp_path / "spool", name, upstream))
+    os.chmod(conf, 0o600)
+    start = time.monotonic()
+    r = subprocess.run([POSTERN, "probe", "-c", str(conf), "--json", *args],
+                       capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert r.stdout, r.stderr
+    result = json.loads(r.stdout)[0]
+    result["exit"] = r.returncode
+    result["elapsed"] = elapsed
+    return result
+
+
+def up(port, security, extra=""):
+    return ('host = "127.0.0.1"; port = %d; security = "%s"; %s'
+            % (port, security, extra))
+
+
+def ca(pki):
+    return 'tls = { ca_file = "%s"; };' % (pki / "ca.pem")
+
+
+def test_none_against_plain(tmp_path, peer):
+    p = peer("plain")
+    r = probe(tmp_path, up(p.port, "none"))
+    assert r["exit"] == 0 and r["ok"], r
+    assert r["tls"] is False
+    assert "Python SMTP" in r["greeting"]
+
+
+def test_starttls_verified_with_ca_file(tmp_path, peer, pki):
+    p = peer("starttls")
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki)))
+    assert r["ok"], r
+    assert r["tls"] and r["starttls"] and r["tls_verified"]
+    assert r["tls_version"] == "TLSv1.3"
+    assert "STARTTLS" not in r["ehlo"]        # EHLO again after TLS
+
+
+def test_implicit_tls(tmp_path, peer, pki):
+    p = peer("implicit")
+    r = probe(tmp_path, up(p.port, "tls", ca(pki)))
+    assert r["ok"], r
+    assert r["tls"] and not r["starttls"]
+
+
+def test_tls_auto_finds_starttls(tmp_path, peer, pki):
+    p = peer("starttls")
+    r = probe(tmp_path, up(p.port, "tls-auto", ca(pki)))
+    assert r["ok"], r
+    assert r["learned"] == "plain" and r["starttls"]
+    # The second run starts from memory.
+    r = probe(tmp_path, up(p.port, "tls-auto", ca(pki)))
+    assert r["ok"] and r["from_memory"] and r["attempts"] == 1
+
+
+def test_auto_on_silent_implicit_port_costs_one_greeting_timeout(
+        tmp_path, peer, pki):
+    p = peer("implicit")
+    r = probe(tmp_path, up(p.port, "auto", ca(pki) +
+                           ' timeouts = { greeting = "1s"; };'))
+    assert r["ok"], r
+    assert r["learned"] == "implicit" and r["tls"]
+    assert r["path"].startswith("plain(no greeting) -> tls")
+    print("auto-negotiation of a silent implicit-TLS port took %.2fs "
+          "(greeting timeout 1s)" % r["elapsed"])
+    assert r["elapsed"] < 5
+    r = probe(tmp_path, up(p.port, "auto", ca(pki) +
+                           ' timeouts = { greeting = "1s"; };'))
+    assert r["from_memory"] and r["attempts"] == 1
+    assert r["elapsed"] < 1.0
+
+
+def test_tls_auto_against_implicit(tmp_path, peer, pki):
+    p = peer("implicit")
+    r = probe(tmp_path, up(p.port, "tls-auto", ca(pki) +
+                           ' timeouts = { greeting = "500ms"; };'))
+    assert r["ok"] and r["learned"] == "implicit", r
+
+
+def test_auto_against_plain_without_tls(tmp_path, peer):
+    p = peer("plain")
+    r = probe(tmp_path, up(p.port, "auto"))
+    assert r["ok"] and r["tls"] is False, r
+
+
+def test_tls_auto_refuses_plain_only_server(tmp_path, peer):
+    p = peer("plain")
+    r = probe(tmp_path, up(p.port, "tls-auto"))
+    assert not r["ok"] and r["exit"] == 1
+    assert "does not offer STARTTLS" in r["error"]
+
+
+def test_starttls_required_but_missing(tmp_path, peer):
+    p = peer("plain")
+    r = probe(tmp_path, up(p.port, "starttls"))
+    assert not r["ok"]
+    assert r["error_stage"] == "ehlo"
+    assert "does not offer STARTTLS" in r["error"]
+
+
+def test_untrusted_certificate_refused_then_accepted(tmp_path, peer, pki):
+    p = peer("starttls")
+    r = probe(tmp_path, up(p.port, "starttls"))
+    assert not r["ok"]
+    assert r["error_stage"] == "tls"
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki)))
+    assert r["ok"], r
+
+
+def test_tls12_server_against_tls13_only(tmp_path, peer, pki):
+    p = peer("starttls", tls12=True)
+    r = probe(tmp_path, up(p.port, "starttls",
+                           'tls = { ca_file = "%s"; versions = '
+                           '( "TLSv1.3" ); };' % (pki / "ca.pem")))
+    assert not r["ok"]
+    assert r["error_stage"] == "tls"
+    assert "version" in r["error"].lower(), r["error"]
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki)))
+    assert r["ok"] and r["tls_version"] == "TLSv1.2", r
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_auth_mechanisms(tmp_path, peer, pki, mech):
+    p = peer("starttls", auth="me:secret", mechs=mech)
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki) +
+                           ' auth = { user = "me"; password = "secret"; };'))
+    assert r["ok"], r
+    assert r["auth_chosen"] == mech
+    assert mech in r["auth_supported"]
+
+
+def test_strongest_common_mechanism_wins(tmp_path, peer, pki):
+    p = peer("starttls", auth="me:secret")
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki) +
+                           ' auth = { user = "me"; password = "secret"; };'))
+    assert r["ok"] and r["auth_chosen"] == "CRAM-MD5", r
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki) +
+                           ' auth = { user = "me"; password = "secret";'
+                           ' mechanisms = ( "LOGIN" ); };'))
+    assert r["ok"] and r["auth_chosen"] == "LOGIN", r
+
+
+def test_wrong_password_is_a_permanent_auth_failure(tmp_path, peer, pki):
+    p = peer("starttls", auth="me:secret", mechs="PLAIN")
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki) +
+                           ' auth = { user = "me"; password = "wrong"; };'))
+    assert not r["ok"]
+    assert r["error_stage"] == "auth"
+    assert r["error_class"] == "permanent"
+    assert r["error_code"] == 535
+
+
+def test_allow_list_excluding_the_offer(tmp_path, peer, pki):
+    p = peer("starttls", auth="me:secret", mechs="LOGIN")
+    r = probe(tmp_path, up(p.port, "starttls", ca(pki) +
+                           ' auth = { user = "me"; password = "secret";'
+                           ' mechanisms = ( "CRAM-MD5" ); };'))
+    assert not r["ok"]
+    assert r["error_stage"] == "auth"
+    assert "LOGIN" in r["error"] and "CRAM-MD5" in r["error"], r["error"]
+
+
+def test_no_password_in_plain_text(tmp_path, peer):
+    p = peer("plain", auth="me:secret", mechs="PLAIN,LOGIN",
+             plaintext_auth=True)
+    r = probe(tmp_path, up(p.port, "none",
+                           'auth = { user = "me"; password = "secret"; };'))
+    assert not r["ok"] and r["error_stage"] == "auth", r
+    r = probe(tmp_path, up(p.port, "none",
+                           'auth = { user = "me"; password = "secret";'
+                           ' allow_plaintext = true; };'))
+    assert r["ok"] and r["auth_chosen"] == "PLAIN", r
+
+
+def test_source_bind_seen_by_peer(tmp_path, peer):
+    p = peer("plain")
+    r = probe(tmp_path, up(p.port, "none", 'bind = "127.0.0.2";'),
+              "--send", "rcpt@example.org")
+    assert r["ok"] and r["sent"], r
+    msgs = p.messages()
+    assert len(msgs) == 1
+    assert msgs[0].startswith(b"X-Peer: 127.0.0.2\r\n")
+    assert b"X-Rcpt-To: rcpt@example.org" in msgs[0]
+
+
+def test_non_local_bind_fails_clearly(tmp_path, peer):
+    p = peer("plain")
+    r = probe(tmp_path, up(p.port, "none", 'bind = "192.0.2.1";'))
+    assert not r["ok"]
+    assert r["error_stage"] == "bind"
+    assert "192.0.2.1" in r["error"]
+    assert "Cannot assign requested address" in r["error"], r["error"]
+    assert p.messages() == []
+
+
+def test_connection_refused(tmp_path):
+    r = probe(tmp_path, up(free_port(), "none"))
+    assert not r["ok"] and r["error_stage"] == "connect"
+    assert "refused" in r["error"]
+
+
+def test_probe_text_output(tmp_path, peer, pki):
+    p = peer("starttls")
+    conf = tmp_path / "text.conf"
+    conf.write_text('hostname = "client.test";\nspool_dir = "%s";\n'
+                    'upstreams = ( { name = "main"; %s } );\n'
+                    % (tmp_path / "spool", up(p.port, "tls-auto", ca(pki))))
+    r = subprocess.run([POSTERN, "probe", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for word in ("upstream main:", "connect", "greeting", "tls",
+                 "TLSv1.3", "ehlo", "result     ok"):
+        assert word in r.stdout, r.stdout
