@@ -1,0 +1,690 @@
+/*
+ * spool.c: opening the spool, the daemon lock, free space, and the
+ * helpers every file of lib/spool shares (errors, atomic renames, tmp
+ * files, envelope reads, quarantine moves).
+ *
+ * Everything below the spool directory is reached through directory
+ * descriptors opened here with O_NOFOLLOW, and every file is opened with
+ * O_NOFOLLOW (and O_NONBLOCK, so a FIFO planted in the queue cannot hang
+ * a reader).  Renames into the queue refuse to replace: renameat2()
+ * RENAME_NOREPLACE, or link()+unlink() where the file system lacks it.
+ *
+ * The daemon lock is flock() on SPOOL/lock, which the kernel drops when
+ * the process dies, so a stale lock file never blocks a restart.  The pid
+ * written into it is only there to name the holder in the error message.
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/random.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "spool/spool.h"
+#include "spool/spool_int.h"
+
+#define FORMAT_FILE	"format"
+#define LOCK_FILE	"lock"
+#define LOCK_TRIES	5	/* a checker's brief shared lock */
+#define READ_STACK	16384	/* most envelopes fit on the stack */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+static int	 open_subdir(struct pst_spool *, int, const char *,
+		    const char *, bool, int *, struct pst_err *);
+static int	 check_format(struct pst_spool *, bool, struct pst_err *);
+static int	 take_daemon_lock(struct pst_spool *, struct pst_err *);
+static pid_t	 read_pid(int);
+static int	 errno_class(int);
+
+/*
+ * Shared helpers.
+ */
+
+static int
+errno_class(int e)
+{
+	switch (e) {
+	case ENOSPC:
+	case EDQUOT:
+	case EIO:
+	case EROFS:
+	case ENOMEM:
+	case EMFILE:
+	case ENFILE:
+	case EAGAIN:
+	case EINTR:
+	case ETIMEDOUT:
+	case ESTALE:
+		return PST_TEMP;
+	default:
+		return PST_LOCAL;
+	}
+}
+
+int
+spool_sys(struct pst_err *err, int errnum, const char *fmt, ...)
+{
+	char text[PST_ERR_TEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return pst_err_sys(err, errno_class(errnum), PST_STAGE_SPOOL, errnum,
+	    "%s", text);
+}
+
+int
+spool_bad(struct pst_err *err, const char *fmt, ...)
+{
+	char text[PST_ERR_TEXT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	return pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "%s", text);
+}
+
+void
+spool_report(struct pst_spool *spool, enum pst_spool_action action,
+    const char *path, const char *moved_to, const char *fmt, ...)
+{
+	struct pst_spool_problem p;
+	char reason[PST_ERR_TEXT_MAX];
+	va_list ap;
+
+	if (spool->problem == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	p.action = action;
+	p.path = path;
+	p.moved_to = moved_to;
+	p.reason = reason;
+	spool->problem(&p, spool->problem_arg);
+}
+
+bool
+pst_spool_id_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; i < PST_SPOOL_ID_LEN; i++)
+		if (s[i] == '\0' || strchr(hexdigits, s[i]) == NULL)
+			return false;
+	return s[i] == '\0';
+}
+
+/* The bucket is the id's last digit: its random low bits. */
+int
+spool_bucket(const char *id)
+{
+	const char *p = strchr(hexdigits, id[PST_SPOOL_ID_LEN - 1]);
+
+	return (int)(p - hexdigits);
+}
+
+uint32_t
+spool_random32(void)
+{
+	struct timespec ts;
+	uint32_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) == sizeof(r))
+		return r;
+	/*
+	 * Early boot, no entropy yet: ids stay unique through O_EXCL and
+	 * no-replace renames; the random part only spreads them.
+	 */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint32_t)ts.tv_nsec ^ (uint32_t)getpid() << 16 ^
+	    (uint32_t)ts.tv_sec;
+}
+
+int
+spool_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+spool_rename_excl(int fromfd, const char *from, int tofd, const char *to)
+{
+	if (renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* No RENAME_NOREPLACE here (NFS, old kernels): link is no-replace. */
+	if (linkat(fromfd, from, tofd, to, 0) == -1)
+		return -1;
+	if (unlinkat(fromfd, from, 0) == -1) {
+		(void)unlinkat(tofd, to, 0);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A new file in tmp/ with the spool's mode, held under flock() so that a
+ * recovery running meanwhile (the daemon starting while sendmail writes)
+ * leaves it alone.
+ */
+int
+spool_create_tmp(struct pst_spool *spool, const char *name)
+{
+	int fd, saved;
+
+	fd = openat(spool->tmpfd, name, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, spool->file_mode);
+	if (fd == -1)
+		return -1;
+	if (fchmod(fd, spool->file_mode) == -1 ||
+	    flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		saved = errno;
+		close(fd);
+		(void)unlinkat(spool->tmpfd, name, 0);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+int
+spool_fsync_dir(int fd, const char *what, struct pst_err *err)
+{
+	if (fsync(fd) == -1)
+		return spool_sys(err, errno, "fsync of %s", what);
+	return 0;
+}
+
+/*
+ * Reads and decodes envelope 'name' in directory 'dirfd'; its id must be
+ * 'id'.  sys_errno is ENOENT when the file is not there.
+ */
+int
+spool_read_env(int dirfd, const char *name, const char *id,
+    struct pst_spool_env **out, struct pst_err *err)
+{
+	char stackbuf[READ_STACK], *buf = stackbuf, *big;
+	size_t len = 0, cap = sizeof(stackbuf), newcap;
+	ssize_t n;
+	int fd;
+
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+	    O_CLOEXEC);
+	if (fd == -1)
+		return spool_sys(err, errno, "opening envelope %s", name);
+	for (;;) {
+		if (len == cap) {
+			if (len > PST_SPOOL_ENV_MAX) {
+				close(fd);
+				if (buf != stackbuf)
+					free(buf);
+				return spool_bad(err, "envelope %s is larger "
+				    "than %u bytes", name, PST_SPOOL_ENV_MAX);
+			}
+			/* One byte past the limit is enough to refuse. */
+			newcap = cap * 4 > (size_t)PST_SPOOL_ENV_MAX + 1 ?
+			    (size_t)PST_SPOOL_ENV_MAX + 1 : cap * 4;
+			big = realloc(buf == stackbuf ? NULL : buf, newcap);
+			if (big == NULL) {
+				close(fd);
+				if (buf != stackbuf)
+					free(buf);
+				return spool_sys(err, ENOMEM, "reading %s",
+				    name);
+			}
+			if (buf == stackbuf)
+				memcpy(big, stackbuf, len);
+			buf = big;
+			cap = newcap;
+		}
+		n = read(fd, buf + len, cap - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	if (n == -1) {
+		spool_sys(err, errno, "reading envelope %s", name);
+		close(fd);
+		if (buf != stackbuf)
+			free(buf);
+		return -1;
+	}
+	close(fd);
+	*out = pst_spool_env_decode(buf, len, err);
+	if (buf != stackbuf)
+		free(buf);
+	if (*out == NULL)
+		return -1;
+	if (strcmp((*out)->id, id) != 0) {
+		spool_bad(err, "envelope %s holds id %s", name, (*out)->id);
+		pst_spool_env_free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Moves 'name' from 'dirfd' into quarantine/ under the same name, or
+ * NAME.1 ... NAME.99 when taken.  The name used goes to 'moved'.
+ */
+int
+spool_quarantine(struct pst_spool *spool, int dirfd, const char *name,
+    const char *suffix, char *moved, size_t movedlen)
+{
+	int i;
+
+	for (i = 0; i < 100; i++) {
+		if (i == 0)
+			snprintf(moved, movedlen, "%s%s", name, suffix);
+		else
+			snprintf(moved, movedlen, "%s%s.%d", name, suffix, i);
+		if (spool_rename_excl(dirfd, name, spool->quarfd, moved) == 0)
+			return 0;
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/*
+ * Opening.
+ */
+
+static int
+open_subdir(struct pst_spool *spool, int parent, const char *name,
+    const char *rel, bool create, int *out, struct pst_err *err)
+{
+	struct stat st;
+	bool made = false;
+	int fd;
+
+again:
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && create && !made) {
+		if (mkdirat(parent, name, spool->dir_mode) == -1 &&
+		    errno != EEXIST)
+			return spool_sys(err, errno, "creating %s/%s",
+			    spool->path, rel);
+		made = true;
+		goto again;
+	}
+	if (fd == -1 && (errno == ELOOP || errno == ENOTDIR))
+		return spool_bad(err, "%s/%s is not a directory (symlinks "
+		    "are not followed below the spool directory)",
+		    spool->path, rel);
+	if (fd == -1 && errno == ENOENT)
+		return spool_bad(err, "%s/%s is missing: the spool is not "
+		    "set up", spool->path, rel);
+	if (fd == -1)
+		return spool_sys(err, errno, "opening %s/%s", spool->path,
+		    rel);
+	if (made && (fchmod(fd, spool->dir_mode) == -1 ||
+	    fsync(parent) == -1)) {
+		spool_sys(err, errno, "creating %s/%s", spool->path, rel);
+		close(fd);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		spool_sys(err, errno, "%s/%s", spool->path, rel);
+		close(fd);
+		return -1;
+	}
+	if (st.st_mode & S_IWOTH) {
+		spool_bad(err, "%s/%s is writable by anyone; refusing it",
+		    spool->path, rel);
+		close(fd);
+		return -1;
+	}
+	*out = fd;
+	return 0;
+}
+
+static int
+check_format(struct pst_spool *spool, bool create, struct pst_err *err)
+{
+	char want[32], got[33], tmpname[SPOOL_NAME_MAX];
+	ssize_t n;
+	int fd, i;
+
+	snprintf(want, sizeof(want), "postern-spool %d\n", PST_SPOOL_FORMAT);
+	fd = openat(spool->dirfd, FORMAT_FILE, O_RDONLY | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT && create) {
+		/* Written whole, then linked in: readers never see half. */
+		for (i = 0; i < 10; i++) {
+			snprintf(tmpname, sizeof(tmpname), "format.%08" PRIx32,
+			    spool_random32());
+			if ((fd = spool_create_tmp(spool, tmpname)) != -1 ||
+			    errno != EEXIST)
+				break;
+		}
+		if (fd == -1)
+			return spool_sys(err, errno, "creating %s/%s",
+			    spool->path, FORMAT_FILE);
+		if (fchmod(fd, 0644) == -1 ||
+		    spool_write_all(fd, want, strlen(want)) == -1 ||
+		    fsync(fd) == -1 ||
+		    (spool_rename_excl(spool->tmpfd, tmpname, spool->dirfd,
+		    FORMAT_FILE) == -1 && errno != EEXIST)) {
+			spool_sys(err, errno, "creating %s/%s", spool->path,
+			    FORMAT_FILE);
+			close(fd);
+			(void)unlinkat(spool->tmpfd, tmpname, 0);
+			return -1;
+		}
+		close(fd);
+		(void)unlinkat(spool->tmpfd, tmpname, 0);
+		if (spool_fsync_dir(spool->dirfd, spool->path, err) == -1)
+			return -1;
+		return check_format(spool, false, err);
+	}
+	if (fd == -1 && errno == ENOENT)
+		return spool_bad(err, "%s is not a postern spool (no %s file)",
+		    spool->path, FORMAT_FILE);
+	if (fd == -1)
+		return spool_sys(err, errno, "opening %s/%s", spool->path,
+		    FORMAT_FILE);
+	n = read(fd, got, sizeof(got) - 1);
+	close(fd);
+	if (n == -1)
+		return spool_sys(err, errno, "reading %s/%s", spool->path,
+		    FORMAT_FILE);
+	got[n] = '\0';
+	if (strcmp(got, want) != 0)
+		return spool_bad(err, "%s/%s says \"%.*s\"; this postern "
+		    "reads spool format %d", spool->path, FORMAT_FILE,
+		    (int)strcspn(got, "\n"), got, PST_SPOOL_FORMAT);
+	return 0;
+}
+
+static pid_t
+read_pid(int fd)
+{
+	char buf[32];
+	ssize_t n;
+	long pid;
+	char *end;
+
+	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	errno = 0;
+	pid = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || (*end != '\n' && *end != '\0') ||
+	    pid <= 0 || pid > INT32_MAX)
+		return 0;
+	return (pid_t)pid;
+}
+
+static int
+take_daemon_lock(struct pst_spool *spool, struct pst_err *err)
+{
+	char line[32];
+	struct timespec pause = { 0, 20 * 1000 * 1000 };
+	pid_t holder;
+	int fd, i, n;
+
+	fd = openat(spool->dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
+	if (fd == -1)
+		return spool_sys(err, errno, "opening %s/%s", spool->path,
+		    LOCK_FILE);
+	for (i = 0; i < LOCK_TRIES; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			spool_sys(err, errno, "locking %s/%s", spool->path,
+			    LOCK_FILE);
+			close(fd);
+			return -1;
+		}
+		nanosleep(&pause, NULL);
+	}
+	if (i == LOCK_TRIES) {
+		if ((holder = read_pid(fd)) > 0)
+			pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "spool %s "
+			    "is in use by another posternd (pid %ld)",
+			    spool->path, (long)holder);
+		else
+			pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "spool %s "
+			    "is in use by another posternd", spool->path);
+		err->sys_errno = EWOULDBLOCK;
+		close(fd);
+		return -1;
+	}
+	n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == -1 ||
+	    pwrite(fd, line, (size_t)n, 0) != n) {
+		spool_sys(err, errno, "writing %s/%s", spool->path, LOCK_FILE);
+		close(fd);
+		return -1;
+	}
+	spool->lockfd = fd;
+	return 0;
+}
+
+struct pst_spool *
+pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
+    struct pst_err *err)
+{
+	static const struct pst_spool_opts defaults;
+	struct pst_spool *spool;
+	char rel[16];
+	unsigned flags;
+	bool create;
+	int i;
+
+	pst_err_clear(err);
+	if (opts == NULL)
+		opts = &defaults;
+	flags = opts->flags;
+	if (flags & PST_SPOOL_RECOVER)
+		flags |= PST_SPOOL_DAEMON;
+	create = (flags & PST_SPOOL_CREATE) != 0;
+	if (opts->file_mode != 0 && opts->file_mode != 0600 &&
+	    opts->file_mode != 0640) {
+		spool_bad(err, "spool file mode %04o: use 0600 or 0640",
+		    (unsigned)opts->file_mode);
+		return NULL;
+	}
+	if (opts->dir_mode != 0 && ((opts->dir_mode & ~(mode_t)02770) != 0 ||
+	    (opts->dir_mode & 0700) != 0700)) {
+		spool_bad(err, "spool directory mode %04o: use 0700, 0750 or "
+		    "0770, with or without 02000", (unsigned)opts->dir_mode);
+		return NULL;
+	}
+	if ((spool = calloc(1, sizeof(*spool))) == NULL ||
+	    (spool->path = strdup(dir)) == NULL) {
+		free(spool);
+		spool_sys(err, ENOMEM, "opening spool %s", dir);
+		return NULL;
+	}
+	spool->dirfd = spool->tmpfd = spool->queuefd = spool->quarfd = -1;
+	spool->lockfd = -1;
+	for (i = 0; i < PST_SPOOL_BUCKETS; i++)
+		spool->bucketfd[i] = -1;
+	spool->file_mode = opts->file_mode != 0 ? opts->file_mode : 0600;
+	spool->dir_mode = opts->dir_mode != 0 ? opts->dir_mode : 0700;
+	spool->problem = opts->problem;
+	spool->problem_arg = opts->problem_arg;
+
+	if (create && mkdir(dir, spool->dir_mode) == -1 && errno != EEXIST) {
+		spool_sys(err, errno, "creating spool %s", dir);
+		goto fail;
+	}
+	/* The spool directory itself may be a symlink; nothing below. */
+	if ((spool->dirfd = open(dir, O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1) {
+		spool_sys(err, errno, "opening spool %s", dir);
+		goto fail;
+	}
+	if (open_subdir(spool, spool->dirfd, "tmp", "tmp", create,
+	    &spool->tmpfd, err) == -1 ||
+	    open_subdir(spool, spool->dirfd, "queue", "queue", create,
+	    &spool->queuefd, err) == -1 ||
+	    open_subdir(spool, spool->dirfd, "quarantine", "quarantine",
+	    create, &spool->quarfd, err) == -1)
+		goto fail;
+	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
+		char name[2] = { hexdigits[i], '\0' };
+
+		snprintf(rel, sizeof(rel), "queue/%c", hexdigits[i]);
+		if (open_subdir(spool, spool->queuefd, name, rel, create,
+		    &spool->bucketfd[i], err) == -1)
+			goto fail;
+	}
+	if (check_format(spool, create, err) == -1)
+		goto fail;
+	if ((flags & PST_SPOOL_DAEMON) && take_daemon_lock(spool, err) == -1)
+		goto fail;
+	if ((flags & PST_SPOOL_RECOVER) && spool_recover(spool, err) == -1)
+		goto fail;
+	return spool;
+fail:
+	pst_spool_close(spool);
+	return NULL;
+}
+
+void
+pst_spool_close(struct pst_spool *spool)
+{
+	int i;
+
+	if (spool == NULL)
+		return;
+	for (i = 0; i < PST_SPOOL_BUCKETS; i++)
+		if (spool->bucketfd[i] != -1)
+			close(spool->bucketfd[i]);
+	if (spool->lockfd != -1)
+		close(spool->lockfd);
+	if (spool->quarfd != -1)
+		close(spool->quarfd);
+	if (spool->queuefd != -1)
+		close(spool->queuefd);
+	if (spool->tmpfd != -1)
+		close(spool->tmpfd);
+	if (spool->dirfd != -1)
+		close(spool->dirfd);
+	free(spool->path);
+	free(spool);
+}
+
+const char *
+pst_spool_path(const struct pst_spool *spool)
+{
+	return spool->path;
+}
+
+int
+pst_spool_daemon(struct pst_spool *spool, pid_t *pid, struct pst_err *err)
+{
+	int fd, rc = 0;
+
+	*pid = 0;
+	if (spool->lockfd != -1)
+		return 0;
+	fd = openat(spool->dirfd, LOCK_FILE, O_RDONLY | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1 && errno == ENOENT)
+		return 0;
+	if (fd == -1)
+		return spool_sys(err, errno, "opening %s/%s", spool->path,
+		    LOCK_FILE);
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		(void)flock(fd, LOCK_UN);
+	} else if (errno == EWOULDBLOCK) {
+		*pid = read_pid(fd);
+		rc = 1;
+	} else {
+		rc = spool_sys(err, errno, "locking %s/%s", spool->path,
+		    LOCK_FILE);
+	}
+	close(fd);
+	return rc;
+}
+
+int
+pst_spool_space(struct pst_spool *spool, uint64_t need, uint64_t reserve,
+    uint64_t reserve_inodes, struct pst_err *err)
+{
+	struct statvfs sv;
+	uint64_t total, avail, want;
+
+	if (fstatvfs(spool->dirfd, &sv) == -1)
+		return spool_sys(err, errno, "statvfs %s", spool->path);
+	total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (reserve == PST_SPOOL_RESERVE_AUTO) {
+		reserve = total / 100;
+		if (reserve < (64u << 20))
+			reserve = 64u << 20;
+		if (reserve > (1u << 30))
+			reserve = 1u << 30;
+	}
+	want = need > UINT64_MAX - reserve ? UINT64_MAX : need + reserve;
+	if (avail < want) {
+		pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "spool %s has "
+		    "%" PRIu64 " KiB free, %" PRIu64 " KiB wanted (message "
+		    "%" PRIu64 " + reserve %" PRIu64 ")", spool->path,
+		    avail >> 10, want >> 10, need >> 10, reserve >> 10);
+		err->sys_errno = ENOSPC;
+		return 0;
+	}
+	/* File systems without an inode count (btrfs) report 0 files. */
+	if (sv.f_files == 0)
+		return 1;
+	if (reserve_inodes == PST_SPOOL_RESERVE_AUTO) {
+		reserve_inodes = (uint64_t)sv.f_files / 100;
+		if (reserve_inodes < 1000)
+			reserve_inodes = 1000;
+	}
+	/* A message takes two inodes. */
+	want = reserve_inodes > UINT64_MAX - 2 ? UINT64_MAX :
+	    reserve_inodes + 2;
+	if ((uint64_t)sv.f_favail < want) {
+		pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "spool %s has "
+		    "%" PRIu64 " inodes free, %" PRIu64 " wanted", spool->path,
+		    (uint64_t)sv.f_favail, want);
+		err->sys_errno = ENOSPC;
+		return 0;
+	}
+	return 1;
+}
