@@ -2,10 +2,12 @@
  * posternd.c: the daemon's main(): arguments, configuration, the event
  * loop and its signals.
  *
- * Start-up does everything that can fail (configuration, worker pool)
- * before it detaches, so that a broken start is reported on the terminal
- * that started it.  SIGHUP loads the file again and swaps it in only when
- * it is valid; SIGTERM and SIGINT end the loop, after which every
+ * Start-up does everything that can fail (configuration, spool lock and
+ * recovery, listening sockets) before it detaches, so that a broken start
+ * is reported on the terminal that started it.  SIGHUP loads the file
+ * again and swaps it in only when it is valid; SIGTERM and SIGINT stop
+ * accepting, let sessions whose message is being committed get their
+ * answer (within a grace period), then end the loop, after which every
  * resource is released in reverse order.
  */
 #include <errno.h>
@@ -26,9 +28,13 @@
 #include "common/err.h"
 #include "common/pool.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
+#include "server.h"
+#include "spool/spool.h"
 
 #define POOL_THREADS	4
+#define STOP_GRACE_S	10	/* for sessions to get their answer */
 
 struct daemon {
 	struct event_base	*base;
@@ -36,6 +42,11 @@ struct daemon {
 	const char		*config_path;
 	bool			 config_explicit;
 	struct pst_pool		*pool;
+	struct pst_spool	*spool;
+	struct listeners	*listeners;
+	struct server		*server;
+	struct event		*ev_grace;
+	bool			 stopping;
 	struct event		*ev_term;
 	struct event		*ev_int;
 	struct event		*ev_hup;
@@ -93,13 +104,94 @@ log_config_errors(const struct config_errors *errs)
 }
 
 static void
-on_stop(evutil_socket_t sig, short what, void *arg)
+on_accept(int fd, const struct sockaddr *sa, socklen_t salen,
+    const struct pst_endpoint *ep, void *arg)
+{
+	server_accept(arg, fd, sa, salen, ep);
+}
+
+static void
+on_drained(void *arg)
 {
 	struct daemon *d = arg;
 
-	log_info("event=stopping signal=%s", strsignal((int)sig));
-	sd_notify(0, "STOPPING=1");
 	event_base_loopexit(d->base, NULL);
+}
+
+static void
+on_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_warn("event=stop-forced sessions=%u reason=%s",
+	    server_sessions(d->server), qs("grace period over"));
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct timeval grace = { STOP_GRACE_S, 0 };
+	struct daemon *d = arg;
+
+	if (d->stopping) {
+		log_warn("event=stop-forced signal=%s", strsignal((int)sig));
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	d->stopping = true;
+	log_info("event=stopping signal=%s sessions=%u", strsignal((int)sig),
+	    server_sessions(d->server));
+	sd_notify(0, "STOPPING=1");
+	listeners_free(d->listeners);
+	d->listeners = NULL;
+	evtimer_add(d->ev_grace, &grace);
+	server_shutdown(d->server, on_drained, d);
+}
+
+static void
+open_spool(struct daemon *d, const struct pst_spool_opts *opts)
+{
+	struct pst_err err;
+
+	if ((d->spool = pst_spool_open(d->cfg->spool_dir, opts, &err)) ==
+	    NULL)
+		fatalx("event=start-failed spool=%s reason=%s",
+		    qs(d->cfg->spool_dir), qs(err.text));
+}
+
+/*
+ * Before detaching: a spool another daemon holds is reported on the
+ * terminal, not only in syslog.
+ */
+static void
+check_spool_free(const char *dir)
+{
+	struct pst_spool *spool;
+	struct pst_err err;
+	pid_t pid;
+
+	if ((spool = pst_spool_open(dir, NULL, &err)) == NULL)
+		return;		/* missing yet: the real open creates it */
+	if (pst_spool_daemon(spool, &pid, &err) == 1)
+		fatalx("event=start-failed spool=%s reason=%s", qs(dir),
+		    qs("the spool is in use by another posternd"));
+	pst_spool_close(spool);
+}
+
+static void
+on_spool_problem(const struct pst_spool_problem *p, void *arg)
+{
+	static const char *const actions[] = {
+		[PST_SPOOL_REMOVED] = "removed",
+		[PST_SPOOL_QUARANTINED] = "quarantined",
+		[PST_SPOOL_SKIPPED] = "skipped",
+	};
+
+	log_warn("event=spool-recovery action=%s path=%s%s%s reason=%s",
+	    actions[p->action], qs(p->path),
+	    p->moved_to != NULL ? " moved_to=" : "",
+	    p->moved_to != NULL ? qs(p->moved_to) : "", qs(p->reason));
 }
 
 static void
@@ -124,6 +216,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	}
 	config_unref(d->cfg);
 	d->cfg = cfg;
+	server_set_config(d->server, cfg);
 	log_set_level((enum log_level)cfg->log_level);
 	log_info("event=reloaded config=%s", qs(d->config_path));
 	sd_notify(0, "READY=1\nSTATUS=running");
@@ -141,8 +234,10 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon d = { 0 };
+	struct pst_spool_opts sopts = { 0 };
 	struct config_errors errs;
 	struct pst_err err;
+	char where[512];
 	bool foreground = false, only_check = false;
 	int ch;
 
@@ -187,12 +282,24 @@ main(int argc, char *argv[])
 	}
 	log_set_level((enum log_level)d.cfg->log_level);
 
+	sopts.flags = PST_SPOOL_CREATE | PST_SPOOL_DAEMON | PST_SPOOL_RECOVER;
+	sopts.problem = on_spool_problem;
+	if (!foreground)
+		check_spool_free(d.cfg->spool_dir);
+	else
+		open_spool(&d, &sopts);
+	if ((d.listeners = listeners_open(d.cfg)) == NULL)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot listen on every address"));
+
 	signal(SIGPIPE, SIG_IGN);
 	if (!foreground) {
 		if (daemon(0, 0) == -1)
 			fatalx("event=start-failed reason=%s",
 			    qs(strerror(errno)));
 		log_init("posternd", false);
+		/* After the fork, so that the lock file names our pid. */
+		open_spool(&d, &sopts);
 	}
 	if (evthread_use_pthreads() == -1)
 		fatalx("event=start-failed reason=%s",
@@ -202,6 +309,13 @@ main(int argc, char *argv[])
 		    qs("cannot create the event loop"));
 	if ((d.pool = pst_pool_new(d.base, POOL_THREADS, &err)) == NULL)
 		fatalx("event=start-failed reason=%s", qs(err.text));
+	if ((d.server = server_new(d.base, d.cfg, d.spool, d.pool)) == NULL ||
+	    (d.ev_grace = evtimer_new(d.base, on_grace_over, &d)) == NULL)
+		fatalx("event=start-failed reason=%s", qs("out of memory"));
+	if (listeners_start(d.listeners, d.base,
+	    on_accept, d.server) == -1)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot start the listeners"));
 
 	d.ev_term = evsignal_new(d.base, SIGTERM, on_stop, &d);
 	d.ev_int = evsignal_new(d.base, SIGINT, on_stop, &d);
@@ -213,14 +327,20 @@ main(int argc, char *argv[])
 		fatalx("event=start-failed reason=%s",
 		    qs("cannot install signal handlers"));
 
-	log_info("event=ready version=%s config=%s hostname=%s spool=%s",
-	    POSTERN_VERSION, qs(d.cfg->path != NULL ? d.cfg->path :
-	    "(defaults and environment)"), qs(d.cfg->hostname),
-	    qs(d.cfg->spool_dir));
+	log_info("event=ready version=%s config=%s hostname=%s spool=%s "
+	    "listen=%s", POSTERN_VERSION, qs(d.cfg->path != NULL ?
+	    d.cfg->path : "(defaults and environment)"), qs(d.cfg->hostname),
+	    qs(d.cfg->spool_dir),
+	    listeners_describe(d.listeners, where, sizeof(where)));
 	sd_notify(0, "READY=1\nSTATUS=running");
 	event_base_dispatch(d.base);
 
+	listeners_free(d.listeners);
+	/* Finishes every disk job; their completions free what they held. */
 	pst_pool_free(d.pool);
+	server_free(d.server);
+	pst_spool_close(d.spool);
+	event_free(d.ev_grace);
 	event_free(d.ev_hup);
 	event_free(d.ev_int);
 	event_free(d.ev_term);

@@ -1,0 +1,281 @@
+/*
+ * listen.c: bind, listen and accept on the `listen` entries.
+ *
+ * Each entry becomes one struct lsock with its socket and, once started,
+ * an evconnlistener.  Accepted sockets are handed over as plain fds: the
+ * server session decides what to do with them (allow list, session
+ * limit).
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "listen.h"
+#include "log.h"
+
+#define LISTEN_BACKLOG	128
+
+struct lsock {
+	struct listeners	*ls;
+	struct pst_endpoint	 ep;
+	int			 fd;
+	struct evconnlistener	*evl;
+	struct event		*retry;		/* re-enables after EMFILE */
+	bool			 unlink_on_close;
+};
+
+struct listeners {
+	struct lsock		*socks;
+	size_t			 count;
+	listen_accept_cb	 cb;
+	void			*arg;
+};
+
+static int	lsock_open(struct lsock *, char *, size_t, bool *);
+static void	lsock_accept(struct evconnlistener *, evutil_socket_t,
+		    struct sockaddr *, int, void *);
+static void	lsock_error(struct evconnlistener *, void *);
+
+/*
+ * Removes a leftover unix socket at 'path'.  Anything else there (a file,
+ * a directory, a symlink) is left alone and the bind will fail visibly.
+ */
+static void
+unlink_stale_socket(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
+/*
+ * Opens one socket.  Returns 0, or -1 with a reason in 'why'; '*skip' is
+ * set when the failure only means "this host has no IPv6".
+ */
+static int
+lsock_open(struct lsock *s, char *why, size_t whylen, bool *skip)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	const char *reason;
+	int one = 1, fd;
+
+	*skip = false;
+	if (pst_endpoint_sockaddr(&s->ep, &ss, &len, &reason) == -1) {
+		snprintf(why, whylen, "%s", reason);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		*skip = ss.ss_family == AF_INET6 && errno == EAFNOSUPPORT;
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (ss.ss_family == AF_UNIX)
+		unlink_stale_socket(s->ep.path);
+	else
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1) {
+		*skip = ss.ss_family == AF_INET6 && (errno == EADDRNOTAVAIL ||
+		    errno == EAFNOSUPPORT);
+		snprintf(why, whylen, "bind: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (ss.ss_family == AF_UNIX) {
+		s->unlink_on_close = true;
+		if (chmod(s->ep.path, 0666) == -1) {
+			snprintf(why, whylen, "chmod: %s", strerror(errno));
+			close(fd);
+			unlink(s->ep.path);
+			return -1;
+		}
+	}
+	if (listen(fd, LISTEN_BACKLOG) == -1) {
+		snprintf(why, whylen, "listen: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	s->fd = fd;
+	return 0;
+}
+
+struct listeners *
+listeners_open(const struct config *cfg)
+{
+	struct listeners *ls;
+	struct lsock *s;
+	char why[256], name[300];
+	size_t i, skipped = 0;
+	bool skip, failed = false;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL ||
+	    (ls->socks = calloc(cfg->nlisten, sizeof(*ls->socks))) == NULL) {
+		free(ls);
+		log_error("event=listen-failed reason=%s", qs("out of memory"));
+		return NULL;
+	}
+	for (i = 0; i < cfg->nlisten; i++) {
+		s = &ls->socks[ls->count];
+		s->ep = cfg->listen[i];
+		s->fd = -1;
+		pst_endpoint_format(&s->ep, name, sizeof(name));
+		if (lsock_open(s, why, sizeof(why), &skip) == 0) {
+			ls->count++;
+			continue;
+		}
+		if (skip) {
+			log_warn("event=listen-skipped listen=%s reason=%s",
+			    qs(name), qs("no IPv6 on this host"));
+			skipped++;
+			continue;
+		}
+		log_error("event=listen-failed listen=%s reason=%s", qs(name),
+		    qs(why));
+		failed = true;
+	}
+	if (!failed && ls->count == 0)
+		log_error("event=listen-failed reason=%s",
+		    qs("no listen address could be used"));
+	if (failed || ls->count == 0) {
+		listeners_free(ls);
+		return NULL;
+	}
+	return ls;
+}
+
+static void
+lsock_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct lsock *s = arg;
+
+	s->ls->cb(fd, sa, (socklen_t)salen, &s->ep, s->ls->arg);
+}
+
+/*
+ * Accept errors (EMFILE, ENFILE, ENOBUFS) would otherwise spin: pause the
+ * listener briefly so that closing sessions can free descriptors.
+ */
+static void
+lsock_reenable(evutil_socket_t fd, short what, void *arg)
+{
+	struct lsock *s = arg;
+
+	evconnlistener_enable(s->evl);
+}
+
+static void
+lsock_error(struct evconnlistener *evl, void *arg)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+	struct lsock *s = arg;
+
+	log_warn("event=accept-error reason=%s", qs(strerror(errno)));
+	evconnlistener_disable(evl);
+	evtimer_add(s->retry, &tv);
+}
+
+int
+listeners_start(struct listeners *ls, struct event_base *base,
+    listen_accept_cb cb, void *arg)
+{
+	struct lsock *s;
+	size_t i;
+
+	ls->cb = cb;
+	ls->arg = arg;
+	for (i = 0; i < ls->count; i++) {
+		s = &ls->socks[i];
+		s->ls = ls;
+		s->retry = evtimer_new(base, lsock_reenable, s);
+		s->evl = evconnlistener_new(base, lsock_accept, s,
+		    LEV_OPT_CLOSE_ON_FREE, -1, s->fd);
+		if (s->evl == NULL || s->retry == NULL) {
+			log_error("event=listen-failed reason=%s",
+			    qs("cannot attach the listener to the loop"));
+			return -1;
+		}
+		evconnlistener_set_error_cb(s->evl, lsock_error);
+	}
+	return 0;
+}
+
+void
+listeners_pause(struct listeners *ls)
+{
+	size_t i;
+
+	for (i = 0; i < ls->count; i++)
+		if (ls->socks[i].evl != NULL)
+			evconnlistener_disable(ls->socks[i].evl);
+}
+
+void
+listeners_resume(struct listeners *ls)
+{
+	size_t i;
+
+	for (i = 0; i < ls->count; i++)
+		if (ls->socks[i].evl != NULL)
+			evconnlistener_enable(ls->socks[i].evl);
+}
+
+void
+listeners_free(struct listeners *ls)
+{
+	struct lsock *s;
+	size_t i;
+
+	if (ls == NULL)
+		return;
+	for (i = 0; i < ls->count; i++) {
+		s = &ls->socks[i];
+		if (s->retry != NULL)
+			event_free(s->retry);
+		if (s->evl != NULL)
+			evconnlistener_free(s->evl);	/* closes the fd */
+		else if (s->fd != -1)
+			close(s->fd);
+		if (s->unlink_on_close)
+			unlink(s->ep.path);
+	}
+	free(ls->socks);
+	free(ls);
+}
+
+char *
+listeners_describe(const struct listeners *ls, char *buf, size_t len)
+{
+	char name[300];
+	size_t i, off = 0;
+	int n;
+
+	buf[0] = '\0';
+	for (i = 0; i < ls->count; i++) {
+		pst_endpoint_format(&ls->socks[i].ep, name, sizeof(name));
+		n = snprintf(buf + off, len - off, "%s%s", i > 0 ? "," : "",
+		    name);
+		if (n < 0 || (size_t)n >= len - off)
+			break;
+		off += (size_t)n;
+	}
+	return buf;
+}
