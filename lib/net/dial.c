@@ -37,6 +37,7 @@
 #include "common/err.h"
 #include "common/units.h"
 #include "net/dial.h"
+#include "net/proxy.h"
 #include "net/resolve.h"
 #include "net/sockaddr.h"
 
@@ -72,9 +73,12 @@ static const char *const hop_kind_names[] = {
 _Static_assert(sizeof(hop_kind_names) / sizeof(hop_kind_names[0]) ==
     PST_HOP__COUNT, "a name for every hop kind");
 
-/* The implementation of each kind; NULL until it is written. */
+/* The implementation of each kind (see proxy.h). */
 static const struct pst_proxy_ops *const hop_kind_ops[PST_HOP__COUNT] = {
 	[PST_HOP_NONE] = NULL,
+	[PST_HOP_SOCKS4] = &pst_socks4_ops,
+	[PST_HOP_SOCKS5] = &pst_socks5_ops,
+	[PST_HOP_HTTP] = &pst_httpc_ops,
 };
 
 struct pst_dial {
