@@ -46,11 +46,14 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"hostname", "spool_dir", "listen", "allow", "log", "limits",
-	"aliases", "default_domain", "upstreams", NULL
+	"aliases", "default_domain", "upstreams", "queue", NULL
+};
+static const char *const queue_keys[] = {
+	"retry", "max_age", "concurrency", "messages_per_connection", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "host", "port", "security", "bind", "bind6", "timeouts",
-	"tls", "auth", NULL
+	"tls", "auth", "rate", NULL
 };
 static const char *const timeout_keys[] = {
 	"connect", "greeting", "tls", "command", "data", "dot", "total", NULL
@@ -1166,12 +1169,42 @@ finish_upstream(struct loader *L, struct config_upstream *u,
 	snprintf(u->tls_note, sizeof(u->tls_note), "%s", report.text);
 }
 
+/* "600/h", "10/m", "5/s", "1000/d", or "20/30s": count per duration. */
+static const char *
+parse_rate(const char *v, unsigned *count, uint64_t *per_ms)
+{
+	const char *slash = strchr(v, '/'), *why;
+	char *end, unit[32];
+	unsigned long n;
+
+	if (slash == NULL)
+		return "expected COUNT/PERIOD, as in \"600/h\"";
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (end != slash || end == v || errno != 0 || n == 0 || n > 1000000)
+		return "the count must be a number from 1 to 1000000";
+	slash++;
+	if (strlen(slash) >= sizeof(unit) - 1)
+		return "bad period";
+	/* "h" alone means one hour. */
+	if (*slash >= 'a' && *slash <= 'z')
+		snprintf(unit, sizeof(unit), "1%s", slash);
+	else
+		snprintf(unit, sizeof(unit), "%s", slash);
+	if (pst_duration_parse(unit, per_ms, &why) == -1)
+		return why;
+	if (*per_ms < 1000)
+		return "the period must be at least 1s";
+	*count = (unsigned)n;
+	return NULL;
+}
+
 static void
 load_upstream(struct loader *L, const config_setting_t *ug, size_t index,
     struct config_upstream *u)
 {
 	char path[KEY_PATH_MAX], p[KEY_PATH_MAX], name[32];
-	const char *v;
+	const char *v, *why;
 	unsigned port;
 	int mode;
 
@@ -1214,6 +1247,10 @@ load_upstream(struct loader *L, const config_setting_t *ug, size_t index,
 	}
 	up_string(L, u, ug, path, "bind", &u->bind);
 	up_string(L, u, ug, path, "bind6", &u->bind6);
+	if (get_string(L, ug, path, "rate", &v) == 1 &&
+	    (why = parse_rate(v, &u->rate_count, &u->rate_per_ms)) != NULL)
+		lerr(L, config_setting_get_member(ug, "rate"),
+		    join(p, path, "rate"), "\"%s\" is not a rate: %s", v, why);
 	load_timeouts(L, u, ug, path);
 	load_tls(L, u, ug, path);
 	load_auth(L, u, ug, path);
@@ -1279,6 +1316,59 @@ config_upstream_find(const struct config *cfg, const char *name)
 }
 
 static void
+queue_defaults(struct config_queue *q)
+{
+	static const uint32_t retry[] = { 60, 300, 900, 1800, 3600 };
+
+	memcpy(q->retry, retry, sizeof(retry));
+	q->nretry = sizeof(retry) / sizeof(retry[0]);
+	q->max_age_ms = 5ull * 24 * 60 * 60 * 1000;
+	q->concurrency = 4;
+	q->per_connection = 100;
+}
+
+static void
+load_queue(struct loader *L, const config_setting_t *root)
+{
+	const config_setting_t **elems = NULL, *g;
+	struct config_queue *q = &L->cfg->queue;
+	char epath[KEY_PATH_MAX + 32];
+	const char *v, *why;
+	uint64_t ms;
+	size_t i, n;
+
+	if (get_group(L, root, "", "queue", &g) != 1)
+		return;
+	check_keys(L, g, "queue", queue_keys);
+	if (get_string_list(L, g, "queue", "retry", &elems, &n) == 1) {
+		if (n == 0 || n > CONFIG_RETRY_MAX)
+			lerr(L, config_setting_get_member(g, "retry"),
+			    "queue.retry", "must list 1 to %d delays",
+			    CONFIG_RETRY_MAX);
+		for (i = 0; i < n && i < CONFIG_RETRY_MAX; i++) {
+			v = config_setting_get_string(elems[i]);
+			snprintf(epath, sizeof(epath), "queue.retry.[%zu]", i);
+			if (pst_duration_parse(v, &ms, &why) == -1)
+				lerr(L, elems[i], epath, "\"%s\" is not a "
+				    "duration (%s)", v, why);
+			else if (ms < 1000 || ms > 7 * 24 * 3600 * 1000ull)
+				lerr(L, elems[i], epath, "\"%s\" is out of "
+				    "range (1s to 7d)", v);
+			else
+				q->retry[i] = (uint32_t)(ms / 1000);
+		}
+		if (n > 0 && n <= CONFIG_RETRY_MAX)
+			q->nretry = n;
+		free(elems);
+	}
+	get_duration(L, g, "queue", "max_age", 60 * 1000,
+	    365ull * 24 * 3600 * 1000, &q->max_age_ms);
+	get_uint(L, g, "queue", "concurrency", 1, 1000, &q->concurrency);
+	get_uint(L, g, "queue", "messages_per_connection", 1, 100000,
+	    &q->per_connection);
+}
+
+static void
 load_root(struct loader *L, const config_setting_t *root)
 {
 	const config_setting_t *s;
@@ -1313,6 +1403,7 @@ load_root(struct loader *L, const config_setting_t *root)
 	}
 	check_alias_loops(L, root);
 	load_upstreams(L, root);
+	load_queue(L, root);
 }
 
 /*
@@ -1670,6 +1761,7 @@ set_defaults(struct config *cfg)
 	cfg->limits.recipients = CONFIG_DEFAULT_RECIPIENTS;
 	cfg->limits.sessions = CONFIG_DEFAULT_SESSIONS;
 	cfg->limits.idle_ms = CONFIG_DEFAULT_IDLE_MS;
+	queue_defaults(&cfg->queue);
 }
 
 /* Defaults that depend on other keys, filled once everything is read. */

@@ -79,8 +79,20 @@ struct config_upstream {
 	char			 tls_note[256];	/* versions dropped, or "" */
 	bool			 has_auth;
 	struct config_auth	 auth;
+	unsigned		 rate_count;	/* at most this many messages */
+	uint64_t		 rate_per_ms;	/* per this long; 0: no limit */
 	char			**strings;	/* owned by the upstream */
 	size_t			 nstrings;
+};
+
+#define CONFIG_RETRY_MAX	32
+
+struct config_queue {
+	uint32_t	 retry[CONFIG_RETRY_MAX];	/* seconds */
+	size_t		 nretry;
+	uint64_t	 max_age_ms;	/* then undelivered mail bounces */
+	unsigned	 concurrency;	/* connections per upstream */
+	unsigned	 per_connection; /* messages before a new one */
 };
 
 struct config {
@@ -99,6 +111,7 @@ struct config {
 	char			*default_domain;
 	struct config_upstream	*upstreams;
 	size_t			 nupstreams;
+	struct config_queue	 queue;
 };
 
 /* Every error of one load, in file order, then the environment's. */

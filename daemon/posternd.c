@@ -30,6 +30,7 @@
 #include "config.h"
 #include "listen.h"
 #include "log.h"
+#include "scheduler.h"
 #include "server.h"
 #include "spool/spool.h"
 
@@ -45,8 +46,10 @@ struct daemon {
 	struct pst_spool	*spool;
 	struct listeners	*listeners;
 	struct server		*server;
+	struct scheduler	*scheduler;
 	struct event		*ev_grace;
 	bool			 stopping;
+	int			 draining;	/* server, scheduler */
 	struct event		*ev_term;
 	struct event		*ev_int;
 	struct event		*ev_hup;
@@ -110,12 +113,14 @@ on_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	server_accept(arg, fd, sa, salen, ep);
 }
 
+/* The server and the scheduler each call this once they are idle. */
 static void
 on_drained(void *arg)
 {
 	struct daemon *d = arg;
 
-	event_base_loopexit(d->base, NULL);
+	if (--d->draining == 0)
+		event_base_loopexit(d->base, NULL);
 }
 
 static void
@@ -124,8 +129,18 @@ on_grace_over(evutil_socket_t fd, short what, void *arg)
 	struct daemon *d = arg;
 
 	log_warn("event=stop-forced sessions=%u reason=%s",
-	    server_sessions(d->server), qs("grace period over"));
+	    server_sessions(d->server), qs("grace period over; deliveries "
+	    "in flight stay queued"));
+	scheduler_abort(d->scheduler);
 	event_base_loopexit(d->base, NULL);
+}
+
+static void
+on_commit(const struct pst_spool_env *env, void *arg)
+{
+	struct daemon *d = arg;
+
+	scheduler_add(d->scheduler, env);
 }
 
 static void
@@ -146,7 +161,9 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	listeners_free(d->listeners);
 	d->listeners = NULL;
 	evtimer_add(d->ev_grace, &grace);
+	d->draining = 2;
 	server_shutdown(d->server, on_drained, d);
+	scheduler_stop(d->scheduler, on_drained, d);
 }
 
 static void
@@ -217,6 +234,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	config_unref(d->cfg);
 	d->cfg = cfg;
 	server_set_config(d->server, cfg);
+	scheduler_set_config(d->scheduler, cfg);
 	log_set_level((enum log_level)cfg->log_level);
 	log_info("event=reloaded config=%s", qs(d->config_path));
 	sd_notify(0, "READY=1\nSTATUS=running");
@@ -310,8 +328,14 @@ main(int argc, char *argv[])
 	if ((d.pool = pst_pool_new(d.base, POOL_THREADS, &err)) == NULL)
 		fatalx("event=start-failed reason=%s", qs(err.text));
 	if ((d.server = server_new(d.base, d.cfg, d.spool, d.pool)) == NULL ||
-	    (d.ev_grace = evtimer_new(d.base, on_grace_over, &d)) == NULL)
+	    (d.scheduler = scheduler_new(d.base, d.cfg, d.spool, d.pool)) ==
+	    NULL || (d.ev_grace = evtimer_new(d.base, on_grace_over, &d)) ==
+	    NULL)
 		fatalx("event=start-failed reason=%s", qs("out of memory"));
+	server_set_commit_cb(d.server, on_commit, &d);
+	if (scheduler_start(d.scheduler) == -1)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot load the queue"));
 	if (listeners_start(d.listeners, d.base,
 	    on_accept, d.server) == -1)
 		fatalx("event=start-failed reason=%s",
@@ -338,6 +362,8 @@ main(int argc, char *argv[])
 	listeners_free(d.listeners);
 	/* Finishes every disk job; their completions free what they held. */
 	pst_pool_free(d.pool);
+	scheduler_abort(d.scheduler);
+	scheduler_free(d.scheduler);
 	server_free(d.server);
 	pst_spool_close(d.spool);
 	event_free(d.ev_grace);

@@ -1,0 +1,223 @@
+/*
+ * bounce.c: RFC 3464 delivery status notifications.
+ *
+ * The report is written straight into the spool with the synchronous
+ * commit (this runs on a pool worker), as a new message from <> to the
+ * original sender.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "bounce.h"
+#include "common/err.h"
+#include "config.h"
+
+bool
+bounce_wanted(const struct pst_spool_rcpt *r)
+{
+	if (r->notify == 0)
+		return true;
+	return (r->notify & PST_SPOOL_NOTIFY_FAILURE) != 0;
+}
+
+static int
+out(struct pst_spool_msg *msg, struct pst_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+out(struct pst_spool_msg *msg, struct pst_err *err, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL,
+		    "bounce: formatting");
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (pst_spool_msg_write(msg, buf, (size_t)n, err) == -1)
+		return -1;
+	if (pst_spool_msg_need_flush(msg))
+		return pst_spool_msg_flush_sync(msg, err);
+	return 0;
+}
+
+/* An RFC 3463 status for a recipient: its own code, or a class default. */
+static const char *
+status_of(const struct pst_spool_rcpt *r)
+{
+	if (r->esc[0] == '5' || r->esc[0] == '4')
+		return r->esc[0] == '5' ? r->esc : "5.4.7";
+	return "5.0.0";
+}
+
+/*
+ * Copies the original message: whole (CRLF text already), or its header
+ * section only.  Returns 0 or -1 with 'err'.
+ */
+static int
+copy_original(struct pst_spool_msg *msg, int fd, bool headers_only,
+    struct pst_err *err)
+{
+	char buf[16384];
+	ssize_t n;
+	size_t i, len;
+	int matched = 0;	/* of "\r\n\r\n", the header's end */
+
+	if (lseek(fd, 0, SEEK_SET) == -1)
+		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, errno,
+		    "bounce: reading the original");
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		len = (size_t)n;
+		for (i = 0; headers_only && i < (size_t)n; i++) {
+			if (buf[i] == "\r\n\r\n"[matched])
+				matched++;
+			else
+				matched = buf[i] == '\r' ? 1 : 0;
+			if (matched == 4) {
+				len = i + 1;
+				break;
+			}
+		}
+		if (pst_spool_msg_write(msg, buf, len, err) == -1 ||
+		    (pst_spool_msg_need_flush(msg) &&
+		    pst_spool_msg_flush_sync(msg, err) == -1))
+			return -1;
+		if (matched == 4)
+			return 0;
+	}
+	if (n == -1)
+		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, errno,
+		    "bounce: reading the original");
+	return 0;
+}
+
+int
+bounce_create(struct pst_spool *spool, const struct config *cfg,
+    const struct pst_spool_env *env, const bool *which, const char *reporter,
+    int body_fd, char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
+    struct pst_err *err)
+{
+	struct pst_spool_msg *msg;
+	struct pst_spool_env *benv;
+	const struct pst_spool_rcpt *r;
+	char date[64], arrived[64], boundary[128], diag[1300];
+	unsigned char rnd[8];
+	struct tm tm;
+	time_t now = time(NULL);
+	bool headers_only;
+	size_t i;
+
+	if ((msg = pst_spool_msg_begin(spool, err)) == NULL)
+		return -1;
+	benv = pst_spool_msg_env(msg);
+	if (pst_spool_env_set_sender(benv, "", err) == -1 ||
+	    pst_spool_env_add_rcpt(benv, env->sender, 0, NULL, err) == -1 ||
+	    pst_spool_env_set_origin(benv, "bounce", err) == -1)
+		goto fail;
+	RAND_bytes(rnd, sizeof(rnd));
+	snprintf(boundary, sizeof(boundary), "%s/%02x%02x%02x%02x/%s",
+	    pst_spool_msg_id(msg), rnd[0], rnd[1], rnd[2], rnd[3],
+	    cfg->hostname);
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	localtime_r(&env->arrival, &tm);
+	strftime(arrived, sizeof(arrived), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	headers_only = env->ret == PST_SPOOL_RET_HDRS ||
+	    env->size > BOUNCE_FULL_MAX;
+
+	if (out(msg, err,
+	    "Received: by %s (postern) id %s; %s\r\n"
+	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+	    "To: <%s>\r\n"
+	    "Subject: Undelivered Mail Returned to Sender\r\n"
+	    "Date: %s\r\n"
+	    "Message-ID: <%s.bounce@%s>\r\n"
+	    "Auto-Submitted: auto-replied\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    "\tboundary=\"%s\"\r\n"
+	    "\r\n"
+	    "This is a MIME-encapsulated message.\r\n"
+	    "\r\n"
+	    "--%s\r\n"
+	    "Content-Type: text/plain; charset=us-ascii\r\n"
+	    "\r\n"
+	    "This is the mail system at host %s.\r\n"
+	    "\r\n"
+	    "Your message could not be delivered to one or more recipients.\r\n"
+	    "It is attached below.\r\n"
+	    "\r\n",
+	    cfg->hostname, pst_spool_msg_id(msg), date, cfg->hostname,
+	    env->sender, date, pst_spool_msg_id(msg), cfg->hostname,
+	    boundary, boundary, cfg->hostname) == -1)
+		goto fail;
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (which[i] && out(msg, err, "<%s>: %s\r\n\r\n", r->addr,
+		    r->error != NULL ? r->error : "delivery failed") == -1)
+			goto fail;
+	}
+	if (out(msg, err,
+	    "--%s\r\n"
+	    "Content-Type: message/delivery-status\r\n"
+	    "\r\n"
+	    "Reporting-MTA: dns; %s\r\n"
+	    "X-Postern-Queue-ID: %s\r\n"
+	    "%s%s%s"
+	    "Arrival-Date: %s\r\n",
+	    boundary, cfg->hostname, env->id,
+	    env->envid != NULL ? "Original-Envelope-Id: " : "",
+	    env->envid != NULL ? env->envid : "",
+	    env->envid != NULL ? "\r\n" : "", arrived) == -1)
+		goto fail;
+	for (i = 0; i < env->nrcpts; i++) {
+		r = &env->rcpts[i];
+		if (!which[i])
+			continue;
+		diag[0] = '\0';
+		if (r->code != 0)
+			snprintf(diag, sizeof(diag), "Remote-MTA: dns; %s\r\n"
+			    "Diagnostic-Code: smtp; %d %s\r\n",
+			    reporter != NULL ? reporter : "unknown", r->code,
+			    r->error != NULL ? r->error : "");
+		if (out(msg, err,
+		    "\r\n"
+		    "Final-Recipient: rfc822; %s\r\n"
+		    "%s%s%s"
+		    "Action: failed\r\n"
+		    "Status: %s\r\n"
+		    "%s",
+		    r->addr,
+		    r->orcpt != NULL ? "Original-Recipient: " : "",
+		    r->orcpt != NULL ? r->orcpt : "",
+		    r->orcpt != NULL ? "\r\n" : "",
+		    status_of(r), diag) == -1)
+			goto fail;
+	}
+	if (out(msg, err, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", boundary,
+	    headers_only ? "text/rfc822-headers" : "message/rfc822") == -1 ||
+	    copy_original(msg, body_fd, headers_only, err) == -1 ||
+	    out(msg, err, "\r\n--%s--\r\n", boundary) == -1)
+		goto fail;
+	if (pst_spool_msg_commit_sync(msg, err) == -1)
+		goto fail;
+	snprintf(id, PST_SPOOL_ID_LEN + 1, "%s", pst_spool_msg_id(msg));
+	*arrival = pst_spool_msg_env(msg)->arrival;
+	pst_spool_msg_free(msg, NULL);
+	return 0;
+fail:
+	pst_spool_msg_free(msg, NULL);
+	return -1;
+}

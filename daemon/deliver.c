@@ -1,0 +1,846 @@
+/*
+ * deliver.c: delivery connections.
+ *
+ * A delivery is a small machine:
+ *
+ *   LOAD     lock the message, read its envelope, open its body (pool)
+ *   SECRET   fetch the upstream's password (pool; files and commands)
+ *   CONNECT  negotiate a session (dial, TLS mode, EHLO, AUTH)
+ *   SEND     one message through the client
+ *   SAVE     bounce, then update or remove the envelope (pool)
+ *   QUIT     no more due messages, or enough on this connection
+ *
+ * Disk work runs on the pool while the delivery owns the message lock;
+ * the scheduler's index is touched only on the loop.  Results are turned
+ * into envelope changes on the loop (apply_results()), so the policy of
+ * deliver.h lives in one function, and the pool only writes them.
+ */
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include <event2/event.h>
+
+#include "bounce.h"
+#include "client/negotiate.h"
+#include "common/err.h"
+#include "common/pool.h"
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "scheduler.h"
+#include "secret.h"
+#include "spool/backoff.h"
+#include "spool/spool.h"
+#include "upstream.h"
+
+enum dstate {
+	D_LOAD = 0,	/* locking and reading the message (pool) */
+	D_SECRET,	/* fetching the password (pool) */
+	D_CONNECT,	/* negotiating a session */
+	D_SEND,		/* the client is sending the message */
+	D_SAVE,		/* writing the outcome (pool) */
+	D_QUIT,		/* QUIT sent, waiting for the answer */
+};
+
+struct result {
+	bool		 done;		/* the upstream answered */
+	struct pst_err	 err;		/* cls PST_OK: accepted */
+};
+
+struct delivery {
+	LIST_ENTRY(delivery)	 entry;
+	struct scheduler	*s;
+	struct config		*cfg;
+	size_t			 upi;		/* upstream in use */
+	struct upstate		*up;		/* holds the connection slot */
+	struct upstate		*cur;		/* the one in use */
+	enum dstate		 state;
+	bool			 aborted;
+	struct pst_negotiate	*neg;
+	struct pst_client	*client;
+	struct pst_negotiate_params np;
+	struct pst_creds	 creds;
+	char			*secret;
+	unsigned		 messages;	/* on this connection */
+
+	/* The message. */
+	struct qent		*e;
+	struct pst_spool_lock	*lock;
+	struct pst_spool_env	*env;
+	int			 body_fd;
+	struct pst_client_mail	 mail;
+	struct pst_client_rcpt	*rcpts;
+	char			**notify;
+	size_t			*map;		/* client rcpt -> env rcpt */
+	struct result		*res;
+	size_t			 nsend;
+	struct pst_err		 msg_err;	/* message or session level */
+
+	/* Pool job results. */
+	struct pst_err		 job_err;
+	int			 load_status;
+	bool			 gone;		/* left the queue */
+	bool			 remove;
+	bool			*bounce_for;	/* env rcpt -> bounce it */
+	bool			 bounce;
+	char			 bounce_id[PST_SPOOL_ID_LEN + 1];
+	time_t			 bounce_arrival;
+	time_t			 next;
+	bool			 held;
+};
+
+LIST_HEAD(delivery_list, delivery);
+
+/*
+ * Deliveries of all schedulers (there is one): for deliver_abort_all().
+ * The loop thread only.
+ */
+static struct delivery_list deliveries = LIST_HEAD_INITIALIZER(deliveries);
+
+enum load_status {
+	LOAD_OK = 0,
+	LOAD_GONE,		/* deleted meanwhile */
+	LOAD_LOCKED,		/* the operator's tool holds it */
+	LOAD_HELD,		/* on hold */
+	LOAD_NOTHING,		/* every recipient is final already */
+	LOAD_DAMAGED,		/* quarantined */
+	LOAD_ERROR,		/* disk trouble; try later */
+};
+
+static void	d_load(struct delivery *);
+static void	d_connect(struct delivery *);
+static void	d_send(struct delivery *);
+static void	d_save(struct delivery *);
+static void	d_next(struct delivery *);
+static void	d_end(struct delivery *);
+static void	d_message_reset(struct delivery *);
+
+static const char *
+up_name(const struct delivery *d)
+{
+	return d->cfg->upstreams[d->upi].name;
+}
+
+static void
+submit(struct delivery *d, pst_pool_fn work, pst_pool_fn done)
+{
+	struct pst_err err;
+
+	if (pst_pool_submit(scheduler_pool(d->s), work, done, d, &err) == -1) {
+		/* Only at shutdown: run it here rather than lose track. */
+		work(d);
+		done(d);
+	}
+}
+
+/*
+ * LOAD
+ */
+
+static void
+load_work(void *arg)
+{
+	struct delivery *d = arg;
+	struct pst_spool *spool = scheduler_spool(d->s);
+
+	d->lock = pst_spool_lock_msg(spool, qent_id(d->e), 0, &d->job_err);
+	if (d->lock == NULL) {
+		d->load_status = d->job_err.sys_errno == ENOENT ? LOAD_GONE :
+		    d->job_err.sys_errno == EWOULDBLOCK ? LOAD_LOCKED :
+		    LOAD_ERROR;
+		return;
+	}
+	d->env = pst_spool_lock_env(d->lock);
+	d->held = d->env->held;
+	d->next = d->env->next_attempt;
+	if (d->env->held) {
+		d->load_status = LOAD_HELD;
+		goto release;
+	}
+	if (pst_spool_env_pending(d->env) == 0) {
+		/* A crash after the last 250 and before the removal. */
+		d->load_status = LOAD_NOTHING;
+		if (pst_spool_lock_remove(d->lock, &d->job_err) == -1)
+			d->load_status = LOAD_ERROR;
+		goto release;
+	}
+	d->body_fd = pst_spool_body_open(spool, d->env, &d->job_err);
+	if (d->body_fd == -1) {
+		if (d->job_err.cls == PST_LOCAL ||
+		    d->job_err.sys_errno == ENOENT) {
+			d->load_status = LOAD_DAMAGED;
+			pst_spool_lock_quarantine(d->lock, &d->job_err);
+		} else
+			d->load_status = LOAD_ERROR;
+		goto release;
+	}
+	d->load_status = LOAD_OK;
+	return;
+release:
+	pst_spool_lock_release(d->lock);
+	d->lock = NULL;
+	d->env = NULL;
+}
+
+static void
+load_done(void *arg)
+{
+	struct delivery *d = arg;
+	const char *id = qent_id(d->e);
+	time_t now = time(NULL);
+
+	if (d->aborted) {
+		d_message_reset(d);
+		d_end(d);
+		return;
+	}
+	switch (d->load_status) {
+	case LOAD_OK:
+		if (d->client != NULL)
+			d_send(d);
+		else if (d->neg == NULL)
+			d_connect(d);
+		return;
+	case LOAD_GONE:
+		scheduler_done(d->s, d->e, 0, false, true);
+		break;
+	case LOAD_NOTHING:
+		log_info("event=removed id=%s reason=%s", id,
+		    qs("every recipient was final already"));
+		scheduler_done(d->s, d->e, 0, false, true);
+		break;
+	case LOAD_DAMAGED:
+		log_error("event=quarantined id=%s reason=%s", id,
+		    qs(d->job_err.text));
+		scheduler_done(d->s, d->e, 0, false, true);
+		break;
+	case LOAD_HELD:
+		scheduler_done(d->s, d->e, d->next, true, false);
+		break;
+	case LOAD_LOCKED:
+		/*
+		 * Its commit is still finishing, or the operator's tool has
+		 * it: look again shortly.
+		 */
+		log_debug("event=locked id=%s", id);
+		scheduler_done(d->s, d->e, now + 1, false, false);
+		break;
+	default:
+		log_warn("event=load-failed id=%s reason=%s", id,
+		    qs(d->job_err.text));
+		scheduler_done(d->s, d->e, now + 60, false, false);
+		break;
+	}
+	d->e = NULL;
+	d_next(d);
+}
+
+static void
+d_load(struct delivery *d)
+{
+	d->state = D_LOAD;
+	d->body_fd = -1;
+	pst_err_clear(&d->job_err);
+	submit(d, load_work, load_done);
+}
+
+/*
+ * SECRET and CONNECT
+ */
+
+static void
+secret_work(void *arg)
+{
+	struct delivery *d = arg;
+
+	if (secret_load(&d->cfg->upstreams[d->upi], &d->secret,
+	    &d->job_err) == -1)
+		d->secret = NULL;
+}
+
+static void	on_negotiated(struct pst_client *,
+		    const struct pst_negotiate_result *,
+		    const struct pst_err *, void *);
+
+static void
+secret_done(void *arg)
+{
+	struct delivery *d = arg;
+	const struct config_upstream *u = &d->cfg->upstreams[d->upi];
+	struct pst_err err;
+
+	if (d->aborted) {
+		d_message_reset(d);
+		d_end(d);
+		return;
+	}
+	if (d->secret == NULL) {
+		log_error("event=secret-failed upstream=%s reason=%s",
+		    qs(u->name), qs(d->job_err.text));
+		on_negotiated(NULL, NULL, &d->job_err, d);
+		return;
+	}
+	d->state = D_CONNECT;
+	upstream_params(d->cfg, u, d->secret, d->cur->learned, &d->np,
+	    &d->creds);
+	d->neg = pst_negotiate_start(scheduler_base(d->s),
+	    scheduler_pool(d->s), &d->np, on_negotiated, d, &err);
+	if (d->neg == NULL)
+		on_negotiated(NULL, NULL, &err, d);
+}
+
+static void
+d_connect(struct delivery *d)
+{
+	const struct config_upstream *u = &d->cfg->upstreams[d->upi];
+	struct pst_err err;
+
+	secret_free(d->secret);
+	d->secret = NULL;
+	if (u->has_auth) {
+		d->state = D_SECRET;
+		submit(d, secret_work, secret_done);
+		return;
+	}
+	d->state = D_CONNECT;
+	upstream_params(d->cfg, u, NULL, d->cur->learned, &d->np, &d->creds);
+	d->neg = pst_negotiate_start(scheduler_base(d->s),
+	    scheduler_pool(d->s), &d->np, on_negotiated, d, &err);
+	if (d->neg == NULL)
+		on_negotiated(NULL, NULL, &err, d);
+}
+
+/* The next upstream after the current one whose breaker lets it through. */
+static bool
+failover(struct delivery *d)
+{
+	struct upstate *up;
+	time_t now = time(NULL);
+	size_t i;
+
+	for (i = d->upi + 1; i < d->cfg->nupstreams; i++) {
+		up = scheduler_upstate(d->s, d->cfg->upstreams[i].name);
+		if (up == NULL || (up->open_until != 0 &&
+		    (now < up->open_until || up->probing)))
+			continue;
+		log_info("event=failover id=%s from=%s to=%s", qent_id(d->e),
+		    qs(up_name(d)), qs(up->name));
+		d->upi = i;
+		d->cur = up;
+		return true;
+	}
+	return false;
+}
+
+static void	client_rcpt(struct pst_client *, size_t, const struct pst_err *,
+		    void *);
+static void	client_sent(struct pst_client *, const struct pst_err *,
+		    void *);
+static void	client_failed(struct pst_client *, const struct pst_err *,
+		    void *);
+static void	client_closed(struct pst_client *, void *);
+
+static const struct pst_client_cbs delivery_cbs = {
+	.rcpt = client_rcpt,
+	.sent = client_sent,
+	.failed = client_failed,
+	.closed = client_closed,
+};
+
+static void
+on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
+    const struct pst_err *err, void *arg)
+{
+	struct delivery *d = arg;
+	char buf[PST_ERR_TEXT_MAX + 128];
+
+	d->neg = NULL;
+	if (err != NULL) {
+		log_warn("event=connect-failed upstream=%s id=%s %s",
+		    qs(up_name(d)), qent_id(d->e),
+		    pst_err_format(err, buf, sizeof(buf)));
+		scheduler_conn_result(d->s, d->cur, err, PST_LEARNED_UNKNOWN);
+		if (!d->aborted && failover(d)) {
+			d_connect(d);
+			return;
+		}
+		/* Nobody could take it now: every recipient waits. */
+		d->msg_err = *err;
+		d->msg_err.cls = PST_TEMP;
+		d_save(d);
+		return;
+	}
+	scheduler_conn_result(d->s, d->cur, NULL, res->learned);
+	log_debug("event=connected upstream=%s mode=%s path=%s",
+	    qs(up_name(d)), pst_learned_name(res->learned), qs(res->path));
+	d->client = c;
+	pst_client_set_callbacks(c, &delivery_cbs, d);
+	d_send(d);
+}
+
+/*
+ * SEND
+ */
+
+static const char *
+notify_text(unsigned n, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (n == 0)
+		return NULL;
+	if (n & PST_SPOOL_NOTIFY_NEVER)
+		return "NEVER";
+	snprintf(buf, len, "%s%s%s%s%s",
+	    n & PST_SPOOL_NOTIFY_SUCCESS ? "SUCCESS" : "",
+	    (n & PST_SPOOL_NOTIFY_SUCCESS) && (n & ~PST_SPOOL_NOTIFY_SUCCESS &
+	    (PST_SPOOL_NOTIFY_FAILURE | PST_SPOOL_NOTIFY_DELAY)) ? "," : "",
+	    n & PST_SPOOL_NOTIFY_FAILURE ? "FAILURE" : "",
+	    (n & PST_SPOOL_NOTIFY_FAILURE) && (n & PST_SPOOL_NOTIFY_DELAY) ?
+	    "," : "",
+	    n & PST_SPOOL_NOTIFY_DELAY ? "DELAY" : "");
+	return buf;
+}
+
+static int
+d_prepare(struct delivery *d)
+{
+	struct pst_spool_env *env = d->env;
+	char tmp[64];
+	size_t i, n = 0;
+
+	d_message_reset(d);
+	d->rcpts = calloc(env->nrcpts, sizeof(*d->rcpts));
+	d->notify = calloc(env->nrcpts, sizeof(*d->notify));
+	d->map = calloc(env->nrcpts, sizeof(*d->map));
+	d->res = calloc(env->nrcpts, sizeof(*d->res));
+	d->bounce_for = calloc(env->nrcpts, sizeof(*d->bounce_for));
+	if (d->rcpts == NULL || d->notify == NULL || d->map == NULL ||
+	    d->res == NULL || d->bounce_for == NULL)
+		return -1;
+	for (i = 0; i < env->nrcpts; i++) {
+		if (env->rcpts[i].state != PST_SPOOL_RCPT_PENDING &&
+		    env->rcpts[i].state != PST_SPOOL_RCPT_DEFERRED)
+			continue;
+		d->rcpts[n].addr = env->rcpts[i].addr;
+		if (notify_text(env->rcpts[i].notify, tmp, sizeof(tmp)) !=
+		    NULL && (d->notify[n] = strdup(tmp)) == NULL)
+			return -1;
+		d->rcpts[n].notify = d->notify[n];
+		d->rcpts[n].orcpt = env->rcpts[i].orcpt;
+		d->map[n++] = i;
+	}
+	d->nsend = n;
+	memset(&d->mail, 0, sizeof(d->mail));
+	d->mail.sender = env->sender;
+	d->mail.rcpts = d->rcpts;
+	d->mail.nrcpts = n;
+	d->mail.size = env->size;
+	d->mail.body_8bit = (env->flags & PST_SPOOL_F_8BITMIME) != 0;
+	d->mail.smtputf8 = (env->flags & PST_SPOOL_F_SMTPUTF8) != 0;
+	d->mail.ret = env->ret == PST_SPOOL_RET_FULL ? "FULL" :
+	    env->ret == PST_SPOOL_RET_HDRS ? "HDRS" : NULL;
+	d->mail.envid = env->envid;
+	d->mail.body_fd = d->body_fd;
+	pst_err_clear(&d->msg_err);
+	return 0;
+}
+
+static void
+d_send(struct delivery *d)
+{
+	struct pst_err err;
+
+	d->state = D_SEND;
+	if (lseek(d->body_fd, 0, SEEK_SET) == -1 || d_prepare(d) == -1) {
+		pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA, errno,
+		    "preparing the message");
+		d_save(d);
+		return;
+	}
+	d->messages++;
+	if (pst_client_send(d->client, &d->mail, &err) == -1) {
+		d->msg_err = err;
+		d->msg_err.cls = PST_TEMP;
+		d_save(d);
+	}
+}
+
+static void
+client_rcpt(struct pst_client *c, size_t i, const struct pst_err *err,
+    void *arg)
+{
+	struct delivery *d = arg;
+
+	if (i >= d->nsend)
+		return;
+	d->res[i].done = true;
+	if (err != NULL)
+		d->res[i].err = *err;
+	else
+		pst_err_clear(&d->res[i].err);
+}
+
+static void
+client_sent(struct pst_client *c, const struct pst_err *err, void *arg)
+{
+	struct delivery *d = arg;
+
+	if (err != NULL)
+		d->msg_err = *err;
+	d_save(d);
+}
+
+static void
+client_failed(struct pst_client *c, const struct pst_err *err, void *arg)
+{
+	struct delivery *d = arg;
+	char buf[PST_ERR_TEXT_MAX + 128];
+
+	/* The client is finished (freeing it here is allowed). */
+	d->client = NULL;
+	pst_client_free(c);
+	if (d->state == D_QUIT) {
+		d_end(d);
+		return;
+	}
+	if (d->state == D_LOAD || d->state == D_SAVE) {
+		/* A pool job runs; d_next() ends us when it is back. */
+		return;
+	}
+	log_warn("event=session-failed upstream=%s id=%s %s", qs(up_name(d)),
+	    d->e != NULL ? qent_id(d->e) : "-",
+	    pst_err_format(err, buf, sizeof(buf)));
+	if (d->state != D_SEND) {
+		/* Between messages (a 421 while idle): just end. */
+		d_end(d);
+		return;
+	}
+	/* Mid-message: whatever was not answered waits for the next try. */
+	d->msg_err = *err;
+	if (d->msg_err.cls == PST_PERM && d->msg_err.stage != PST_STAGE_MAIL &&
+	    d->msg_err.stage != PST_STAGE_RCPT &&
+	    d->msg_err.stage != PST_STAGE_DATA &&
+	    d->msg_err.stage != PST_STAGE_DOT)
+		d->msg_err.cls = PST_TEMP;
+	d_save(d);
+}
+
+static void
+client_closed(struct pst_client *c, void *arg)
+{
+	struct delivery *d = arg;
+
+	d->client = NULL;
+	pst_client_free(c);
+	d_end(d);
+}
+
+/*
+ * SAVE: the policy.
+ */
+
+/* What one recipient's attempt came to. */
+static enum pst_spool_rcpt_state
+verdict(const struct delivery *d, size_t i, const struct pst_err **why)
+{
+	const struct pst_err *e;
+
+	if (d->res[i].done && d->res[i].err.cls == PST_OK) {
+		/* Accepted at RCPT: the message's fate decides. */
+		*why = &d->msg_err;
+		if (d->msg_err.cls == PST_OK)
+			return PST_SPOOL_RCPT_DELIVERED;
+		e = &d->msg_err;
+	} else if (d->res[i].done)
+		e = &d->res[i].err;
+	else
+		e = &d->msg_err;
+	*why = e;
+	/*
+	 * Only the upstream's own 5xx about this message or recipient is
+	 * final.  Connection, TLS, AUTH and our own trouble wait: the
+	 * recipient is not at fault (Postfix soft-bounces those too).
+	 */
+	if (e->cls == PST_PERM && e->smtp_code >= 500 &&
+	    (e->scope == PST_SCOPE_RECIPIENT || e->scope == PST_SCOPE_MESSAGE))
+		return PST_SPOOL_RCPT_FAILED;
+	return PST_SPOOL_RCPT_DEFERRED;
+}
+
+static void
+apply_results(struct delivery *d)
+{
+	const struct config_queue *q = &d->cfg->queue;
+	struct pst_spool_env *env = d->env;
+	const struct pst_err *why;
+	struct pst_backoff b = { 0 };
+	enum pst_spool_rcpt_state st;
+	struct pst_spool_rcpt *r;
+	struct pst_err err;
+	char text[PST_ERR_TEXT_MAX + 64];
+	time_t now = time(NULL);
+	uint32_t rnd = 0;
+	size_t i, pending;
+	bool expired;
+
+	for (i = 0; i < d->nsend; i++) {
+		r = &env->rcpts[d->map[i]];
+		st = verdict(d, i, &why);
+		snprintf(text, sizeof(text), "%s%s%s", up_name(d),
+		    why->text[0] != '\0' ? ": " : "", why->text);
+		pst_spool_env_set_result(env, d->map[i], st,
+		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why->smtp_code,
+		    why->esc, st == PST_SPOOL_RCPT_DELIVERED ? NULL : text,
+		    &err);
+		if (st == PST_SPOOL_RCPT_FAILED)
+			d->bounce_for[d->map[i]] = bounce_wanted(r);
+		log_info("event=%s id=%s rcpt=<%s> upstream=%s code=%d%s%s "
+		    "reason=%s", st == PST_SPOOL_RCPT_DELIVERED ? "delivered" :
+		    st == PST_SPOOL_RCPT_FAILED ? "failed" : "deferred",
+		    env->id, r->addr, qs(up_name(d)),
+		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why->smtp_code,
+		    why->esc[0] != '\0' ? " esc=" : "", why->esc,
+		    qs(st == PST_SPOOL_RCPT_DELIVERED ? "ok" : why->text));
+	}
+	env->attempts++;
+	if (d->msg_err.cls != PST_OK)
+		pst_spool_env_set_error(env, d->msg_err.smtp_code,
+		    d->msg_err.esc, d->msg_err.text, &err);
+	pending = pst_spool_env_pending(env);
+	expired = pending > 0 &&
+	    (uint64_t)(now - env->arrival) * 1000 >= q->max_age_ms;
+	if (expired) {
+		for (i = 0; i < env->nrcpts; i++) {
+			r = &env->rcpts[i];
+			if (r->state != PST_SPOOL_RCPT_PENDING &&
+			    r->state != PST_SPOOL_RCPT_DEFERRED)
+				continue;
+			snprintf(text, sizeof(text), "delivery time expired "
+			    "(queue.max_age); last: %s", r->error != NULL ?
+			    r->error : "not tried");
+			pst_spool_env_set_result(env, i,
+			    PST_SPOOL_RCPT_FAILED, 0, "4.4.7", text, &err);
+			d->bounce_for[i] = bounce_wanted(r);
+			log_info("event=expired id=%s rcpt=<%s> reason=%s",
+			    env->id, r->addr, qs(text));
+		}
+		pending = 0;
+	}
+	d->remove = pending == 0;
+	d->bounce = false;
+	for (i = 0; i < env->nrcpts; i++)
+		d->bounce = d->bounce || d->bounce_for[i];
+	if (d->bounce && env->sender[0] == '\0') {
+		/* RFC 5321 §4.5.5: never answer a bounce with a bounce. */
+		log_warn("event=bounce-dropped id=%s reason=%s", env->id,
+		    qs("the sender is <>: no bounce is sent for a bounce"));
+		d->bounce = false;
+	}
+	if (!d->remove) {
+		RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
+		b.steps = q->retry;
+		b.nsteps = q->nretry;
+		b.jitter_pct = 20;
+		d->next = now + (time_t)pst_backoff_next(&b, env->attempts,
+		    rnd);
+		env->next_attempt = d->next;
+		log_info("event=retry id=%s pending=%zu attempts=%u next=+%llds",
+		    env->id, pending, env->attempts,
+		    (long long)(d->next - now));
+	}
+}
+
+static void
+save_work(void *arg)
+{
+	struct delivery *d = arg;
+	struct pst_err err;
+
+	pst_err_clear(&d->job_err);
+	if (d->bounce && bounce_create(scheduler_spool(d->s), d->cfg, d->env,
+	    d->bounce_for, up_name(d), d->body_fd, d->bounce_id,
+	    &d->bounce_arrival, &err) == -1) {
+		/* Keep the message: the bounce is tried again later. */
+		d->job_err = err;
+		d->bounce_id[0] = '\0';
+		return;
+	}
+	if (d->remove) {
+		if (pst_spool_lock_remove(d->lock, &d->job_err) == 0)
+			d->gone = true;
+	} else
+		pst_spool_lock_update(d->lock, d->env, &d->job_err);
+}
+
+static void
+save_done(void *arg)
+{
+	struct delivery *d = arg;
+
+	if (d->job_err.cls != PST_OK) {
+		log_error("event=save-failed id=%s reason=%s", qent_id(d->e),
+		    qs(d->job_err.text));
+		d->next = time(NULL) + 60;
+		d->gone = false;
+	} else if (d->gone)
+		log_info("event=removed id=%s", qent_id(d->e));
+	if (d->bounce_id[0] != '\0') {
+		log_info("event=bounced id=%s bounce=%s to=<%s>",
+		    qent_id(d->e), d->bounce_id, d->env->sender);
+		scheduler_add_id(d->s, d->bounce_id, d->bounce_arrival);
+	}
+	pst_spool_lock_release(d->lock);
+	d->lock = NULL;
+	d->env = NULL;
+	close(d->body_fd);
+	d->body_fd = -1;
+	scheduler_done(d->s, d->e, d->gone ? 0 : d->next, false, d->gone);
+	d->e = NULL;
+	d_message_reset(d);
+	if (d->aborted) {
+		d_end(d);
+		return;
+	}
+	d_next(d);
+}
+
+static void
+d_save(struct delivery *d)
+{
+	d->state = D_SAVE;
+	d->gone = false;
+	d->bounce_id[0] = '\0';
+	if (d->res == NULL && d_prepare(d) == -1) {
+		/* No memory even to record: the message stays as it was. */
+		d->job_err.cls = PST_LOCAL;
+		save_done(d);
+		return;
+	}
+	apply_results(d);
+	if (!d->remove)
+		scheduler_expect_write(d->s, d->e);
+	submit(d, save_work, save_done);
+}
+
+/*
+ * Between messages, and the end.
+ */
+
+static void
+d_next(struct delivery *d)
+{
+	if (d->client == NULL || d->aborted) {
+		d_end(d);
+		return;
+	}
+	if (d->messages < d->cfg->queue.per_connection &&
+	    (d->e = scheduler_next(d->s, d, d->up)) != NULL) {
+		d_load(d);
+		return;
+	}
+	d->state = D_QUIT;
+	pst_client_quit(d->client);
+}
+
+static void
+d_message_reset(struct delivery *d)
+{
+	size_t i;
+
+	if (d->notify != NULL)
+		for (i = 0; i < d->nsend; i++)
+			free(d->notify[i]);
+	free(d->notify);
+	free(d->rcpts);
+	free(d->map);
+	free(d->res);
+	free(d->bounce_for);
+	d->notify = NULL;
+	d->rcpts = NULL;
+	d->map = NULL;
+	d->res = NULL;
+	d->bounce_for = NULL;
+	d->nsend = 0;
+}
+
+/* Frees the delivery; its message (if any) was handed back already. */
+static void
+d_end(struct delivery *d)
+{
+	struct scheduler *s = d->s;
+	struct upstate *up = d->up;
+
+	if (d->e != NULL) {
+		/* Aborted with a message in hand: it keeps its saved state. */
+		if (d->lock != NULL)
+			pst_spool_lock_release(d->lock);
+		if (d->body_fd != -1)
+			close(d->body_fd);
+		scheduler_done(s, d->e, time(NULL), false, false);
+	}
+	if (d->neg != NULL)
+		pst_negotiate_cancel(d->neg);
+	pst_client_free(d->client);
+	secret_free(d->secret);
+	d_message_reset(d);
+	config_unref(d->cfg);
+	LIST_REMOVE(d, entry);
+	free(d);
+	scheduler_delivery_end(s, NULL, up);
+}
+
+int
+delivery_start(struct scheduler *s, const struct config_upstream *u,
+    struct upstate *up, struct qent *e)
+{
+	struct config *cfg = scheduler_config(s);
+	struct delivery *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL)
+		return -1;
+	d->s = s;
+	d->cfg = config_ref(cfg);
+	d->upi = (size_t)(u - cfg->upstreams);
+	d->up = up;
+	d->cur = up;
+	d->e = e;
+	d->body_fd = -1;
+	LIST_INSERT_HEAD(&deliveries, d, entry);
+	d_load(d);
+	return 0;
+}
+
+void
+deliver_abort_all(struct scheduler *s)
+{
+	struct delivery *d, *next;
+
+	for (d = LIST_FIRST(&deliveries); d != NULL; d = next) {
+		next = LIST_NEXT(d, entry);
+		if (d->s != s)
+			continue;
+		d->aborted = true;
+		/* Only what waits on the network can go now; pool jobs end
+		 * themselves when they come back. */
+		if (d->state == D_CONNECT || d->state == D_SEND ||
+		    d->state == D_QUIT) {
+			if (d->neg != NULL) {
+				pst_negotiate_cancel(d->neg);
+				d->neg = NULL;
+			}
+			if (d->e != NULL)
+				log_warn("event=delivery-aborted id=%s "
+				    "upstream=%s", qent_id(d->e),
+				    qs(up_name(d)));
+			d_end(d);
+		}
+	}
+}

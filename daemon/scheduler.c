@@ -1,0 +1,887 @@
+/*
+ * scheduler.c: the queue index, due times, upstream choice, breakers and
+ * rate limits.
+ *
+ * Every queued message has one struct qent, found by id in a hash table.
+ * A qent that waits is in a min-heap ordered by its next attempt; one
+ * that is held or in delivery is in no heap.  One timer is armed for the
+ * earliest moment something can happen (the heap's top, a breaker that
+ * reopens, a rate-limit token), so an idle daemon does not wake up.
+ *
+ * Dispatching walks the upstreams in order and takes the first whose
+ * breaker lets it through: failover is for failures, not for load, so
+ * a busy first upstream is not relieved by the second.
+ */
+#include <sys/inotify.h>
+#include <sys/queue.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/err.h"
+#include "common/pool.h"
+#include "config.h"
+#include "deliver.h"
+#include "log.h"
+#include "scheduler.h"
+#include "spool/spool.h"
+#include "upstream.h"
+
+#define NOHEAP		SIZE_MAX
+#define BREAKER_FAILURES 3		/* consecutive, to open */
+#define BREAKER_BASE_S	60		/* first open period */
+#define BREAKER_MAX_S	3600
+
+struct qent {
+	char		 id[PST_SPOOL_ID_LEN + 1];
+	time_t		 next;
+	time_t		 arrival;
+	bool		 held;
+	bool		 busy;
+	unsigned	 expect;	/* inotify events of our own writes */
+	size_t		 heap;
+	struct qent	*hnext;
+};
+
+struct scheduler {
+	struct event_base	*base;
+	struct config		*cfg;
+	struct pst_spool	*spool;
+	struct pst_pool		*pool;
+	struct event		*timer;
+	struct event		*ev_inotify;
+	int			 inotify_fd;
+
+	struct qent		**table;	/* hash buckets */
+	size_t			 tsize;		/* power of two */
+	size_t			 count;
+	struct qent		**heap;
+	size_t			 hlen;
+	size_t			 hcap;
+	size_t			 held;
+	size_t			 busy;
+
+	struct upstate		**ups;
+	size_t			 nups;
+	size_t			 ndeliveries;
+	bool			 stopping;
+	bool			 warned_no_upstream;
+	void			(*stopped)(void *);
+	void			*stopped_arg;
+};
+
+static void	sched_kick(struct scheduler *);
+
+const char *
+qent_id(const struct qent *e)
+{
+	return e->id;
+}
+
+/*
+ * The index.
+ */
+
+static size_t
+id_hash(const char *id)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return (size_t)h;
+}
+
+static struct qent *
+index_find(struct scheduler *s, const char *id)
+{
+	struct qent *e;
+
+	for (e = s->table[id_hash(id) & (s->tsize - 1)]; e != NULL;
+	    e = e->hnext)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static int
+index_grow(struct scheduler *s)
+{
+	struct qent **table, *e, *next;
+	size_t i, size = s->tsize * 2, b;
+
+	if ((table = calloc(size, sizeof(*table))) == NULL)
+		return -1;
+	for (i = 0; i < s->tsize; i++) {
+		for (e = s->table[i]; e != NULL; e = next) {
+			next = e->hnext;
+			b = id_hash(e->id) & (size - 1);
+			e->hnext = table[b];
+			table[b] = e;
+		}
+	}
+	free(s->table);
+	s->table = table;
+	s->tsize = size;
+	return 0;
+}
+
+static void
+index_remove(struct scheduler *s, struct qent *e)
+{
+	struct qent **pp = &s->table[id_hash(e->id) & (s->tsize - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == e) {
+			*pp = e->hnext;
+			s->count--;
+			return;
+		}
+	}
+}
+
+/*
+ * The heap, ordered by next attempt, then arrival.
+ */
+
+static bool
+heap_less(const struct qent *a, const struct qent *b)
+{
+	if (a->next != b->next)
+		return a->next < b->next;
+	return a->arrival < b->arrival;
+}
+
+static void
+heap_set(struct scheduler *s, size_t i, struct qent *e)
+{
+	s->heap[i] = e;
+	e->heap = i;
+}
+
+static void
+heap_up(struct scheduler *s, size_t i)
+{
+	struct qent *e = s->heap[i];
+
+	while (i > 0 && heap_less(e, s->heap[(i - 1) / 2])) {
+		heap_set(s, i, s->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(s, i, e);
+}
+
+static void
+heap_down(struct scheduler *s, size_t i)
+{
+	struct qent *e = s->heap[i];
+	size_t c;
+
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= s->hlen)
+			break;
+		if (c + 1 < s->hlen && heap_less(s->heap[c + 1], s->heap[c]))
+			c++;
+		if (!heap_less(s->heap[c], e))
+			break;
+		heap_set(s, i, s->heap[c]);
+		i = c;
+	}
+	heap_set(s, i, e);
+}
+
+static int
+heap_push(struct scheduler *s, struct qent *e)
+{
+	struct qent **h;
+	size_t cap;
+
+	if (s->hlen == s->hcap) {
+		cap = s->hcap == 0 ? 1024 : s->hcap * 2;
+		if ((h = realloc(s->heap, cap * sizeof(*h))) == NULL)
+			return -1;
+		s->heap = h;
+		s->hcap = cap;
+	}
+	heap_set(s, s->hlen++, e);
+	heap_up(s, s->hlen - 1);
+	return 0;
+}
+
+static void
+heap_remove(struct scheduler *s, struct qent *e)
+{
+	size_t i = e->heap;
+
+	if (i == NOHEAP)
+		return;
+	e->heap = NOHEAP;
+	if (--s->hlen == i)
+		return;
+	heap_set(s, i, s->heap[s->hlen]);
+	heap_down(s, i);
+	heap_up(s, s->heap[i]->heap);
+}
+
+/* Indexes a message; returns it, or NULL (known already, or no memory). */
+static struct qent *
+sched_insert(struct scheduler *s, const char *id, time_t next,
+    time_t arrival, bool held)
+{
+	struct qent *e;
+	size_t b;
+
+	if (index_find(s, id) != NULL)
+		return NULL;
+	if (s->count >= s->tsize && index_grow(s) == -1)
+		return NULL;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->next = next;
+	e->arrival = arrival;
+	e->held = held;
+	e->heap = NOHEAP;
+	b = id_hash(id) & (s->tsize - 1);
+	e->hnext = s->table[b];
+	s->table[b] = e;
+	s->count++;
+	if (held)
+		s->held++;
+	else if (heap_push(s, e) == -1) {
+		index_remove(s, e);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/*
+ * Upstreams: breakers and rate limits.
+ */
+
+struct upstate *
+scheduler_upstate(struct scheduler *s, const char *name)
+{
+	struct upstate **ups, *up;
+	size_t i;
+
+	for (i = 0; i < s->nups; i++)
+		if (strcmp(s->ups[i]->name, name) == 0)
+			return s->ups[i];
+	if ((up = calloc(1, sizeof(*up))) == NULL)
+		return NULL;
+	if ((ups = realloc(s->ups, (s->nups + 1) * sizeof(*ups))) == NULL) {
+		free(up);
+		return NULL;
+	}
+	snprintf(up->name, sizeof(up->name), "%s", name);
+	up->learned = upstream_memory_load(s->cfg->spool_dir, name);
+	up->tokens = -1;	/* full on first use */
+	s->ups = ups;
+	s->ups[s->nups++] = up;
+	return up;
+}
+
+static double
+now_seconds(struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
+}
+
+/*
+ * Takes one token from the upstream's bucket; 0 with '*wait_ms' set when
+ * none is left.  The bucket holds rate_count tokens and refills at
+ * rate_count per rate_per_ms: a burst, then the configured pace.
+ */
+static int
+rate_take(const struct config_upstream *u, struct upstate *up,
+    uint64_t *wait_ms)
+{
+	struct timespec ts;
+	double now, per_s;
+
+	if (u->rate_per_ms == 0)
+		return 1;
+	now = now_seconds(&ts);
+	per_s = (double)u->rate_count / ((double)u->rate_per_ms / 1000.0);
+	if (up->tokens < 0)
+		up->tokens = u->rate_count;
+	else {
+		up->tokens += per_s * (now - ((double)up->refilled.tv_sec +
+		    (double)up->refilled.tv_nsec / 1e9));
+		if (up->tokens > u->rate_count)
+			up->tokens = u->rate_count;
+	}
+	up->refilled = ts;
+	if (up->tokens >= 1.0) {
+		up->tokens -= 1.0;
+		return 1;
+	}
+	*wait_ms = (uint64_t)((1.0 - up->tokens) / per_s * 1000.0) + 1;
+	return 0;
+}
+
+/*
+ * The first upstream a new delivery may use, or NULL with '*wake' the
+ * time a breaker reopens (0: none).
+ */
+static const struct config_upstream *
+pick_upstream(struct scheduler *s, struct upstate **upp, time_t now,
+    time_t *wake)
+{
+	const struct config_upstream *u;
+	struct upstate *up;
+	size_t i;
+
+	*wake = 0;
+	for (i = 0; i < s->cfg->nupstreams; i++) {
+		u = &s->cfg->upstreams[i];
+		if ((up = scheduler_upstate(s, u->name)) == NULL)
+			continue;
+		if (up->open_until != 0 && now < up->open_until) {
+			if (*wake == 0 || up->open_until < *wake)
+				*wake = up->open_until;
+			continue;
+		}
+		if (up->open_until != 0 && up->probing)
+			continue;	/* half open: one probe at a time */
+		*upp = up;
+		return u;
+	}
+	return NULL;
+}
+
+static void
+arm_timer(struct scheduler *s, uint64_t ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(s->timer, &tv);
+}
+
+/* Starts deliveries for what is due, then sleeps until the next event. */
+static void
+sched_kick(struct scheduler *s)
+{
+	const struct config_upstream *u;
+	struct upstate *up = NULL;
+	struct qent *e;
+	uint64_t wait_ms = 0, ms;
+	time_t now = time(NULL), wake = 0;
+
+	evtimer_del(s->timer);
+	if (s->stopping)
+		return;
+	while (s->hlen > 0 && (e = s->heap[0])->next <= now) {
+		if (s->cfg->nupstreams == 0) {
+			if (!s->warned_no_upstream)
+				log_warn("event=no-upstream queued=%zu reason=%s",
+				    s->count, qs("no upstream is configured; "
+				    "mail stays queued"));
+			s->warned_no_upstream = true;
+			return;
+		}
+		if ((u = pick_upstream(s, &up, now, &wake)) == NULL)
+			break;
+		if (up->conns >= s->cfg->queue.concurrency)
+			break;
+		if (!rate_take(u, up, &wait_ms))
+			break;
+		heap_remove(s, e);
+		e->busy = true;
+		s->busy++;
+		if (up->open_until != 0)
+			up->probing = true;
+		if (delivery_start(s, u, up, e) == -1) {
+			e->busy = false;
+			s->busy--;
+			up->probing = false;
+			heap_push(s, e);
+			arm_timer(s, 1000);
+			return;
+		}
+		up->conns++;
+		s->ndeliveries++;
+	}
+	/* Sleep until the first thing that can change this. */
+	ms = 0;
+	if (s->hlen > 0 && s->heap[0]->next > now)
+		ms = (uint64_t)(s->heap[0]->next - now) * 1000;
+	if (wake != 0 && (ms == 0 || (uint64_t)(wake - now) * 1000 < ms))
+		ms = (uint64_t)(wake - now) * 1000;
+	if (wait_ms != 0 && (ms == 0 || wait_ms < ms))
+		ms = wait_ms;
+	if (ms != 0)
+		arm_timer(s, ms);
+}
+
+static void
+sched_timer(evutil_socket_t fd, short what, void *arg)
+{
+	sched_kick(arg);
+}
+
+struct qent *
+scheduler_next(struct scheduler *s, struct delivery *d, struct upstate *up)
+{
+	const struct config_upstream *u;
+	struct qent *e;
+	uint64_t wait_ms;
+
+	if (s->stopping || s->hlen == 0 || s->heap[0]->next > time(NULL))
+		return NULL;
+	if ((u = config_upstream_find(s->cfg, up->name)) == NULL ||
+	    !rate_take(u, up, &wait_ms))
+		return NULL;
+	e = s->heap[0];
+	heap_remove(s, e);
+	e->busy = true;
+	s->busy++;
+	return e;
+}
+
+void
+scheduler_done(struct scheduler *s, struct qent *e, time_t next, bool held,
+    bool gone)
+{
+	e->busy = false;
+	s->busy--;
+	if (gone) {
+		if (e->held)
+			s->held--;
+		index_remove(s, e);
+		free(e);
+		return;
+	}
+	if (e->held)
+		s->held--;
+	e->next = next;
+	e->held = held;
+	if (held)
+		s->held++;
+	else
+		heap_push(s, e);
+}
+
+void
+scheduler_delivery_end(struct scheduler *s, struct delivery *d,
+    struct upstate *up)
+{
+	up->conns--;
+	s->ndeliveries--;
+	if (s->stopping) {
+		if (s->ndeliveries == 0 && s->stopped != NULL)
+			s->stopped(s->stopped_arg);
+		return;
+	}
+	sched_kick(s);
+}
+
+void
+scheduler_conn_result(struct scheduler *s, struct upstate *up,
+    const struct pst_err *err, enum pst_learned learned)
+{
+	time_t now = time(NULL), period;
+
+	if (err == NULL) {
+		if (up->open_until != 0)
+			log_info("event=breaker-closed upstream=%s",
+			    qs(up->name));
+		up->failures = 0;
+		up->opened = 0;
+		up->open_until = 0;
+		up->probing = false;
+		up->last_ok = now;
+		if (learned != PST_LEARNED_UNKNOWN && learned != up->learned) {
+			up->learned = learned;
+			if (upstream_memory_save(s->cfg->spool_dir, up->name,
+			    learned) == -1)
+				log_warn("event=memory-failed upstream=%s "
+				    "reason=%s", qs(up->name),
+				    qs(strerror(errno)));
+		}
+		return;
+	}
+	up->last_fail = now;
+	snprintf(up->last_error, sizeof(up->last_error), "%s", err->text);
+	up->failures++;
+	if (up->probing || up->failures >= BREAKER_FAILURES) {
+		period = BREAKER_BASE_S << (up->opened < 6 ? up->opened : 6);
+		if (period > BREAKER_MAX_S)
+			period = BREAKER_MAX_S;
+		up->open_until = now + period;
+		up->opened++;
+		up->probing = false;
+		log_warn("event=breaker-open upstream=%s failures=%u "
+		    "retry_in=%llds reason=%s", qs(up->name), up->failures,
+		    (long long)period, qs(err->text));
+	}
+}
+
+/*
+ * Watching the queue for messages written by others (sendmail).
+ */
+
+struct pickup {
+	struct scheduler	*s;
+	char			 id[PST_SPOOL_ID_LEN + 1];
+	struct pst_spool_env	*env;
+};
+
+static void
+pickup_work(void *arg)
+{
+	struct pickup *p = arg;
+	struct pst_err err;
+
+	p->env = pst_spool_read(p->s->spool, p->id, &err);
+}
+
+/*
+ * Someone else changed a message we know while it waits (postern queue
+ * hold, release, delete): follow what the file now says.
+ */
+static void
+sched_refresh(struct scheduler *s, struct qent *e,
+    const struct pst_spool_env *env)
+{
+	if (e->busy)
+		return;		/* the delivery's own update decides */
+	if (e->held)
+		s->held--;
+	heap_remove(s, e);
+	if (env == NULL) {
+		index_remove(s, e);
+		free(e);
+		return;
+	}
+	e->held = env->held;
+	e->next = env->next_attempt;
+	if (e->held)
+		s->held++;
+	else
+		heap_push(s, e);
+}
+
+static void
+pickup_done(void *arg)
+{
+	struct pickup *p = arg;
+	struct qent *e = index_find(p->s, p->id);
+	struct scheduler *sched;
+
+	if (e != NULL && e->expect > 0)
+		e->expect--;	/* it was our own commit, seen first */
+	else if (e != NULL)
+		sched_refresh(p->s, e, p->env);
+	else if (p->env != NULL && sched_insert(p->s, p->env->id,
+	    p->env->next_attempt, p->env->arrival, p->env->held) != NULL)
+		log_info("event=picked-up id=%s origin=%s", p->env->id,
+		    qs(p->env->origin != NULL ? p->env->origin : "?"));
+	pst_spool_env_free(p->env);
+	sched = p->s;
+	free(p);
+	sched_kick(sched);
+}
+
+static void
+inotify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	struct pickup *p;
+	struct pst_err err;
+	struct qent *e;
+	char id[PST_SPOOL_ID_LEN + 1];
+	ssize_t n;
+	char *at;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (at = buf; at < buf + n;
+		    at += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)at;
+			if (ev->mask & IN_Q_OVERFLOW)
+				log_warn("event=inotify-overflow reason=%s",
+				    qs("some queue changes were missed; "
+				    "they are seen at the next start"));
+			if (ev->len == 0 || strlen(ev->name) !=
+			    PST_SPOOL_ID_LEN + 4 ||
+			    strcmp(ev->name + PST_SPOOL_ID_LEN, ".env") != 0)
+				continue;
+			memcpy(id, ev->name, PST_SPOOL_ID_LEN);
+			id[PST_SPOOL_ID_LEN] = '\0';
+			if (!pst_spool_id_valid(id))
+				continue;
+			/*
+			 * Our own commits and updates announced themselves;
+			 * anything else is someone's doing: read it.
+			 */
+			e = index_find(s, id);
+			if (e != NULL && e->expect > 0) {
+				e->expect--;
+				continue;
+			}
+			if ((e != NULL && e->busy) ||
+			    (e == NULL && (ev->mask & IN_DELETE)))
+				continue;
+			if ((p = calloc(1, sizeof(*p))) == NULL)
+				continue;
+			p->s = s;
+			memcpy(p->id, id, sizeof(id));
+			if (pst_pool_submit(s->pool, pickup_work, pickup_done,
+			    p, &err) == -1)
+				free(p);
+		}
+	}
+}
+
+static int
+watch_queue(struct scheduler *s)
+{
+	char dir[PATH_MAX];
+	int i;
+
+	s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->inotify_fd == -1) {
+		log_error("event=start-failed reason=%s",
+		    qs("inotify is not available"));
+		return -1;
+	}
+	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
+		snprintf(dir, sizeof(dir), "%s/queue/%x", s->cfg->spool_dir, i);
+		if (inotify_add_watch(s->inotify_fd, dir,
+		    IN_MOVED_TO | IN_DELETE) == -1) {
+			log_error("event=start-failed path=%s reason=%s",
+			    qs(dir), qs(strerror(errno)));
+			return -1;
+		}
+	}
+	s->ev_inotify = event_new(s->base, s->inotify_fd, EV_READ | EV_PERSIST,
+	    inotify_cb, s);
+	if (s->ev_inotify == NULL || event_add(s->ev_inotify, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Life.
+ */
+
+struct scheduler *
+scheduler_new(struct event_base *base, struct config *cfg,
+    struct pst_spool *spool, struct pst_pool *pool)
+{
+	struct scheduler *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->tsize = 1024;
+	if ((s->table = calloc(s->tsize, sizeof(*s->table))) == NULL ||
+	    (s->timer = evtimer_new(base, sched_timer, s)) == NULL) {
+		free(s->table);
+		free(s);
+		return NULL;
+	}
+	s->base = base;
+	s->cfg = config_ref(cfg);
+	s->spool = spool;
+	s->pool = pool;
+	s->inotify_fd = -1;
+	return s;
+}
+
+static int
+load_one(struct pst_spool_env *env, void *arg)
+{
+	struct scheduler *s = arg;
+
+	sched_insert(s, env->id, env->next_attempt, env->arrival, env->held);
+	pst_spool_env_free(env);
+	return 0;
+}
+
+int
+scheduler_start(struct scheduler *s)
+{
+	struct timespec t0, t1;
+	struct pst_err err;
+	long ms;
+
+	/* Watch first: a drop during the scan is then seen one way or both. */
+	if (watch_queue(s) == -1)
+		return -1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (pst_spool_scan(s->spool, load_one, s, &err) == -1) {
+		log_error("event=start-failed reason=%s", qs(err.text));
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	log_info("event=queue-loaded messages=%zu held=%zu ms=%ld", s->count,
+	    s->held, ms);
+	sched_kick(s);
+	return 0;
+}
+
+void
+scheduler_add(struct scheduler *s, const struct pst_spool_env *env)
+{
+	scheduler_add_id(s, env->id, env->arrival);
+}
+
+void
+scheduler_add_id(struct scheduler *s, const char *id, time_t arrival)
+{
+	struct qent *e;
+
+	if ((e = sched_insert(s, id, 0, arrival, false)) != NULL) {
+		e->expect = 1;	/* the rename that committed it */
+		sched_kick(s);
+	}
+}
+
+void
+scheduler_expect_write(struct scheduler *s, struct qent *e)
+{
+	e->expect++;
+}
+
+void
+scheduler_set_config(struct scheduler *s, struct config *cfg)
+{
+	config_unref(s->cfg);
+	s->cfg = config_ref(cfg);
+	s->warned_no_upstream = false;
+	sched_kick(s);
+}
+
+size_t
+scheduler_flush(struct scheduler *s, const char *id)
+{
+	struct qent *e;
+	size_t i, n = 0;
+
+	if (id != NULL) {
+		e = index_find(s, id);
+		if (e == NULL || e->busy || e->held || e->heap == NOHEAP)
+			return 0;
+		e->next = 0;
+		heap_up(s, e->heap);
+		n = 1;
+	} else {
+		for (i = 0; i < s->hlen; i++) {
+			if (s->heap[i]->next != 0)
+				n++;
+			s->heap[i]->next = 0;
+		}
+		/* All equal now but for arrival: rebuild in place. */
+		for (i = s->hlen / 2 + 1; i-- > 0;)
+			if (i < s->hlen)
+				heap_down(s, i);
+	}
+	/* A flush also means "try the upstreams again now". */
+	for (i = 0; i < s->nups; i++)
+		if (s->ups[i]->open_until != 0 && !s->ups[i]->probing)
+			s->ups[i]->open_until = time(NULL);
+	sched_kick(s);
+	return n;
+}
+
+void
+scheduler_stop(struct scheduler *s, void (*done)(void *), void *arg)
+{
+	s->stopping = true;
+	s->stopped = done;
+	s->stopped_arg = arg;
+	evtimer_del(s->timer);
+	if (s->ndeliveries == 0 && done != NULL)
+		done(arg);
+}
+
+void
+scheduler_abort(struct scheduler *s)
+{
+	deliver_abort_all(s);
+}
+
+void
+scheduler_counts(const struct scheduler *s, size_t *total, size_t *due,
+    size_t *held, size_t *busy)
+{
+	time_t now = time(NULL);
+	size_t i, n = 0;
+
+	for (i = 0; i < s->hlen; i++)
+		if (s->heap[i]->next <= now)
+			n++;
+	*total = s->count;
+	*due = n;
+	*held = s->held;
+	*busy = s->busy;
+}
+
+struct event_base *
+scheduler_base(const struct scheduler *s)
+{
+	return s->base;
+}
+
+struct pst_pool *
+scheduler_pool(const struct scheduler *s)
+{
+	return s->pool;
+}
+
+struct pst_spool *
+scheduler_spool(const struct scheduler *s)
+{
+	return s->spool;
+}
+
+struct config *
+scheduler_config(const struct scheduler *s)
+{
+	return s->cfg;
+}
+
+void
+scheduler_free(struct scheduler *s)
+{
+	struct qent *e, *next;
+	size_t i;
+
+	if (s == NULL)
+		return;
+	for (i = 0; i < s->tsize; i++)
+		for (e = s->table[i]; e != NULL; e = next) {
+			next = e->hnext;
+			free(e);
+		}
+	for (i = 0; i < s->nups; i++)
+		free(s->ups[i]);
+	free(s->ups);
+	free(s->table);
+	free(s->heap);
+	if (s->ev_inotify != NULL)
+		event_free(s->ev_inotify);
+	if (s->inotify_fd != -1)
+		close(s->inotify_fd);
+	event_free(s->timer);
+	config_unref(s->cfg);
+	free(s);
+}
