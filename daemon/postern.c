@@ -3,6 +3,7 @@
  *
  *   postern check-config [-c FILE]
  *   postern probe [-c FILE] [--json] [-v] [--send TO [--from FROM]] [NAME]
+ *   postern queue [-c FILE] [--json] list|show ID|delete ID|hold ID|release ID
  *
  * Each subcommand is an entry in 'commands'; each parses its own options.
  */
@@ -15,6 +16,7 @@
 #include "build_config.h"
 #include "config.h"
 #include "probe.h"
+#include "queue.h"
 
 struct command {
 	const char	*name;
@@ -35,6 +37,10 @@ static const struct command commands[] = {
 	    "connect to each upstream (or NAME) as a delivery would, and\n"
 	    "      show every step; --send also sends a test message",
 	    cmd_probe },
+	{ "queue", "[-c FILE] [--json] list | show ID | delete ID | hold ID "
+	    "| release ID",
+	    "list the queue, show one message, or delete, hold or release it",
+	    queue_command },
 };
 
 static void
