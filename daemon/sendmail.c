@@ -1,0 +1,977 @@
+/*
+ * sendmail.c: the sendmail(8) command of postern (postern-sendmail,
+ * installed as sendmail and mailq).
+ *
+ *   sendmail [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [-v] [--] [RCPT...]
+ *   sendmail -bs      SMTP on standard input and output
+ *   sendmail -bp      list the queue (also: mailq)
+ *   sendmail -q       ask for a queue run
+ *
+ * A message goes straight into the spool through the synchronous spool
+ * calls, so it works whether posternd runs or not; the exit status is 0
+ * only once the message is committed (file and directory fsynced).  The
+ * statuses follow <sysexits.h>: 64 bad flags, 65 a bad message or
+ * address, 75 temporary trouble (spool missing or full, I/O error,
+ * interrupted: nothing was queued), 78 a bad configuration.  Every
+ * failure prints one line "sendmail: ...".
+ *
+ * What the message goes through (line ends, header fields added, -t) is
+ * submit.c's business; this file parses the command line, works out the
+ * sender, reads standard input and speaks SMTP for -bs.  It does not
+ * deliver anything and never talks to posternd: there is no control
+ * socket yet, so -q only says what will happen.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "common/err.h"
+#include "config.h"
+#include "queue.h"
+#include "rewrite.h"
+#include "smtp/addr.h"
+#include "smtp/cmd.h"
+#include "smtp/dot.h"
+#include "smtp/line.h"
+#include "spool/spool.h"
+#include "submit.h"
+
+#define INPUT_CHUNK		(64u * 1024)
+#define BS_EXTENSIONS		(PST_CMD_EXT_SIZE | PST_CMD_EXT_8BITMIME | \
+				 PST_CMD_EXT_SMTPUTF8 | PST_CMD_EXT_DSN)
+#define BS_ERROR_LIMIT		20
+#define BS_LINE_BUF		1100	/* > pst_cmd_line_max(all) */
+
+enum sm_mode {
+	MODE_DELIVER = 0,	/* -bm: read a message, queue it */
+	MODE_SMTP,		/* -bs */
+	MODE_PRINT,		/* -bp, mailq */
+	MODE_FLUSH,		/* -q */
+	MODE_NOOP,		/* -bi, -I: aliases live in postern.conf */
+};
+
+struct sendmail {
+	const char		*prog;
+	enum sm_mode		 mode;
+	const char		*config_path;
+	bool			 config_explicit;
+	const char		*sender_arg;	/* -f / -r as given */
+	const char		*full_name;	/* -F */
+	bool			 extract;	/* -t */
+	bool			 ignore_dots;	/* -i, -oi */
+	bool			 verbose;	/* -v */
+	unsigned		 notify;	/* -N */
+	enum pst_spool_ret	 ret;		/* -R */
+	char			 envid[3 * PST_CMD_ENVID_MAX + 1]; /* -V */
+	char			**rcpts;
+	int			 nrcpts;
+
+	struct config		*cfg;
+	struct pst_spool	*spool;
+	uid_t			 uid;
+	char			*login;		/* NULL: no passwd entry */
+	char			*gecos_name;	/* full name from passwd */
+	char			*user_addr;	/* login@default_domain */
+	char			 origin[64];
+	bool			 stdin_eof;
+};
+
+/* sendmail -bs session. */
+struct bs {
+	struct sendmail		*sm;
+	struct evbuffer		*in;
+	struct evbuffer		*data;
+	struct pst_line		 lr;
+	struct pst_dot		 dot;
+	char			 line[BS_LINE_BUF];
+	char			 helo[PST_ADDR_DOMAIN_MAX + 1];
+	bool			 esmtp;
+	unsigned		 ext;
+	bool			 smtputf8;
+	struct submit		*sub;
+	unsigned		 errors;
+	bool			 done;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void	 usage(const struct sendmail *);
+static void	 on_signal(int);
+static int	 say(const struct sendmail *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+static int	 parse_args(struct sendmail *, int, char *[]);
+static int	 parse_notify(const char *, unsigned *);
+static int	 load_config(struct sendmail *);
+static int	 who_am_i(struct sendmail *);
+static int	 sender_address(struct sendmail *, char **);
+static int	 open_spool(struct sendmail *);
+static void	 drain_stdin(struct sendmail *);
+static int	 run_deliver(struct sendmail *);
+static int	 run_flush(struct sendmail *);
+static int	 run_smtp(struct sendmail *);
+static void	 bs_reply(struct bs *, int, const char *, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+static int	 bs_fill(struct bs *);
+static void	 bs_reset(struct bs *);
+static void	 bs_command(struct bs *, struct pst_cmd *);
+static void	 bs_mail(struct bs *, struct pst_cmd *);
+static void	 bs_rcpt(struct bs *, struct pst_cmd *);
+static void	 bs_data(struct bs *);
+static unsigned	 notify_bits(unsigned);
+
+static void
+usage(const struct sendmail *sm)
+{
+	fprintf(stderr,
+	    "usage: %s [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [-v] "
+	    "[-N DSN] [-R RET] [-V ENVID]\n"
+	    "                [--] [RECIPIENT ...]\n"
+	    "       %s -bs | -bp | -q [-C FILE]\n"
+	    "       mailq [-C FILE]\n", sm->prog, sm->prog);
+}
+
+static void
+on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* Prints "sendmail: ..." on stderr and returns 'status'. */
+static int
+say(const struct sendmail *sm, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", sm->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return status;
+}
+
+/*
+ * The command line.
+ */
+
+/* -N never | success,failure,delay (RFC 3461 §4.1) */
+static int
+parse_notify(const char *arg, unsigned *out)
+{
+	char buf[64], *tok, *save;
+	unsigned n = 0;
+
+	if (strlen(arg) >= sizeof(buf))
+		return -1;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		if (strcasecmp(tok, "never") == 0)
+			n |= PST_SPOOL_NOTIFY_NEVER;
+		else if (strcasecmp(tok, "success") == 0)
+			n |= PST_SPOOL_NOTIFY_SUCCESS;
+		else if (strcasecmp(tok, "failure") == 0)
+			n |= PST_SPOOL_NOTIFY_FAILURE;
+		else if (strcasecmp(tok, "delay") == 0)
+			n |= PST_SPOOL_NOTIFY_DELAY;
+		else
+			return -1;
+	}
+	if (n == 0 || ((n & PST_SPOOL_NOTIFY_NEVER) &&
+	    n != PST_SPOOL_NOTIFY_NEVER))
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/*
+ * Options may come before or after the recipients (getopt permutes, as
+ * Postfix's sendmail does); "--" ends them.  Returns 0 or EX_USAGE.
+ */
+static int
+parse_args(struct sendmail *sm, int argc, char *argv[])
+{
+	const char *p;
+	size_t i;
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt(argc, argv,
+	    ":B:b:C:F:f:Gh:IiL:mN:nO:o:p:q::R:r:tUV:vX:")) != -1) {
+		switch (ch) {
+		case 'b':
+			if (strcmp(optarg, "m") == 0)
+				sm->mode = MODE_DELIVER;
+			else if (strcmp(optarg, "s") == 0)
+				sm->mode = MODE_SMTP;
+			else if (strcmp(optarg, "p") == 0)
+				sm->mode = MODE_PRINT;
+			else if (strcmp(optarg, "i") == 0)
+				sm->mode = MODE_NOOP;
+			else if (strcmp(optarg, "d") == 0 ||
+			    strcmp(optarg, "D") == 0)
+				return say(sm, EX_USAGE, "-b%s is not "
+				    "supported: posternd is the daemon",
+				    optarg);
+			else
+				return say(sm, EX_USAGE, "-b%s is not "
+				    "supported", optarg);
+			break;
+		case 'C':
+			sm->config_path = optarg;
+			sm->config_explicit = true;
+			break;
+		case 'F':
+			sm->full_name = optarg;
+			break;
+		case 'f':
+		case 'r':
+			sm->sender_arg = optarg;
+			break;
+		case 'I':
+			sm->mode = MODE_NOOP;
+			break;
+		case 'i':
+			sm->ignore_dots = true;
+			break;
+		case 'N':
+			if (parse_notify(optarg, &sm->notify) == -1)
+				return say(sm, EX_USAGE, "-N \"%s\": use "
+				    "\"never\" or a list of success, failure "
+				    "and delay", optarg);
+			break;
+		case 'o':
+			/* -oi; -oe* error modes: errors always go to stderr.
+			 * Other old-style options are ignored, as Postfix
+			 * does. */
+			if (strcmp(optarg, "i") == 0)
+				sm->ignore_dots = true;
+			break;
+		case 'q':
+			sm->mode = MODE_FLUSH;
+			break;
+		case 'R':
+			if (strcasecmp(optarg, "full") == 0)
+				sm->ret = PST_SPOOL_RET_FULL;
+			else if (strcasecmp(optarg, "hdrs") == 0)
+				sm->ret = PST_SPOOL_RET_HDRS;
+			else
+				return say(sm, EX_USAGE, "-R \"%s\": use full "
+				    "or hdrs", optarg);
+			break;
+		case 't':
+			sm->extract = true;
+			break;
+		case 'V':
+			/* RFC 3461 §4.4: printable ASCII, at most 100. */
+			for (p = optarg; *p > 0x20 && *p < 0x7f; p++)
+				;
+			if (*p != '\0' || p == optarg ||
+			    strlen(optarg) > PST_CMD_ENVID_MAX ||
+			    pst_addr_xtext_encode(optarg, strlen(optarg),
+			    sm->envid, sizeof(sm->envid)) == -1)
+				return say(sm, EX_USAGE, "-V: the envelope id "
+				    "must be 1 to %d printable characters",
+				    PST_CMD_ENVID_MAX);
+			break;
+		case 'v':
+			sm->verbose = true;
+			break;
+		case 'B':	/* body type: we look at the bytes */
+		case 'G':	/* gateway submission */
+		case 'h':	/* hop count */
+		case 'L':	/* syslog label */
+		case 'm':	/* "me too": obsolete */
+		case 'n':	/* no aliasing */
+		case 'O':	/* option=value */
+		case 'p':	/* protocol */
+		case 'U':	/* initial user submission */
+		case 'X':	/* traffic log */
+			break;
+		case ':':
+			return say(sm, EX_USAGE, "option -%c needs a value",
+			    optopt);
+		default:
+			say(sm, EX_USAGE, "unknown option -%c",
+			    optopt != 0 ? optopt : '?');
+			usage(sm);
+			return EX_USAGE;
+		}
+	}
+	sm->rcpts = argv + optind;
+	sm->nrcpts = argc - optind;
+	for (i = 0; i < (size_t)sm->nrcpts; i++)
+		if (sm->rcpts[i][0] == '\0')
+			return say(sm, EX_USAGE, "an empty recipient "
+			    "argument");
+	return 0;
+}
+
+static int
+load_config(struct sendmail *sm)
+{
+	struct config_errors errs;
+	size_t i;
+
+	if (config_load(sm->config_path, sm->config_explicit, &sm->cfg,
+	    &errs) == 0)
+		return 0;
+	for (i = 0; i < errs.count; i++)
+		say(sm, 0, "%s", errs.lines[i]);
+	if (errs.count == 0)
+		say(sm, 0, "%s: the configuration is invalid",
+		    sm->config_path);
+	config_errors_free(&errs);
+	return EX_CONFIG;
+}
+
+/*
+ * The user: login name, full name (the first GECOS field, '&' standing
+ * for the login name capitalised, as finger(1) reads it) and address.
+ */
+static int
+who_am_i(struct sendmail *sm)
+{
+	struct passwd *pw;
+	const char *g;
+	size_t n, i;
+	char *name;
+
+	sm->uid = getuid();
+	snprintf(sm->origin, sizeof(sm->origin), "sendmail%s uid=%lu",
+	    sm->mode == MODE_SMTP ? " -bs" : "", (unsigned long)sm->uid);
+	if ((pw = getpwuid(sm->uid)) == NULL || pw->pw_name[0] == '\0')
+		return 0;
+	if ((sm->login = strdup(pw->pw_name)) == NULL ||
+	    (sm->user_addr = rewrite_sender(sm->cfg, sm->login)) == NULL)
+		return say(sm, EX_TEMPFAIL, "out of memory");
+	g = pw->pw_gecos != NULL ? pw->pw_gecos : "";
+	n = strcspn(g, ",");
+	if (n == 0)
+		return 0;
+	if ((name = malloc(n * (strlen(sm->login) + 1) + 1)) == NULL)
+		return say(sm, EX_TEMPFAIL, "out of memory");
+	for (i = 0, sm->gecos_name = name; i < n; i++) {
+		if (g[i] != '&') {
+			*name++ = g[i];
+			continue;
+		}
+		strcpy(name, sm->login);
+		if (*name >= 'a' && *name <= 'z')
+			*name -= 'a' - 'A';
+		name += strlen(name);
+	}
+	*name = '\0';
+	return 0;
+}
+
+/*
+ * The envelope sender: -f/-r (a bare name gets the default domain, "<>"
+ * or "" is the null sender), else the user's address.  Returns 0 with a
+ * new string, or the exit status.
+ */
+static int
+sender_address(struct sendmail *sm, char **out)
+{
+	struct pst_addr a;
+	const char *why;
+	char *s;
+	size_t len;
+
+	if (sm->sender_arg == NULL) {
+		if (sm->user_addr == NULL)
+			return say(sm, EX_USAGE, "uid %lu has no login name "
+			    "(no passwd entry): give the sender with -f "
+			    "ADDRESS", (unsigned long)sm->uid);
+		if (pst_addr_parse_mailbox(sm->user_addr,
+		    strlen(sm->user_addr), PST_ADDR_F_UTF8, &a, &why) == -1)
+			return say(sm, EX_DATAERR, "your address \"%s\" is not "
+			    "valid (%s): give the sender with -f ADDRESS",
+			    sm->user_addr, why);
+		return (*out = strdup(sm->user_addr)) == NULL ?
+		    say(sm, EX_TEMPFAIL, "out of memory") : 0;
+	}
+	len = strlen(sm->sender_arg);
+	if (len >= 2 && sm->sender_arg[0] == '<' &&
+	    sm->sender_arg[len - 1] == '>') {
+		if ((s = strndup(sm->sender_arg + 1, len - 2)) == NULL)
+			return say(sm, EX_TEMPFAIL, "out of memory");
+	} else if ((s = strdup(sm->sender_arg)) == NULL) {
+		return say(sm, EX_TEMPFAIL, "out of memory");
+	}
+	if (s[0] != '\0' && strchr(s, '@') == NULL) {
+		char *full = rewrite_sender(sm->cfg, s);
+
+		free(s);
+		if ((s = full) == NULL)
+			return say(sm, EX_TEMPFAIL, "out of memory");
+	}
+	if (pst_addr_parse_mailbox(s, strlen(s), PST_ADDR_F_NULL |
+	    PST_ADDR_F_UTF8, &a, &why) == -1) {
+		say(sm, EX_DATAERR, "bad sender address \"%s\": %s", s, why);
+		free(s);
+		return EX_DATAERR;
+	}
+	*out = s;
+	return 0;
+}
+
+static int
+open_spool(struct sendmail *sm)
+{
+	struct pst_spool_opts opts = { .flags = PST_SPOOL_CREATE };
+	struct pst_err err;
+
+	if ((sm->spool = pst_spool_open(sm->cfg->spool_dir, &opts, &err)) ==
+	    NULL)
+		return say(sm, EX_TEMPFAIL, "cannot open the spool: %s",
+		    err.text);
+	return 0;
+}
+
+/*
+ * After a refusal: read what the writer still sends, so that it sees our
+ * exit status rather than a broken pipe.  Not from a terminal.
+ */
+static void
+drain_stdin(struct sendmail *sm)
+{
+	char buf[INPUT_CHUNK];
+	ssize_t n;
+
+	if (sm->stdin_eof || isatty(STDIN_FILENO))
+		return;
+	while (!interrupted && ((n = read(STDIN_FILENO, buf,
+	    sizeof(buf))) > 0 || (n == -1 && errno == EINTR)))
+		;
+	sm->stdin_eof = true;
+}
+
+/*
+ * Queueing a message from standard input.
+ */
+
+static int
+run_deliver(struct sendmail *sm)
+{
+	struct submit_params p = { 0 };
+	struct submit *sub = NULL;
+	struct pst_err err;
+	char *sender = NULL, *buf = NULL;
+	ssize_t n;
+	int i, rc, status;
+
+	if (!sm->extract && sm->nrcpts == 0) {
+		status = say(sm, EX_DATAERR, "no recipients given (name them "
+		    "as arguments, or use -t to read them from the "
+		    "message)");
+		goto out;
+	}
+	if ((status = sender_address(sm, &sender)) != 0)
+		goto out;
+	if ((status = open_spool(sm)) != 0)
+		goto out;
+	p.cfg = sm->cfg;
+	p.spool = sm->spool;
+	p.sender = sender;
+	p.from_addr = sender[0] != '\0' || sm->user_addr == NULL ? sender :
+	    sm->user_addr;
+	if (p.from_addr[0] == '\0') {
+		status = say(sm, EX_USAGE, "uid %lu has no login name: a "
+		    "null sender needs one for the From: field",
+		    (unsigned long)sm->uid);
+		goto out;
+	}
+	/* The passwd name belongs to the user's own address only. */
+	p.full_name = sm->full_name != NULL ? sm->full_name :
+	    sm->user_addr != NULL && strcmp(p.from_addr, sm->user_addr) == 0 ?
+	    sm->gecos_name : NULL;
+	p.origin = sm->origin;
+	p.uid = sm->uid;
+	p.extract = sm->extract;
+	p.strip_bcc = true;
+	p.ignore_dots = sm->ignore_dots;
+	p.skip_from_line = true;
+	p.notify = sm->notify;
+	p.ret = sm->ret;
+	p.envid = sm->envid[0] != '\0' ? sm->envid : NULL;
+	if ((sub = submit_new(&p, &err)) == NULL)
+		goto fail;
+	for (i = 0; i < sm->nrcpts; i++)
+		if (submit_add_list(sub, sm->rcpts[i], strlen(sm->rcpts[i]),
+		    "on the command line", &err) == -1)
+			goto fail;
+	if ((buf = malloc(INPUT_CHUNK)) == NULL) {
+		status = say(sm, EX_TEMPFAIL, "out of memory");
+		goto out;
+	}
+	for (;;) {
+		n = read(STDIN_FILENO, buf, INPUT_CHUNK);
+		if (interrupted) {
+			status = say(sm, EX_TEMPFAIL, "interrupted by signal "
+			    "%d: nothing was queued", (int)interrupted);
+			goto out;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			status = say(sm, EX_TEMPFAIL, "reading the message: "
+			    "%s", strerror(errno));
+			goto out;
+		}
+		if (n == 0) {
+			sm->stdin_eof = true;
+			break;
+		}
+		if ((rc = submit_input(sub, buf, (size_t)n, &err)) == -1)
+			goto fail;
+		if (rc == 1)
+			break;
+	}
+	if (submit_finish(sub, &err) == -1)
+		goto fail;
+	if (sm->verbose)
+		say(sm, 0, "queued as %s (%zu recipient%s)", submit_id(sub),
+		    submit_rcpts(sub), submit_rcpts(sub) == 1 ? "" : "s");
+	status = EX_OK;
+	goto out;
+fail:
+	if (err.cls == PST_PERM)
+		status = say(sm, EX_DATAERR, "%s", err.text);
+	else
+		status = say(sm, EX_TEMPFAIL, "%s; nothing was queued",
+		    err.text);
+out:
+	submit_free(sub);
+	free(buf);
+	free(sender);
+	if (status != EX_OK)
+		drain_stdin(sm);
+	return status;
+}
+
+/*
+ * -q
+ */
+
+static int
+run_flush(struct sendmail *sm)
+{
+	struct pst_spool_opts opts = { 0 };
+	struct pst_err err;
+	pid_t pid;
+	int rc;
+
+	if ((sm->spool = pst_spool_open(sm->cfg->spool_dir, &opts,
+	    &err)) == NULL) {
+		say(sm, 0, "no running daemon control socket; nothing is "
+		    "queued (%s)", err.text);
+		return EX_OK;
+	}
+	if ((rc = pst_spool_daemon(sm->spool, &pid, &err)) == -1)
+		return say(sm, EX_TEMPFAIL, "%s", err.text);
+	/* XXX until the control socket exists nothing can be asked. */
+	if (rc == 0)
+		say(sm, 0, "no running daemon control socket; queued mail is "
+		    "delivered by posternd automatically once it runs");
+	else
+		say(sm, 0, "no running daemon control socket; queued mail is "
+		    "delivered by posternd%s automatically on its retry "
+		    "schedule", pid > 0 ? " (running)" : "");
+	return EX_OK;
+}
+
+/*
+ * -bs: SMTP on standard input and output, one transaction at a time,
+ * each committed through submit.c before its 250.
+ */
+
+static void
+bs_reply(struct bs *b, int code, const char *esc, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (esc != NULL && *esc != '\0')
+		printf("%d %s %s\r\n", code, esc, text);
+	else
+		printf("%d %s\r\n", code, text);
+	if (code >= 500 && code != 554 && code != 552)
+		b->errors++;
+}
+
+/* Reads more input; replies go out first (pipelining, RFC 2920). */
+static int
+bs_fill(struct bs *b)
+{
+	int n;
+
+	fflush(stdout);
+	for (;;) {
+		n = evbuffer_read(b->in, STDIN_FILENO, INPUT_CHUNK);
+		if (n == -1 && errno == EINTR && !interrupted)
+			continue;
+		return n;
+	}
+}
+
+static void
+bs_reset(struct bs *b)
+{
+	submit_free(b->sub);
+	b->sub = NULL;
+	b->smtputf8 = false;
+	evbuffer_drain(b->data, evbuffer_get_length(b->data));
+}
+
+static unsigned
+notify_bits(unsigned n)
+{
+	return (n & PST_NOTIFY_NEVER ? PST_SPOOL_NOTIFY_NEVER : 0) |
+	    (n & PST_NOTIFY_SUCCESS ? PST_SPOOL_NOTIFY_SUCCESS : 0) |
+	    (n & PST_NOTIFY_FAILURE ? PST_SPOOL_NOTIFY_FAILURE : 0) |
+	    (n & PST_NOTIFY_DELAY ? PST_SPOOL_NOTIFY_DELAY : 0);
+}
+
+static void
+bs_mail(struct bs *b, struct pst_cmd *cmd)
+{
+	struct sendmail *sm = b->sm;
+	struct submit_params p = { 0 };
+	struct pst_err err;
+
+	if (b->helo[0] == '\0') {
+		bs_reply(b, 503, "5.5.1", "Error: send HELO/EHLO first");
+		return;
+	}
+	if (b->sub != NULL) {
+		bs_reply(b, 503, "5.5.1", "Error: nested MAIL command");
+		return;
+	}
+	if (cmd->mail.has_size &&
+	    cmd->mail.size > sm->cfg->limits.message_size) {
+		bs_reply(b, 552, "5.3.4", "Message size exceeds fixed limit");
+		return;
+	}
+	p.cfg = sm->cfg;
+	p.spool = sm->spool;
+	p.sender = cmd->addr.null ? "" : cmd->addr.mailbox;
+	p.from_addr = !cmd->addr.null ? cmd->addr.mailbox :
+	    sm->user_addr != NULL ? sm->user_addr : "MAILER-DAEMON";
+	p.full_name = cmd->addr.null || sm->user_addr == NULL ||
+	    strcasecmp(p.from_addr, sm->user_addr) != 0 ? NULL :
+	    sm->gecos_name;
+	p.origin = sm->origin;
+	p.uid = sm->uid;
+	p.helo = b->helo;
+	p.protocol = b->esmtp ? "ESMTP" : "SMTP";
+	p.ignore_dots = true;
+	p.flags = (cmd->mail.body == PST_BODY_8BITMIME ?
+	    PST_SPOOL_F_8BITMIME : 0) |
+	    (cmd->mail.smtputf8 ? PST_SPOOL_F_SMTPUTF8 : 0);
+	p.ret = cmd->mail.ret == PST_RET_FULL ? PST_SPOOL_RET_FULL :
+	    cmd->mail.ret == PST_RET_HDRS ? PST_SPOOL_RET_HDRS :
+	    PST_SPOOL_RET_UNSET;
+	p.envid = cmd->mail.envid[0] != '\0' ? cmd->mail.envid : NULL;
+	if ((b->sub = submit_new(&p, &err)) == NULL) {
+		bs_reply(b, 451, "4.3.0", "Local error in processing: %s",
+		    err.text);
+		return;
+	}
+	b->smtputf8 = cmd->mail.smtputf8;
+	bs_reply(b, 250, "2.1.0", "Ok");
+}
+
+static void
+bs_rcpt(struct bs *b, struct pst_cmd *cmd)
+{
+	char orcpt[PST_CMD_ADDRTYPE_MAX + PST_CMD_ORCPT_MAX + 2];
+	struct pst_err err;
+
+	if (b->sub == NULL) {
+		bs_reply(b, 503, "5.5.1", "Error: need MAIL command");
+		return;
+	}
+	if (submit_rcpts(b->sub) >= b->sm->cfg->limits.recipients) {
+		bs_reply(b, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	orcpt[0] = '\0';
+	if (cmd->rcpt.orcpt[0] != '\0')
+		snprintf(orcpt, sizeof(orcpt), "%s;%s", cmd->rcpt.orcpt_type,
+		    cmd->rcpt.orcpt);
+	if (submit_add_rcpt(b->sub, cmd->addr.postmaster ? "postmaster" :
+	    cmd->addr.mailbox, notify_bits(cmd->rcpt.notify),
+	    orcpt[0] != '\0' ? orcpt : NULL, &err) == -1) {
+		bs_reset(b);
+		bs_reply(b, 451, "4.3.0", "Local error in processing: %s",
+		    err.text);
+		return;
+	}
+	bs_reply(b, 250, "2.1.5", "Ok");
+}
+
+/* After 354: the message up to its dot, then the commit. */
+static void
+bs_data(struct bs *b)
+{
+	struct evbuffer_iovec v[8];
+	enum pst_dot_status st;
+	struct pst_err err, serr;
+	bool failed = false;
+	int i, nv, n;
+
+	pst_dot_init(&b->dot, b->sm->cfg->limits.message_size,
+	    PST_DOT_LINE_MAX);
+	bs_reply(b, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	pst_err_clear(&serr);
+	for (;;) {
+		st = pst_dot_read(&b->dot, b->in, b->data, &err);
+		/* Into the message as it comes: memory stays bounded. */
+		while (evbuffer_get_length(b->data) > 0) {
+			nv = evbuffer_peek(b->data, -1, NULL, v, 8);
+			if (nv > 8)
+				nv = 8;
+			for (i = 0; i < nv && !failed; i++)
+				if (submit_input(b->sub, v[i].iov_base,
+				    v[i].iov_len, &serr) == -1)
+					failed = true;
+			evbuffer_drain(b->data, evbuffer_get_length(b->data));
+		}
+		if (st == PST_DOT_FATAL) {
+			bs_reset(b);
+			bs_reply(b, err.smtp_code, err.esc, "%s", err.text);
+			b->done = true;
+			return;
+		}
+		if (st == PST_DOT_REFUSED) {
+			bs_reset(b);
+			bs_reply(b, err.smtp_code, err.esc, "%s", err.text);
+			return;
+		}
+		if (st == PST_DOT_DONE)
+			break;
+		if ((n = bs_fill(b)) <= 0) {
+			/* The client went away: nothing was accepted. */
+			bs_reset(b);
+			b->done = true;
+			return;
+		}
+	}
+	if (!failed && submit_finish(b->sub, &serr) == 0) {
+		bs_reply(b, 250, "2.0.0", "Ok: queued as %s",
+		    submit_id(b->sub));
+		bs_reset(b);
+		return;
+	}
+	bs_reset(b);
+	if (serr.cls == PST_PERM)
+		bs_reply(b, serr.smtp_code, serr.esc, "%s", serr.text);
+	else
+		bs_reply(b, 451, "4.3.0", "Local error in processing: %s",
+		    serr.text);
+}
+
+static void
+bs_command(struct bs *b, struct pst_cmd *cmd)
+{
+	struct sendmail *sm = b->sm;
+
+	switch (cmd->verb) {
+	case PST_CMD_HELO:
+	case PST_CMD_EHLO:
+		bs_reset(b);
+		snprintf(b->helo, sizeof(b->helo), "%s", cmd->helo);
+		b->esmtp = cmd->verb == PST_CMD_EHLO;
+		b->ext = b->esmtp ? BS_EXTENSIONS : 0;
+		pst_line_set_max(&b->lr, pst_cmd_line_max(b->ext));
+		if (!b->esmtp) {
+			bs_reply(b, 250, NULL, "%s", sm->cfg->hostname);
+			break;
+		}
+		printf("250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
+		    "250-8BITMIME\r\n250-SMTPUTF8\r\n"
+		    "250-ENHANCEDSTATUSCODES\r\n250 DSN\r\n",
+		    sm->cfg->hostname,
+		    (unsigned long long)sm->cfg->limits.message_size);
+		break;
+	case PST_CMD_MAIL:
+		bs_mail(b, cmd);
+		break;
+	case PST_CMD_RCPT:
+		bs_rcpt(b, cmd);
+		break;
+	case PST_CMD_DATA:
+		if (b->sub == NULL)
+			bs_reply(b, 503, "5.5.1", "Error: need MAIL command");
+		else if (submit_rcpts(b->sub) == 0)
+			bs_reply(b, 554, "5.5.1", "Error: no valid "
+			    "recipients");
+		else
+			bs_data(b);
+		break;
+	case PST_CMD_RSET:
+		bs_reset(b);
+		bs_reply(b, 250, "2.0.0", "Ok");
+		break;
+	case PST_CMD_NOOP:
+		bs_reply(b, 250, "2.0.0", "Ok");
+		break;
+	case PST_CMD_QUIT:
+		bs_reply(b, 221, "2.0.0", "Bye");
+		b->done = true;
+		break;
+	case PST_CMD_VRFY:
+		/* RFC 5321 §3.5.3: no verification, no refusal either. */
+		bs_reply(b, 252, "2.5.0", "Cannot VRFY user, but will accept "
+		    "message and attempt delivery");
+		break;
+	case PST_CMD_HELP:
+		bs_reply(b, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA "
+		    "RSET NOOP QUIT VRFY HELP");
+		break;
+	default:
+		bs_reply(b, 502, "5.5.1", "Error: command not implemented");
+		break;
+	}
+}
+
+static int
+run_smtp(struct sendmail *sm)
+{
+	struct bs b = { .sm = sm };
+	struct pst_cmd cmd;
+	struct pst_err err;
+	size_t len;
+	int status = EX_OK, n;
+
+	if ((status = open_spool(sm)) != 0)
+		return status;
+	/* A client that goes away must not kill us while we commit. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((b.in = evbuffer_new()) == NULL ||
+	    (b.data = evbuffer_new()) == NULL) {
+		status = say(sm, EX_TEMPFAIL, "out of memory");
+		goto out;
+	}
+	pst_line_init(&b.lr, PST_LINE_SMTP_MAX);
+	bs_reply(&b, 220, NULL, "%s ESMTP postern (sendmail -bs)",
+	    sm->cfg->hostname);
+	while (!b.done) {
+		if (b.errors >= BS_ERROR_LIMIT) {
+			bs_reply(&b, 421, "4.7.0", "Error: too many errors");
+			break;
+		}
+		switch (pst_line_read(&b.lr, b.in, b.line, sizeof(b.line),
+		    &len, &err)) {
+		case PST_LINE_MORE:
+			if ((n = bs_fill(&b)) == 0)
+				b.done = true;
+			else if (n < 0) {
+				status = say(sm, EX_TEMPFAIL, "reading the "
+				    "SMTP session: %s", interrupted ?
+				    "interrupted" : strerror(errno));
+				b.done = true;
+			}
+			continue;
+		case PST_LINE_TOOLONG:
+		case PST_LINE_BAD:
+			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);
+			continue;
+		case PST_LINE_FATAL:
+			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);
+			b.done = true;
+			continue;
+		case PST_LINE_OK:
+			break;
+		}
+		if (pst_cmd_parse(b.line, len, b.ext |
+		    (b.smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1) {
+			if (cmd.verb == PST_CMD_HTTP)
+				break;
+			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);
+			continue;
+		}
+		bs_command(&b, &cmd);
+	}
+out:
+	bs_reset(&b);
+	if (b.in != NULL)
+		evbuffer_free(b.in);
+	if (b.data != NULL)
+		evbuffer_free(b.data);
+	fflush(stdout);
+	return status;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct sendmail sm = { 0 };
+	struct sigaction sa;
+	const char *base;
+	int status;
+
+	base = strrchr(argv[0], '/') != NULL ? strrchr(argv[0], '/') + 1 :
+	    argv[0];
+	sm.prog = "sendmail";
+	if (strlen(base) >= 5 && strcmp(base + strlen(base) - 5,
+	    "mailq") == 0) {
+		sm.prog = "mailq";
+		sm.mode = MODE_PRINT;
+	}
+	sm.config_path = config_default_path();
+	sm.config_explicit = getenv("POSTERN_CONFIG") != NULL;
+	if ((status = parse_args(&sm, argc, argv)) != 0)
+		return status;
+	if (sm.mode == MODE_NOOP)
+		return EX_OK;
+	if ((status = load_config(&sm)) != 0)
+		return status;
+
+	/* No SA_RESTART: a signal must end a blocked read, not our file. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	switch (sm.mode) {
+	case MODE_PRINT:
+		status = queue_list(sm.cfg, false, sm.prog) == 0 ? EX_OK :
+		    EX_TEMPFAIL;
+		break;
+	case MODE_FLUSH:
+		status = run_flush(&sm);
+		break;
+	case MODE_SMTP:
+		if ((status = who_am_i(&sm)) == 0)
+			status = run_smtp(&sm);
+		break;
+	default:
+		if ((status = who_am_i(&sm)) == 0)
+			status = run_deliver(&sm);
+		break;
+	}
+	pst_spool_close(sm.spool);
+	config_unref(sm.cfg);
+	free(sm.login);
+	free(sm.gecos_name);
+	free(sm.user_addr);
+	return status;
+}

@@ -1,0 +1,1279 @@
+/*
+ * submit.c: a locally submitted message, from raw bytes to the spool.
+ *
+ * Bytes go through a small reader that finds line ends (LF, CRLF, or a
+ * CR alone, which counts as a line end too) and bounds lines; each line
+ * then goes to the header collector or, once the header section is over,
+ * straight into the spool message with CRLF.  The header section is kept
+ * in one buffer with an index of its fields, so that it can be looked at
+ * whole (recipients for -t, which fields are missing) before anything of
+ * it is written.
+ *
+ * Invariants: what reaches the spool has CRLF line ends only, no line
+ * longer than SUBMIT_LINE_MAX octets plus CRLF, and no NUL.  Memory is
+ * bounded by SUBMIT_HEADER_MAX plus the spool's flush size.  The message
+ * is never committed without a recipient.
+ *
+ * It deliberately does not rewrite addresses inside header fields (only
+ * the envelope is rewritten), decode MIME, or check header syntax beyond
+ * telling fields from body lines.
+ */
+#include <sys/random.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "common/err.h"
+#include "config.h"
+#include "rewrite.h"
+#include "sasl/sasl.h"
+#include "smtp/addr.h"
+#include "spool/spool.h"
+#include "submit.h"
+
+/* Longest display name put into an added From: field. */
+#define NAME_MAX_BYTES		256
+/* Input bytes per RFC 2047 encoded word: 60 base64 characters. */
+#define WORD_BYTES		45
+/* Longest address we take out of an address list, before checking. */
+#define LIST_ADDR_MAX		(PST_ADDR_PATH_MAX + 64)
+
+enum submit_state {
+	SUBMIT_HEADER = 0,	/* collecting the header section */
+	SUBMIT_BODY,		/* writing body lines to the spool */
+	SUBMIT_ENDED,		/* a lone "." ended the input */
+	SUBMIT_COMMITTED,	/* in the queue */
+	SUBMIT_FAILED,		/* gave up; only free */
+};
+
+/* How the header section ended. */
+enum header_end {
+	END_BLANK = 0,		/* an empty line */
+	END_BODY,		/* a line that is not a field */
+	END_EOF,		/* the end of input */
+};
+
+enum field_kind {
+	FK_OTHER = 0,
+	FK_FROM,
+	FK_DATE,
+	FK_MSGID,
+	FK_RECEIVED,
+	FK_TO,
+	FK_CC,
+	FK_BCC,
+	FK_RESENT_TO,
+	FK_RESENT_CC,
+	FK_RESENT_BCC,
+};
+
+static const struct {
+	const char	*name;
+	enum field_kind	 kind;
+} field_names[] = {
+	{ "from", FK_FROM },
+	{ "date", FK_DATE },
+	{ "message-id", FK_MSGID },
+	{ "received", FK_RECEIVED },
+	{ "to", FK_TO },
+	{ "cc", FK_CC },
+	{ "bcc", FK_BCC },
+	{ "resent-to", FK_RESENT_TO },
+	{ "resent-cc", FK_RESENT_CC },
+	{ "resent-bcc", FK_RESENT_BCC },
+};
+
+/* One header field: its physical lines, each with CRLF, in 'hdr'. */
+struct field {
+	size_t		 off;
+	size_t		 len;
+	size_t		 name_len;	/* before any WSP and the colon */
+	enum field_kind	 kind;
+};
+
+struct submit {
+	const struct config	*cfg;
+	struct pst_spool_msg	*msg;
+	struct pst_spool_env	*env;
+	enum submit_state	 state;
+	time_t			 now;
+
+	/* What the caller asked for. */
+	char			*from_addr;
+	char			*full_name;
+	char			*helo;
+	char			*protocol;
+	uid_t			 uid;
+	bool			 extract;
+	bool			 strip_bcc;
+	bool			 ignore_dots;
+	bool			 skip_from_line;
+	unsigned		 notify;
+
+	/* Recipient index: slots hold 1 + an index into env->rcpts. */
+	size_t			*seen;
+	size_t			 seen_cap;	/* a power of two, or 0 */
+
+	/* The line reader. */
+	char			*line;
+	size_t			 len;
+	size_t			 cap;
+	bool			 cr;		/* a CR waits for its LF */
+	bool			 cont;		/* rest of a broken line */
+	unsigned long long	 lineno;
+
+	/* The header section. */
+	bool			 headers_done;	/* written out */
+	unsigned		 received;	/* Received: fields */
+	char			*hdr;
+	size_t			 hdr_len;
+	size_t			 hdr_cap;
+	struct field		*fields;
+	size_t			 nfields;
+	size_t			 fields_cap;
+};
+
+/* Scanner state for one address list. */
+struct list_scan {
+	const char	*p;
+	const char	*end;
+	bool		 in_group;
+	const char	*elem;		/* the element, for messages */
+	size_t		 elem_len;
+	char		 addr[LIST_ADDR_MAX + 1];
+	size_t		 alen;
+	const char	*why;
+};
+
+static int	 submit_fail(struct submit *, struct pst_err *, int,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 5, 6)));
+static int	 submit_spool_fail(struct submit *, struct pst_err *);
+static int	 out_write(struct submit *, const void *, size_t,
+		    struct pst_err *);
+static int	 out_printf(struct submit *, struct pst_err *, const char *,
+		    ...) __attribute__((format(printf, 3, 4)));
+static int	 line_grow(struct submit *, size_t, struct pst_err *);
+static int	 line_end(struct submit *, struct pst_err *);
+static int	 body_line(struct submit *, const char *, size_t,
+		    struct pst_err *);
+static int	 header_line(struct submit *, struct pst_err *);
+static int	 headers_end(struct submit *, enum header_end,
+		    struct pst_err *);
+static int	 hdr_append(struct submit *, const char *, size_t,
+		    struct pst_err *);
+static size_t	 field_name_len(const char *, size_t, size_t *);
+static enum field_kind field_kind(const char *, size_t);
+static int	 extract_rcpts(struct submit *, struct pst_err *);
+static int	 write_folded(struct submit *, const char *, size_t, size_t,
+		    struct pst_err *);
+static size_t	 value_start(const char *, size_t);
+static int	 write_field(struct submit *, const struct field *,
+		    struct pst_err *);
+static int	 write_received(struct submit *, struct pst_err *);
+static int	 write_added(struct submit *, struct pst_err *);
+static int	 write_from(struct submit *, struct pst_err *);
+static int	 encode_phrase(const char *, struct evbuffer *);
+static int	 list_next(struct list_scan *);
+static int	 add_address(struct submit *, const char *, size_t,
+		    unsigned, const char *, const char *, struct pst_err *);
+static int	 add_expanded(struct submit *, const char *, unsigned,
+		    const char *, struct pst_err *);
+static bool	 is_wsp(int);
+static uint64_t	 addr_hash(const char *);
+static size_t	*seen_slot(struct submit *, const char *);
+static int	 seen_grow(struct submit *);
+static void	 printable(char *, size_t, const char *, size_t);
+
+static bool
+is_wsp(int c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* A copy of 'len' bytes of 'src' fit for a message: controls become '?'. */
+static void
+printable(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t i;
+
+	if (len > size - 1)
+		len = size - 1;
+	for (i = 0; i < len; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ?
+		    '?' : src[i];
+	dst[len] = '\0';
+}
+
+/*
+ * Errors.
+ */
+
+static int
+submit_fail(struct submit *s, struct pst_err *err, int code, const char *esc,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char text[PST_ERR_TEXT_MAX];
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* Retrying the same input cannot help, whatever the reply code. */
+	pst_err_set(err, PST_PERM, PST_STAGE_DATA, "%s", text);
+	err->smtp_code = code;
+	snprintf(err->esc, sizeof(err->esc), "%s", esc);
+	s->state = SUBMIT_FAILED;
+	return -1;
+}
+
+/* A spool error in 'err' becomes this submission's failure. */
+static int
+submit_spool_fail(struct submit *s, struct pst_err *err)
+{
+	if (err->cls == PST_PERM || err->cls == PST_OK)
+		err->cls = PST_LOCAL;
+	err->smtp_code = 451;
+	snprintf(err->esc, sizeof(err->esc), "4.3.0");
+	s->state = SUBMIT_FAILED;
+	return -1;
+}
+
+/*
+ * Creation.
+ */
+
+struct submit *
+submit_new(const struct submit_params *p, struct pst_err *err)
+{
+	struct submit *s;
+
+	pst_err_clear(err);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+		    "new message");
+		return NULL;
+	}
+	s->cfg = p->cfg;
+	s->uid = p->uid;
+	s->extract = p->extract;
+	s->strip_bcc = p->strip_bcc;
+	s->ignore_dots = p->ignore_dots;
+	s->skip_from_line = p->skip_from_line;
+	s->notify = p->notify;
+	s->now = time(NULL);
+	if ((s->from_addr = strdup(p->from_addr)) == NULL ||
+	    (p->full_name != NULL &&
+	    (s->full_name = strdup(p->full_name)) == NULL) ||
+	    (p->helo != NULL && (s->helo = strdup(p->helo)) == NULL) ||
+	    (p->protocol != NULL &&
+	    (s->protocol = strdup(p->protocol)) == NULL)) {
+		pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+		    "new message");
+		goto fail;
+	}
+	if ((s->msg = pst_spool_msg_begin(p->spool, err)) == NULL)
+		goto fail;
+	s->env = pst_spool_msg_env(s->msg);
+	if (pst_spool_env_set_sender(s->env, p->sender, err) == -1 ||
+	    pst_spool_env_set_origin(s->env, p->origin, err) == -1 ||
+	    (p->envid != NULL &&
+	    pst_spool_env_set_envid(s->env, p->envid, err) == -1))
+		goto fail;
+	s->env->ret = p->ret;
+	s->env->flags |= p->flags;
+	return s;
+fail:
+	if (err->cls == PST_LOCAL)
+		err->cls = PST_PERM;
+	submit_free(s);
+	return NULL;
+}
+
+const char *
+submit_id(const struct submit *s)
+{
+	return pst_spool_msg_id(s->msg);
+}
+
+size_t
+submit_rcpts(const struct submit *s)
+{
+	return s->env->nrcpts;
+}
+
+void
+submit_free(struct submit *s)
+{
+	if (s == NULL)
+		return;
+	pst_spool_msg_free(s->msg, NULL);
+	free(s->from_addr);
+	free(s->full_name);
+	free(s->helo);
+	free(s->protocol);
+	free(s->line);
+	free(s->hdr);
+	free(s->fields);
+	free(s->seen);
+	free(s);
+}
+
+/*
+ * Recipients.
+ */
+
+/* FNV-1a 64 of the address in lower case: duplicates ignore case. */
+static uint64_t
+addr_hash(const char *a)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (; *a != '\0'; a++) {
+		h ^= (unsigned char)(*a >= 'A' && *a <= 'Z' ? *a + 32 : *a);
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* The slot of 'addr' in the index: holding it, or the empty one. */
+static size_t *
+seen_slot(struct submit *s, const char *addr)
+{
+	size_t i, mask = s->seen_cap - 1;
+
+	for (i = (size_t)addr_hash(addr) & mask; s->seen[i] != 0;
+	    i = (i + 1) & mask)
+		if (strcasecmp(s->env->rcpts[s->seen[i] - 1].addr, addr) == 0)
+			break;
+	return &s->seen[i];
+}
+
+/* Keeps the index at most half full. */
+static int
+seen_grow(struct submit *s)
+{
+	size_t *old = s->seen, oldcap = s->seen_cap, i;
+
+	if (s->seen_cap >= 2 * (s->env->nrcpts + 1))
+		return 0;
+	s->seen_cap = s->seen_cap == 0 ? 64 : s->seen_cap * 2;
+	if ((s->seen = calloc(s->seen_cap, sizeof(*s->seen))) == NULL) {
+		s->seen = old;
+		s->seen_cap = oldcap;
+		return -1;
+	}
+	for (i = 0; i < s->env->nrcpts; i++)
+		*seen_slot(s, s->env->rcpts[i].addr) = i + 1;
+	free(old);
+	return 0;
+}
+
+/* Adds the address(es) 'name' stands for, once each. */
+static int
+add_expanded(struct submit *s, const char *name, unsigned notify,
+    const char *orcpt, struct pst_err *err)
+{
+	struct rewrite_list list = { 0 };
+	struct pst_addr a;
+	const char *why;
+	size_t i, *slot;
+
+	if (rewrite_recipient(s->cfg, name, &list) == -1) {
+		rewrite_list_free(&list);
+		pst_err_sys(err, PST_TEMP, PST_STAGE_RCPT, ENOMEM,
+		    "recipient %s", name);
+		return submit_spool_fail(s, err);
+	}
+	for (i = 0; i < list.count; i++) {
+		if (seen_grow(s) == -1) {
+			rewrite_list_free(&list);
+			pst_err_sys(err, PST_TEMP, PST_STAGE_RCPT, ENOMEM,
+			    "recipient %s", name);
+			return submit_spool_fail(s, err);
+		}
+		if (*(slot = seen_slot(s, list.addrs[i])) != 0)
+			continue;
+		if (s->env->nrcpts >= s->cfg->limits.recipients) {
+			rewrite_list_free(&list);
+			return submit_fail(s, err, 452, "4.5.3", "too many "
+			    "recipients: the limit is %u (limits.recipients)",
+			    s->cfg->limits.recipients);
+		}
+		if (pst_addr_parse_mailbox(list.addrs[i],
+		    strlen(list.addrs[i]), PST_ADDR_F_UTF8, &a, &why) == 0 &&
+		    a.utf8)
+			s->env->flags |= PST_SPOOL_F_SMTPUTF8;
+		if (pst_spool_env_add_rcpt(s->env, list.addrs[i], notify,
+		    orcpt, err) == -1) {
+			rewrite_list_free(&list);
+			return submit_spool_fail(s, err);
+		}
+		*slot = s->env->nrcpts;
+	}
+	rewrite_list_free(&list);
+	return 0;
+}
+
+/*
+ * Checks one address taken from a list and adds it: a bare name is a
+ * local name, anything with "@" must be a valid mailbox.
+ */
+static int
+add_address(struct submit *s, const char *addr, size_t len, unsigned notify,
+    const char *elem, const char *where, struct pst_err *err)
+{
+	char buf[LIST_ADDR_MAX + PST_ADDR_DOMAIN_MAX + 2];
+	struct pst_addr a;
+	const char *why;
+
+	if (memchr(addr, '@', len) == NULL) {
+		/* A local name must be a valid local part. */
+		snprintf(buf, sizeof(buf), "%.*s@%s", (int)len, addr,
+		    s->cfg->default_domain);
+		if (len == 0 || pst_addr_parse_mailbox(buf, strlen(buf),
+		    PST_ADDR_F_UTF8, &a, &why) == -1)
+			return submit_fail(s, err, 501, "5.1.3", "bad "
+			    "recipient address \"%s\" %s: %s", elem, where,
+			    len == 0 ? "empty address" : why);
+		snprintf(buf, sizeof(buf), "%.*s", (int)len, addr);
+		return add_expanded(s, buf, notify, NULL, err);
+	}
+	if (pst_addr_parse_mailbox(addr, len, PST_ADDR_F_UTF8, &a, &why) ==
+	    -1)
+		return submit_fail(s, err, 501, "5.1.3", "bad recipient "
+		    "address \"%s\" %s: %s", elem, where, why);
+	return add_expanded(s, a.mailbox, notify, NULL, err);
+}
+
+/*
+ * The next address of an RFC 5322 §3.4 address list: 1 with the address
+ * in 'addr' (empty for an empty element such as ",,"), 0 at the end, -1
+ * with 'why' on a syntax error.  Comments and white space go, a display
+ * name gives way to the <angle address>, a source route is dropped
+ * (RFC 5322 §4.4 obs-route), "name: ...;" groups give their members.
+ */
+static int
+list_next(struct list_scan *ls)
+{
+	char plain[LIST_ADDR_MAX + 1], angle[LIST_ADDR_MAX + 1];
+	size_t plen = 0, alen = 0, depth;
+	bool in_angle = false, has_angle = false, gap = false;
+	bool apart = false;
+	const char *start, *q, *r;
+	char *dst;
+	size_t *dlen;
+	int c;
+
+	while (ls->p < ls->end && (is_wsp(*ls->p) || *ls->p == '\r' ||
+	    *ls->p == '\n'))
+		ls->p++;
+	if (ls->p >= ls->end)
+		return 0;
+	ls->elem = start = ls->p;
+	while (ls->p < ls->end) {
+		c = (unsigned char)*ls->p;
+		dst = in_angle ? angle : plain;
+		dlen = in_angle ? &alen : &plen;
+		if (c == '"' || c == '[') {
+			/* A quoted string or a domain literal, kept whole. */
+			q = ls->p + 1;
+			while (q < ls->end && *q != (c == '"' ? '"' : ']')) {
+				if (*q == '\\' && q + 1 < ls->end)
+					q++;
+				q++;
+			}
+			if (q >= ls->end) {
+				ls->why = c == '"' ? "unterminated quoted "
+				    "string" : "unterminated domain literal";
+				goto bad;
+			}
+			q++;
+			if (!in_angle && gap && plen > 0 &&
+			    plain[plen - 1] != '.' && plain[plen - 1] != '@')
+				apart = true;
+			gap = false;
+			for (r = ls->p; r < q; r++) {
+				if (*r == '\r' || *r == '\n')
+					continue;
+				if (*dlen >= LIST_ADDR_MAX) {
+					ls->why = "address too long";
+					goto bad;
+				}
+				dst[(*dlen)++] = *r;
+			}
+			ls->p = q;
+			continue;
+		}
+		if (c == '(') {
+			depth = 0;
+			q = ls->p;
+			do {
+				if (*q == '\\' && q + 1 < ls->end)
+					q++;
+				else if (*q == '(')
+					depth++;
+				else if (*q == ')')
+					depth--;
+				q++;
+			} while (depth > 0 && q < ls->end);
+			if (depth > 0) {
+				ls->why = "unterminated comment";
+				goto bad;
+			}
+			ls->p = q;
+			gap = true;
+			continue;
+		}
+		if (c == '<') {
+			if (in_angle || has_angle) {
+				ls->why = "more than one <address>";
+				goto bad;
+			}
+			in_angle = has_angle = true;
+			ls->p++;
+			continue;
+		}
+		if (c == '>') {
+			if (!in_angle) {
+				ls->why = "\">\" without \"<\"";
+				goto bad;
+			}
+			in_angle = false;
+			ls->p++;
+			continue;
+		}
+		if (is_wsp(c) || c == '\r' || c == '\n') {
+			gap = true;
+			ls->p++;
+			continue;
+		}
+		if (in_angle) {
+			/* Source route commas and colons live here. */
+			if (alen >= LIST_ADDR_MAX) {
+				ls->why = "address too long";
+				goto bad;
+			}
+			angle[alen++] = (char)c;
+			ls->p++;
+			continue;
+		}
+		if (c == ',') {
+			ls->p++;
+			break;
+		}
+		if (c == ';') {
+			ls->p++;
+			ls->in_group = false;
+			break;
+		}
+		if (c == ':') {
+			/* RFC 5322 §3.4 group: the display name goes. */
+			if (ls->in_group) {
+				ls->why = "a group inside a group";
+				goto bad;
+			}
+			ls->in_group = true;
+			ls->p++;
+			ls->elem = start = ls->p;
+			plen = alen = 0;
+			has_angle = gap = apart = false;
+			continue;
+		}
+		if (gap && plen > 0 && c != '.' && c != '@' &&
+		    plain[plen - 1] != '.' && plain[plen - 1] != '@')
+			apart = true;
+		gap = false;
+		if (plen >= LIST_ADDR_MAX) {
+			ls->why = "address too long";
+			goto bad;
+		}
+		plain[plen++] = (char)c;
+		ls->p++;
+	}
+	ls->elem_len = (size_t)(ls->p - ls->elem);
+	while (ls->elem_len > 0 && strchr(" \t\r\n,;",
+	    ls->elem[ls->elem_len - 1]) != NULL)
+		ls->elem_len--;
+	if (in_angle) {
+		ls->why = "\"<\" without \">\"";
+		return -1;
+	}
+	if (has_angle) {
+		q = angle;
+		/* "<@a.example,@b.example:user@c.example>" */
+		if (alen > 0 && angle[0] == '@' &&
+		    (r = memchr(angle, ':', alen)) != NULL) {
+			alen -= (size_t)(r + 1 - angle);
+			q = r + 1;
+		}
+		if (alen == 0) {
+			ls->why = "empty <>";
+			return -1;
+		}
+		memcpy(ls->addr, q, alen);
+		ls->alen = alen;
+	} else {
+		if (apart) {
+			ls->why = "words without an <address>";
+			return -1;
+		}
+		memcpy(ls->addr, plain, plen);
+		ls->alen = plen;
+	}
+	ls->addr[ls->alen] = '\0';
+	return 1;
+bad:
+	ls->elem_len = (size_t)(ls->end - ls->elem);
+	return -1;
+}
+
+int
+submit_add_list(struct submit *s, const char *text, size_t len,
+    const char *where, struct pst_err *err)
+{
+	struct list_scan ls;
+	char elem[128];
+	int rc;
+
+	memset(&ls, 0, sizeof(ls));
+	ls.p = text;
+	ls.end = text + len;
+	while ((rc = list_next(&ls)) != 0) {
+		printable(elem, sizeof(elem), ls.elem, ls.elem_len);
+		if (rc == -1)
+			return submit_fail(s, err, 501, "5.1.3", "bad "
+			    "recipient address \"%s\" %s: %s", elem, where,
+			    ls.why);
+		if (ls.alen == 0)
+			continue;
+		if (add_address(s, ls.addr, ls.alen, s->notify, elem, where,
+		    err) == -1)
+			return -1;
+	}
+	pst_err_clear(err);
+	return 0;
+}
+
+int
+submit_add_rcpt(struct submit *s, const char *addr, unsigned notify,
+    const char *orcpt, struct pst_err *err)
+{
+	return add_expanded(s, addr, notify, orcpt, err);
+}
+
+/*
+ * Output into the spool message.
+ */
+
+static int
+out_write(struct submit *s, const void *data, size_t len, struct pst_err *err)
+{
+	const unsigned char *p = data;
+	size_t i;
+
+	if (!(s->env->flags & PST_SPOOL_F_8BITMIME))
+		for (i = 0; i < len; i++)
+			if (p[i] & 0x80) {
+				s->env->flags |= PST_SPOOL_F_8BITMIME;
+				break;
+			}
+	if (pst_spool_msg_size(s->msg) + len > s->cfg->limits.message_size)
+		return submit_fail(s, err, 552, "5.3.4", "message too large: "
+		    "the limit is %llu bytes (limits.message_size)",
+		    (unsigned long long)s->cfg->limits.message_size);
+	if (pst_spool_msg_write(s->msg, data, len, err) == -1)
+		return submit_spool_fail(s, err);
+	if (pst_spool_msg_need_flush(s->msg) &&
+	    pst_spool_msg_flush_sync(s->msg, err) == -1)
+		return submit_spool_fail(s, err);
+	return 0;
+}
+
+static int
+out_printf(struct submit *s, struct pst_err *err, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "header field "
+		    "too long");
+		return submit_spool_fail(s, err);
+	}
+	return out_write(s, buf, (size_t)n, err);
+}
+
+/*
+ * The line reader.
+ */
+
+static int
+line_grow(struct submit *s, size_t want, struct pst_err *err)
+{
+	size_t cap;
+	char *p;
+
+	if (want <= s->cap)
+		return 0;
+	cap = s->cap == 0 ? 1024 : s->cap;
+	while (cap < want)
+		cap *= 2;
+	if ((p = realloc(s->line, cap)) == NULL) {
+		pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+		    "reading the message");
+		return submit_spool_fail(s, err);
+	}
+	s->line = p;
+	s->cap = cap;
+	return 0;
+}
+
+int
+submit_input(struct submit *s, const char *buf, size_t len,
+    struct pst_err *err)
+{
+	size_t i, n;
+	int rc;
+	char c;
+
+	if (s->state != SUBMIT_HEADER && s->state != SUBMIT_BODY) {
+		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "input after the "
+		    "end of the message");
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		c = buf[i];
+		if (s->cr) {
+			/* A CR alone is a line end as well: never bare. */
+			s->cr = false;
+			if ((rc = line_end(s, err)) != 0)
+				return rc;
+			if (c == '\n')
+				continue;
+		}
+		if (c == '\r') {
+			s->cr = true;
+			continue;
+		}
+		if (c == '\n') {
+			if ((rc = line_end(s, err)) != 0)
+				return rc;
+			continue;
+		}
+		if (c == '\0')
+			return submit_fail(s, err, 554, "5.6.0", "line %llu "
+			    "holds a NUL byte; a message is text (RFC 5322)",
+			    s->lineno + 1);
+		if (s->len >= SUBMIT_LINE_MAX) {
+			if (s->state == SUBMIT_HEADER &&
+			    s->len == SUBMIT_LINE_MAX && !(is_wsp(s->line[0]) &&
+			    s->nfields > 0) && field_name_len(s->line,
+			    s->len, &n) == 0) {
+				/* Too long for a field name: the body. */
+				if (headers_end(s, END_BODY, err) == -1)
+					return -1;
+			}
+			if (s->state == SUBMIT_BODY) {
+				/* RFC 5321 §4.5.3.1.6: break it. */
+				if (body_line(s, s->line, s->len, err) == -1)
+					return -1;
+				s->len = 0;
+				s->cont = true;
+			} else if (s->hdr_len + s->len + 3 >
+			    SUBMIT_HEADER_MAX) {
+				return submit_fail(s, err, 552, "5.3.4",
+				    "the header section is larger than %u "
+				    "bytes", SUBMIT_HEADER_MAX);
+			}
+		}
+		if (s->len + 1 > s->cap && line_grow(s, s->len + 1, err) == -1)
+			return -1;
+		s->line[s->len++] = c;
+	}
+	return 0;
+}
+
+/* A complete line is in s->line: route it. */
+static int
+line_end(struct submit *s, struct pst_err *err)
+{
+	bool cont = s->cont;
+	int rc;
+
+	s->lineno++;
+	s->cont = false;
+	if (!s->ignore_dots && !cont && s->len == 1 && s->line[0] == '.') {
+		s->len = 0;
+		s->state = SUBMIT_ENDED;
+		return 1;
+	}
+	if (s->state == SUBMIT_HEADER)
+		rc = header_line(s, err);
+	else
+		rc = body_line(s, s->line, s->len, err);
+	s->len = 0;
+	return rc;
+}
+
+static int
+body_line(struct submit *s, const char *line, size_t len, struct pst_err *err)
+{
+	if (out_write(s, line, len, err) == -1 ||
+	    out_write(s, "\r\n", 2, err) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * The header section.
+ */
+
+/*
+ * The length of the field name at the start of 'line' when it is a header
+ * field ("Name:" or the obsolete "Name :", RFC 5322 §3.6.8 and §4.5),
+ * else 0.  '*colon' is set to the offset of the colon.
+ */
+static size_t
+field_name_len(const char *line, size_t len, size_t *colon)
+{
+	size_t i = 0, name;
+
+	/* ftext: printable US-ASCII except ":" */
+	while (i < len && line[i] > 32 && line[i] < 127 && line[i] != ':')
+		i++;
+	name = i;
+	while (i < len && is_wsp(line[i]))
+		i++;
+	if (name == 0 || i >= len || line[i] != ':')
+		return 0;
+	*colon = i;
+	return name;
+}
+
+static enum field_kind
+field_kind(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
+		if (strlen(field_names[i].name) == len &&
+		    strncasecmp(field_names[i].name, name, len) == 0)
+			return field_names[i].kind;
+	return FK_OTHER;
+}
+
+static int
+hdr_append(struct submit *s, const char *data, size_t len,
+    struct pst_err *err)
+{
+	size_t cap;
+	char *p;
+
+	if (s->hdr_len + len > SUBMIT_HEADER_MAX)
+		return submit_fail(s, err, 552, "5.3.4", "the header section "
+		    "is larger than %u bytes", SUBMIT_HEADER_MAX);
+	if (s->hdr_len + len > s->hdr_cap) {
+		cap = s->hdr_cap == 0 ? 4096 : s->hdr_cap;
+		while (cap < s->hdr_len + len)
+			cap *= 2;
+		if ((p = realloc(s->hdr, cap)) == NULL) {
+			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+			    "reading the header section");
+			return submit_spool_fail(s, err);
+		}
+		s->hdr = p;
+		s->hdr_cap = cap;
+	}
+	memcpy(s->hdr + s->hdr_len, data, len);
+	s->hdr_len += len;
+	return 0;
+}
+
+static int
+header_line(struct submit *s, struct pst_err *err)
+{
+	struct field *f;
+	size_t name, colon, cap;
+
+	if (s->lineno == 1 && s->skip_from_line && s->len >= 5 &&
+	    memcmp(s->line, "From ", 5) == 0)
+		return 0;
+	if (s->len == 0)
+		return headers_end(s, END_BLANK, err);
+	if (is_wsp(s->line[0])) {
+		/* RFC 5322 §2.2.3: a continuation of the last field. */
+		if (s->nfields == 0)
+			goto body;
+		f = &s->fields[s->nfields - 1];
+		if (hdr_append(s, s->line, s->len, err) == -1 ||
+		    hdr_append(s, "\r\n", 2, err) == -1)
+			return -1;
+		f->len += s->len + 2;
+		return 0;
+	}
+	if ((name = field_name_len(s->line, s->len, &colon)) == 0)
+		goto body;
+	if (s->nfields == s->fields_cap) {
+		cap = s->fields_cap == 0 ? 32 : s->fields_cap * 2;
+		if ((f = reallocarray(s->fields, cap, sizeof(*f))) == NULL) {
+			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+			    "reading the header section");
+			return submit_spool_fail(s, err);
+		}
+		s->fields = f;
+		s->fields_cap = cap;
+	}
+	f = &s->fields[s->nfields];
+	f->off = s->hdr_len;
+	f->len = s->len + 2;
+	f->name_len = name;
+	f->kind = field_kind(s->line, name);
+	if (hdr_append(s, s->line, s->len, err) == -1 ||
+	    hdr_append(s, "\r\n", 2, err) == -1)
+		return -1;
+	s->nfields++;
+	if (f->kind == FK_RECEIVED &&
+	    ++s->received >= SUBMIT_RECEIVED_MAX)
+		return submit_fail(s, err, 554, "5.4.0", "too many hops (%u "
+		    "Received: fields): mail loop?", s->received);
+	return 0;
+body:
+	/* Not a field: the body starts here, after an inserted blank line. */
+	if (headers_end(s, END_BODY, err) == -1)
+		return -1;
+	return body_line(s, s->line, s->len, err);
+}
+
+/* Adds the recipients of To:, Cc: and Bcc: (or their Resent- forms). */
+static int
+extract_rcpts(struct submit *s, struct pst_err *err)
+{
+	const struct field *f;
+	bool resent = false;
+	char where[64], *value = NULL, *v;
+	const char *p, *end;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < s->nfields; i++)
+		if (s->fields[i].kind == FK_RESENT_TO ||
+		    s->fields[i].kind == FK_RESENT_CC ||
+		    s->fields[i].kind == FK_RESENT_BCC)
+			resent = true;
+	for (i = 0; i < s->nfields && rc == 0; i++) {
+		f = &s->fields[i];
+		if (resent ? f->kind != FK_RESENT_TO &&
+		    f->kind != FK_RESENT_CC && f->kind != FK_RESENT_BCC :
+		    f->kind != FK_TO && f->kind != FK_CC &&
+		    f->kind != FK_BCC)
+			continue;
+		snprintf(where, sizeof(where), "in the %.*s: field",
+		    (int)f->name_len, s->hdr + f->off);
+		/* Unfold (RFC 5322 §2.2.3): drop the CRLFs, keep the rest. */
+		if ((value = malloc(f->len)) == NULL) {
+			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+			    "reading %s", where);
+			return submit_spool_fail(s, err);
+		}
+		p = (const char *)memchr(s->hdr + f->off, ':', f->len) + 1;
+		end = s->hdr + f->off + f->len;
+		for (v = value; p < end; p++)
+			if (*p != '\r' && *p != '\n')
+				*v++ = *p;
+		rc = submit_add_list(s, value, (size_t)(v - value), where,
+		    err);
+		free(value);
+	}
+	return rc;
+}
+
+/*
+ * Where folding may start in the first line of a field: after the colon,
+ * the white space after it and the first character of the value, so that
+ * no line holds a name alone.
+ */
+static size_t
+value_start(const char *p, size_t n)
+{
+	const char *colon = memchr(p, ':', n);
+	size_t i;
+
+	if (colon == NULL)
+		return 1;
+	for (i = (size_t)(colon - p) + 1; i < n && is_wsp(p[i]); i++)
+		;
+	return i + 1;
+}
+
+/*
+ * Writes one physical header line, folded where it is longer than
+ * SUBMIT_LINE_MAX: before the last white space that fits and lies at or
+ * after 'min' (RFC 5322 §2.2.3: the unfolded value does not change), or,
+ * without one, broken with CRLF SP (which adds a space to the value).
+ */
+static int
+write_folded(struct submit *s, const char *p, size_t n, size_t min,
+    struct pst_err *err)
+{
+	bool lead = false;
+	size_t room, j;
+
+	if (min < 1)
+		min = 1;
+	for (;;) {
+		room = SUBMIT_LINE_MAX - (lead ? 1 : 0);
+		if (lead && out_write(s, " ", 1, err) == -1)
+			return -1;
+		if (n <= room)
+			return body_line(s, p, n, err);
+		for (j = room; j >= min && !is_wsp(p[j]); j--)
+			;
+		lead = j < min;
+		if (lead)
+			j = room;
+		min = 1;
+		if (body_line(s, p, j, err) == -1)
+			return -1;
+		p += j;
+		n -= j;
+	}
+}
+
+static int
+write_field(struct submit *s, const struct field *f, struct pst_err *err)
+{
+	const char *p = s->hdr + f->off, *end = p + f->len, *eol;
+	bool first = true;
+
+	while (p < end) {
+		eol = memchr(p, '\r', (size_t)(end - p));
+		if (write_folded(s, p, (size_t)(eol - p), first ?
+		    value_start(p, (size_t)(eol - p)) : 1, err) == -1)
+			return -1;
+		first = false;
+		p = eol + 2;
+	}
+	return 0;
+}
+
+/* The trace field (RFC 5321 §4.4; RFC 5322 §3.6.7). */
+static int
+write_received(struct submit *s, struct pst_err *err)
+{
+	char date[64];
+	struct tm tm;
+
+	localtime_r(&s->now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (s->helo != NULL)
+		return out_printf(s, err, "Received: from %s\r\n"
+		    "\tby %s (postern, from userid %lu) with %s id %s;\r\n"
+		    "\t%s\r\n", s->helo, s->cfg->hostname,
+		    (unsigned long)s->uid, s->protocol != NULL ?
+		    s->protocol : "SMTP", submit_id(s), date);
+	return out_printf(s, err, "Received: by %s (postern, from userid "
+	    "%lu)\r\n\tid %s; %s\r\n", s->cfg->hostname,
+	    (unsigned long)s->uid, submit_id(s), date);
+}
+
+/*
+ * A display name as an RFC 5322 phrase: atoms as they are, a quoted
+ * string where specials need it, RFC 2047 encoded words for UTF-8.
+ * Control characters and bytes that are not UTF-8 become '?'.
+ */
+static int
+encode_phrase(const char *name, struct evbuffer *out)
+{
+	unsigned char clean[NAME_MAX_BYTES + 1];
+	size_t n = 0, i, w;
+	bool ascii = true, atoms = true;
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)name; *p != '\0' &&
+	    n < NAME_MAX_BYTES; p++)
+		clean[n++] = *p < 0x20 || *p == 0x7f ? '?' : *p;
+	/* Do not leave a cut UTF-8 sequence at the end. */
+	while (n > 0 && (clean[n - 1] & 0xc0) == 0x80)
+		n--;
+	if (n > 0 && (clean[n - 1] & 0xc0) == 0xc0)
+		n--;
+	clean[n] = '\0';
+	if (!pst_addr_utf8_valid((const char *)clean, n))
+		for (i = 0; i < n; i++)
+			if (clean[i] & 0x80)
+				clean[i] = '?';
+	for (i = 0; i < n; i++) {
+		if (clean[i] & 0x80)
+			ascii = false;
+		else if (strchr("()<>[]:;@\\,.\"", clean[i]) != NULL)
+			atoms = false;
+	}
+	if (!ascii) {
+		/* RFC 2047 §5(3): whole characters per encoded word. */
+		for (i = 0; i < n; i += w) {
+			w = n - i < WORD_BYTES ? n - i : WORD_BYTES;
+			while (i + w < n && (clean[i + w] & 0xc0) == 0x80)
+				w--;
+			if (evbuffer_add_printf(out, "%s=?UTF-8?B?",
+			    i > 0 ? " " : "") == -1 ||
+			    pst_sasl_b64_encode(clean + i, w, out) == -1 ||
+			    evbuffer_add(out, "?=", 2) == -1)
+				return -1;
+		}
+		return 0;
+	}
+	if (atoms)
+		return evbuffer_add(out, clean, n);
+	if (evbuffer_add(out, "\"", 1) == -1)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((clean[i] == '"' || clean[i] == '\\' ?
+		    evbuffer_add(out, "\\", 1) : 0) == -1 ||
+		    evbuffer_add(out, &clean[i], 1) == -1)
+			return -1;
+	return evbuffer_add(out, "\"", 1);
+}
+
+static int
+write_from(struct submit *s, struct pst_err *err)
+{
+	struct evbuffer *b;
+	const char *p;
+	size_t len;
+	int rc;
+
+	if ((b = evbuffer_new()) == NULL ||
+	    evbuffer_add(b, "From: ", 6) == -1 ||
+	    (s->full_name != NULL && s->full_name[0] != '\0' &&
+	    (encode_phrase(s->full_name, b) == -1 ||
+	    evbuffer_add(b, " <", 2) == -1)) ||
+	    evbuffer_add(b, s->from_addr, strlen(s->from_addr)) == -1 ||
+	    (s->full_name != NULL && s->full_name[0] != '\0' &&
+	    evbuffer_add(b, ">", 1) == -1)) {
+		if (b != NULL)
+			evbuffer_free(b);
+		pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+		    "writing From:");
+		return submit_spool_fail(s, err);
+	}
+	len = evbuffer_get_length(b);
+	p = (const char *)evbuffer_pullup(b, -1);
+	rc = write_folded(s, p, len, value_start(p, len), err);
+	evbuffer_free(b);
+	return rc;
+}
+
+/* RFC 6409 §8.2, §8.3 and RFC 5322 §3.6: what must be there. */
+static int
+write_added(struct submit *s, struct pst_err *err)
+{
+	bool from = false, date = false, msgid = false;
+	char buf[64];
+	uint32_t rnd = 0;
+	struct tm tm;
+	size_t i;
+
+	for (i = 0; i < s->nfields; i++) {
+		from |= s->fields[i].kind == FK_FROM;
+		date |= s->fields[i].kind == FK_DATE;
+		msgid |= s->fields[i].kind == FK_MSGID;
+	}
+	if (!date) {
+		localtime_r(&s->now, &tm);
+		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &tm);
+		if (out_printf(s, err, "Date: %s\r\n", buf) == -1)
+			return -1;
+	}
+	if (!msgid) {
+		/* The queue id is unique here; the random part elsewhere. */
+		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+			rnd = (uint32_t)s->now ^ (uint32_t)s->uid;
+		if (out_printf(s, err, "Message-ID: <%s.%08x@%s>\r\n",
+		    submit_id(s), (unsigned)rnd, s->cfg->hostname) == -1)
+			return -1;
+	}
+	if (!from && write_from(s, err) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+headers_end(struct submit *s, enum header_end how, struct pst_err *err)
+{
+	size_t i;
+
+	if (s->extract && extract_rcpts(s, err) == -1)
+		return -1;
+	if (write_received(s, err) == -1)
+		return -1;
+	for (i = 0; i < s->nfields; i++) {
+		if (s->strip_bcc && (s->fields[i].kind == FK_BCC ||
+		    s->fields[i].kind == FK_RESENT_BCC))
+			continue;
+		if (write_field(s, &s->fields[i], err) == -1)
+			return -1;
+	}
+	if (write_added(s, err) == -1)
+		return -1;
+	/* RFC 5322 §2.1: an empty line separates the body. */
+	if (how != END_EOF && out_write(s, "\r\n", 2, err) == -1)
+		return -1;
+	free(s->hdr);
+	free(s->fields);
+	s->hdr = NULL;
+	s->fields = NULL;
+	s->hdr_len = s->hdr_cap = s->nfields = s->fields_cap = 0;
+	s->headers_done = true;
+	if (s->state == SUBMIT_HEADER)
+		s->state = SUBMIT_BODY;
+	return 0;
+}
+
+/*
+ * The end.
+ */
+
+int
+submit_finish(struct submit *s, struct pst_err *err)
+{
+	int rc = 0;
+
+	if (s->state == SUBMIT_HEADER || s->state == SUBMIT_BODY) {
+		if (s->cr || s->len > 0 || s->cont) {
+			s->cr = false;
+			rc = line_end(s, err);
+		}
+		if (rc == -1)
+			return -1;
+	}
+	if ((s->state == SUBMIT_HEADER || s->state == SUBMIT_ENDED) &&
+	    !s->headers_done && headers_end(s, END_EOF, err) == -1)
+		return -1;
+	if (s->state != SUBMIT_BODY && s->state != SUBMIT_ENDED) {
+		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "the message "
+		    "cannot be finished");
+		return submit_spool_fail(s, err);
+	}
+	if (s->env->nrcpts == 0)
+		return submit_fail(s, err, 554, "5.5.1", "no recipients%s",
+		    s->extract ? " (none in To:, Cc: or Bcc: and none on "
+		    "the command line)" : "");
+	if (pst_spool_msg_commit_sync(s->msg, err) == -1)
+		return submit_spool_fail(s, err);
+	s->state = SUBMIT_COMMITTED;
+	pst_err_clear(err);
+	return 0;
+}
