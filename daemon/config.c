@@ -49,7 +49,8 @@ static const char *const top_keys[] = {
 	"aliases", "default_domain", "upstreams", "queue", NULL
 };
 static const char *const queue_keys[] = {
-	"retry", "max_age", "concurrency", "messages_per_connection", NULL
+	"retry", "max_age", "concurrency", "messages_per_connection",
+	"breaker_failures", "breaker_backoff", NULL
 };
 static const char *const upstream_keys[] = {
 	"name", "host", "port", "security", "bind", "bind6", "timeouts",
@@ -1325,6 +1326,8 @@ queue_defaults(struct config_queue *q)
 	q->max_age_ms = 5ull * 24 * 60 * 60 * 1000;
 	q->concurrency = 4;
 	q->per_connection = 100;
+	q->breaker_failures = 3;
+	q->breaker_backoff_ms = 60 * 1000;
 }
 
 static void
@@ -1361,8 +1364,12 @@ load_queue(struct loader *L, const config_setting_t *root)
 			q->nretry = n;
 		free(elems);
 	}
-	get_duration(L, g, "queue", "max_age", 60 * 1000,
+	get_duration(L, g, "queue", "max_age", 1000,
 	    365ull * 24 * 3600 * 1000, &q->max_age_ms);
+	get_uint(L, g, "queue", "breaker_failures", 1, 1000,
+	    &q->breaker_failures);
+	get_duration(L, g, "queue", "breaker_backoff", 1000,
+	    24ull * 3600 * 1000, &q->breaker_backoff_ms);
 	get_uint(L, g, "queue", "concurrency", 1, 1000, &q->concurrency);
 	get_uint(L, g, "queue", "messages_per_connection", 1, 100000,
 	    &q->per_connection);

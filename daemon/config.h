@@ -93,6 +93,8 @@ struct config_queue {
 	uint64_t	 max_age_ms;	/* then undelivered mail bounces */
 	unsigned	 concurrency;	/* connections per upstream */
 	unsigned	 per_connection; /* messages before a new one */
+	unsigned	 breaker_failures; /* connection failures to open */
+	uint64_t	 breaker_backoff_ms; /* first open period */
 };
 
 struct config {

@@ -36,9 +36,7 @@
 #include "upstream.h"
 
 #define NOHEAP		SIZE_MAX
-#define BREAKER_FAILURES 3		/* consecutive, to open */
-#define BREAKER_BASE_S	60		/* first open period */
-#define BREAKER_MAX_S	3600
+#define BREAKER_MAX_S	3600		/* longest open period */
 
 struct qent {
 	char		 id[PST_SPOOL_ID_LEN + 1];
@@ -518,8 +516,10 @@ scheduler_conn_result(struct scheduler *s, struct upstate *up,
 	up->last_fail = now;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", err->text);
 	up->failures++;
-	if (up->probing || up->failures >= BREAKER_FAILURES) {
-		period = BREAKER_BASE_S << (up->opened < 6 ? up->opened : 6);
+	if (up->probing || up->failures >= s->cfg->queue.breaker_failures) {
+		/* Doubles each time it opens again, up to an hour. */
+		period = (time_t)((s->cfg->queue.breaker_backoff_ms + 999) /
+		    1000) << (up->opened < 12 ? up->opened : 12);
 		if (period > BREAKER_MAX_S)
 			period = BREAKER_MAX_S;
 		up->open_until = now + period;

@@ -14,6 +14,7 @@ BUILD = os.environ.get("POSTERN_BUILD_DIR", "build")
 SOURCE = os.environ.get("POSTERN_SOURCE_ROOT", ".")
 POSTERND = os.path.join(BUILD, "daemon", "posternd")
 POSTERN = os.path.join(BUILD, "daemon", "postern")
+POSTERN_SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
 
 
 def free_port():
@@ -91,6 +92,88 @@ def daemon_factory():
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
+
+
+PEER = os.path.join(os.path.dirname(__file__), "peers", "aiosmtpd_peer.py")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A throwaway CA and a server certificate for localhost/127.0.0.1,
+    plus a self-signed one nobody trusts."""
+    d = tmp_path_factory.mktemp("pki")
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, cwd=d,
+                       capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=postern test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=localhost")
+    (d / "ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey",
+        "ca.key", "-CAcreateserial", "-days", "2", "-out", "server.pem",
+        "-extfile", "ext")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-keyout", "self.key", "-out", "self.pem", "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    return d
+
+
+class Peer:
+    def __init__(self, proc, port, maildir):
+        self.proc, self.port, self.maildir = proc, port, maildir
+
+    def messages(self):
+        out = []
+        for name in sorted(os.listdir(self.maildir)):
+            if name.endswith(".eml"):
+                with open(os.path.join(self.maildir, name), "rb") as f:
+                    out.append(f.read())
+        return out
+
+
+@pytest.fixture
+def peer(tmp_path, pki):
+    started = []
+
+    def start(mode="plain", auth=None, mechs=None, plaintext_auth=False,
+              tls12=False, cert="server", port=None, extra=()):
+        port = port or free_port()
+        maildir = tmp_path / ("mail-%d" % port)
+        maildir.mkdir(exist_ok=True)
+        ready = tmp_path / ("ready-%d" % port)
+        args = ["/usr/bin/python3", PEER,
+                "--port", str(port), "--mode", mode,
+                "--maildir", str(maildir), "--ready", str(ready),
+                "--tls-cert", str(pki / (cert + ".pem")),
+                "--tls-key", str(pki / (cert + ".key"))]
+        if auth:
+            args += ["--auth", auth]
+        if mechs:
+            args += ["--auth-mechs", mechs]
+        if plaintext_auth:
+            args += ["--auth-plaintext"]
+        if tls12:
+            args += ["--tls12-only"]
+        args += list(extra)
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 15
+        while not ready.exists():
+            assert proc.poll() is None, "aiosmtpd did not start"
+            assert time.monotonic() < deadline, "aiosmtpd not ready"
+            time.sleep(0.05)
+        ready.unlink()
+        return Peer(proc, port, str(maildir))
+
+    yield start
+    for p in started:
+        p.kill()
+        p.wait()
+
 
 
 def start_posternd(daemon_factory, tmp_path, conf_extra="", env=None):
@@ -176,3 +259,25 @@ def smtp_chat(port, commands, host="127.0.0.1"):
             f.flush()
             replies.append(reply())
     return replies
+
+
+def send_raw(port, sender, rcpts, body, helo="me.test"):
+    """One message over a plain socket, each command after its reply;
+    returns the reply to the end of data."""
+    cmds = ["HELO " + helo, "MAIL FROM:<%s>" % sender]
+    cmds += ["RCPT TO:<%s>" % r for r in rcpts]
+    cmds += ["DATA"]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        f = s.makefile("rwb")
+        f.readline()
+        for c in cmds:
+            f.write(c.encode() + b"\r\n")
+            f.flush()
+            reply = f.readline()
+            assert reply[:1] in (b"2", b"3"), (c, reply)
+        f.write(body + b".\r\n")
+        f.flush()
+        reply = f.readline().decode()
+        f.write(b"QUIT\r\n")
+        f.flush()
+        return reply

@@ -5,6 +5,13 @@ write) as an upstream for the tests, in the mode a test asks for.
                    [--mode plain|starttls|implicit] [--tls12-only]
                    [--auth USER:PASSWORD] [--auth-mechs PLAIN,LOGIN,CRAM-MD5]
                    [--auth-plaintext] [--maildir DIR] [--ready FILE]
+                   [--reject ADDR]... [--defer ADDR]...
+                   [--defer-data N] [--slow-data SECONDS] [--sessions FILE]
+
+The policy options are what a real server's configuration decides: refuse
+a recipient (550 5.1.1), greylist one (451 4.7.1), answer 451 to the first
+N messages' data, or take its time over the data.  --sessions appends a
+line per EHLO (one per plain connection) to FILE.
 
 Received messages go to DIR/N.eml with an envelope line first
 ("X-Peer: ip", "X-Mail-From:", "X-Rcpt-To:"); "READY" is written to the
@@ -26,13 +33,37 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, auth_mechanism
 
 
 class Handler:
-    def __init__(self, maildir, user, password):
+    def __init__(self, maildir, user, password, args):
         self.maildir = maildir
         self.user = user
         self.password = password
         self.count = 0
+        self.args = args
+        self.data_seen = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        session.host_name = hostname
+        if self.args.sessions:
+            with open(self.args.sessions, "a") as f:
+                f.write("%s\n" % hostname)
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        if address in self.args.reject:
+            return "550 5.1.1 <%s>: Recipient address rejected" % address
+        if address in self.args.defer:
+            return "451 4.7.1 <%s>: greylisted, try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.data_seen += 1
+        if self.args.slow_data:
+            await asyncio.sleep(self.args.slow_data)
+        if self.data_seen <= self.args.defer_data:
+            return "451 4.3.0 Temporary failure, try again"
         self.count += 1
         if self.maildir:
             path = os.path.join(self.maildir, "%d-%d.eml" % (os.getpid(),
@@ -109,11 +140,16 @@ def main():
     ap.add_argument("--auth-plaintext", action="store_true")
     ap.add_argument("--maildir")
     ap.add_argument("--ready")
+    ap.add_argument("--reject", action="append", default=[])
+    ap.add_argument("--defer", action="append", default=[])
+    ap.add_argument("--defer-data", type=int, default=0)
+    ap.add_argument("--slow-data", type=float, default=0)
+    ap.add_argument("--sessions")
     args = ap.parse_args()
 
     user, password = (args.auth.split(":", 1) if args.auth
                       else ("", ""))
-    handler = Handler(args.maildir, user, password)
+    handler = Handler(args.maildir, user, password, args)
     kwargs = {"hostname": args.host, "port": args.port,
               "server_hostname": "peer.test"}
     smtp_kwargs = {}

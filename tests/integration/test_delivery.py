@@ -1,0 +1,252 @@
+"""Mail flowing end to end: a real client (swaks, smtp-source) into
+posternd, and posternd delivering to a real server (aiosmtpd) with its
+policies: refusals, greylisting, slow or dying servers, failover."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, spool_messages, start_posternd, \
+    send_raw, POSTERN_SENDMAIL
+
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+def relay_conf(*upstreams, queue='retry = ( "1s" );'):
+    ups = ", ".join('{ name = "%s"; host = "127.0.0.1"; port = %d; '
+                    'security = "none"; timeouts = { connect = "2s"; '
+                    'command = "10s"; }; }' % (name, port)
+                    for name, port in upstreams)
+    return "upstreams = ( %s );\nqueue = { %s };\n" % (ups, queue)
+
+
+def wait_until(pred, timeout=20, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def envelope_of(message):
+    """The X-Mail-From / X-Rcpt-To lines the peer put on top."""
+    head = message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    lines = head.split("\r\n")
+    frm = [l[len("X-Mail-From: "):] for l in lines
+           if l.startswith("X-Mail-From: ")][0]
+    rcpts = [l[len("X-Rcpt-To: "):] for l in lines
+             if l.startswith("X-Rcpt-To: ")]
+    return frm, rcpts
+
+
+def test_message_is_delivered_and_removed(tmp_path, daemon_factory, peer):
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    reply = send_raw(d.port, "alice@example.org",
+                     ["bob@example.org", "carol@example.org"],
+                     b"Subject: hi\r\n\r\n..dot\r\nbody\r\n")
+    assert reply.startswith("250 2.0.0")
+    wait_until(lambda: len(p.messages()) == 1, what="delivery")
+    frm, rcpts = envelope_of(p.messages()[0])
+    assert frm == "alice@example.org"
+    assert sorted(rcpts) == ["bob@example.org", "carol@example.org"]
+    assert b"\r\nSubject: hi\r\n\r\n.dot\r\nbody\r\n" in p.messages()[0]
+    assert b"Received: from me.test" in p.messages()[0]
+    wait_until(lambda: spool_messages(d.spool) == [], what="removal")
+    d.wait_for("event=removed")
+
+
+def test_one_refused_of_three_bounces_with_upstream_text(
+        tmp_path, daemon_factory, peer):
+    p = peer(extra=["--reject", "nobody@example.org"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    send_raw(d.port, "alice@example.org",
+             ["bob@example.org", "nobody@example.org", "carol@example.org"],
+             b"Subject: three\r\nMessage-ID: <m3@example.org>\r\n\r\nhello\r\n")
+    wait_until(lambda: len(p.messages()) == 2, what="message and bounce")
+    msgs = [envelope_of(m) + (m,) for m in p.messages()]
+    original = [m for m in msgs if m[0] == "alice@example.org"][0]
+    bounce = [m for m in msgs if m[0] == "<>"][0]
+    assert sorted(original[1]) == ["bob@example.org", "carol@example.org"]
+    assert bounce[1] == ["alice@example.org"]
+    text = bounce[2].decode()
+    assert "Content-Type: multipart/report; report-type=delivery-status" \
+        in text
+    assert "Final-Recipient: rfc822; nobody@example.org" in text
+    assert "Action: failed" in text
+    assert "Status: 5.1.1" in text
+    assert "Diagnostic-Code: smtp; 550" in text
+    assert "Recipient address rejected" in text
+    assert "Message-ID: <m3@example.org>" in text      # the original
+    assert "bob@example.org" not in text.split("message/delivery-status")[1] \
+        .split("message/rfc822")[0]
+    wait_until(lambda: spool_messages(d.spool) == [], what="queue empty")
+
+
+def test_greylisting_is_retried(tmp_path, daemon_factory, peer):
+    p = peer(extra=["--defer-data", "1"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    send_raw(d.port, "a@example.org", ["b@example.org"],
+             b"Subject: later\r\n\r\nx\r\n")
+    d.wait_for("event=deferred")
+    d.wait_for("event=retry")
+    wait_until(lambda: len(p.messages()) == 1, what="second attempt")
+    d.wait_for("event=delivered")
+    wait_until(lambda: spool_messages(d.spool) == [], what="removal")
+
+
+def test_deferred_reason_kept_in_the_envelope(tmp_path, daemon_factory,
+                                              peer):
+    p = peer(extra=["--defer", "slow@example.org"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1h" );'))
+    send_raw(d.port, "a@example.org", ["slow@example.org"], b"\r\nx\r\n")
+    wait_until(lambda: spool_messages(d.spool)[0][0]["attempts"] == "1",
+               what="the saved attempt")
+    env, _ = spool_messages(d.spool)[0]
+    assert env["rcpt.state"] == ["deferred"]
+    assert env["rcpt.code"] == ["451"]
+    assert "greylisted" in env["rcpt.error"][0]
+    assert env["attempts"] == "1"
+    assert int(env["next-attempt"]) > time.time() + 3000
+
+
+def test_expired_message_bounces(tmp_path, daemon_factory, peer):
+    p = peer(extra=["--defer", "slow@example.org"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1s" ); max_age = "3s";'))
+    send_raw(d.port, "a@example.org", ["slow@example.org"],
+             b"Subject: old\r\n\r\nx\r\n")
+    d.wait_for("event=expired", timeout=20)
+    wait_until(lambda: len(p.messages()) == 1, what="bounce")
+    frm, rcpts = envelope_of(p.messages()[0])
+    assert frm == "<>" and rcpts == ["a@example.org"]
+    assert b"Status: 5.4.7" in p.messages()[0]
+    assert b"greylisted" in p.messages()[0]
+    wait_until(lambda: spool_messages(d.spool) == [], what="queue empty")
+
+
+def test_null_sender_is_never_bounced(tmp_path, daemon_factory, peer):
+    p = peer(extra=["--reject", "gone@example.org"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    send_raw(d.port, "", ["gone@example.org"], b"Subject: dsn\r\n\r\nx\r\n")
+    d.wait_for("event=failed")
+    d.wait_for("event=bounce-dropped")
+    wait_until(lambda: spool_messages(d.spool) == [], what="removal")
+    time.sleep(0.5)
+    assert p.messages() == []
+
+
+def test_upstream_killed_mid_data_is_redelivered(tmp_path, daemon_factory,
+                                                 peer):
+    port = free_port()
+    slow = peer(port=port, extra=["--slow-data", "30"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", port)))
+    send_raw(d.port, "a@example.org", ["b@example.org"],
+             b"Subject: survive\r\n\r\n" + b"line\r\n" * 1000)
+    time.sleep(1.0)        # posternd is now waiting for the dot's reply
+    slow.proc.kill()
+    slow.proc.wait()
+    d.wait_for("event=deferred")
+    assert len(spool_messages(d.spool)) == 1
+    good = peer(port=port)
+    wait_until(lambda: len(good.messages()) == 1, what="redelivery")
+    assert b"Subject: survive" in good.messages()[0]
+    wait_until(lambda: spool_messages(d.spool) == [], what="removal")
+
+
+def test_failover_and_breaker(tmp_path, daemon_factory, peer):
+    dead = free_port()
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("first", dead), ("second", p.port),
+        queue='retry = ( "1s" ); breaker_failures = 2; '
+              'breaker_backoff = "3s";'))
+    for i in range(3):
+        send_raw(d.port, "a@example.org", ["b%d@example.org" % i],
+                 b"Subject: %d\r\n\r\nx\r\n" % i)
+    wait_until(lambda: len(p.messages()) == 3, what="failover delivery")
+    d.wait_for("event=failover")
+    d.wait_for("event=breaker-open upstream=first")
+    # The first upstream comes back: after the backoff a probe finds it.
+    back = peer(port=dead)
+    deadline = time.monotonic() + 45
+    n = 0
+    while not back.messages():
+        assert time.monotonic() < deadline, "first upstream never retried"
+        send_raw(d.port, "a@example.org", ["again%d@example.org" % n],
+                 b"\r\nx\r\n")
+        n += 1
+        time.sleep(1)
+    d.wait_for("event=breaker-closed upstream=first")
+
+
+@pytest.mark.skipif(not os.path.exists(SMTP_SOURCE),
+                    reason="smtp-source missing")
+def test_connection_reuse(tmp_path, daemon_factory, peer):
+    sessions = tmp_path / "sessions"
+    p = peer(extra=["--sessions", str(sessions)])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1s" ); concurrency = 2;'))
+    r = subprocess.run([SMTP_SOURCE, "-c", "-s", "5", "-m", "60", "-l",
+                        "1024", "-f", "a@example.org", "-t",
+                        "b@example.org", "127.0.0.1:%d" % d.port],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0
+    wait_until(lambda: len(p.messages()) == 60, timeout=60,
+               what="60 deliveries")
+    count = len(sessions.read_text().splitlines())
+    print("60 messages delivered over %d upstream sessions" % count)
+    assert count < 60
+
+
+@pytest.mark.skipif(not os.path.exists(POSTERN_SENDMAIL),
+                    reason="postern-sendmail not built")
+def test_sendmail_drop_while_down_is_delivered_at_start(
+        tmp_path, daemon_factory, peer):
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    d.stop()
+    r = subprocess.run([POSTERN_SENDMAIL, "-C", d.conf, "-f",
+                        "cron@example.org", "root@example.org"],
+                       input=b"Subject: from cron\n\nall good\n",
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert len(spool_messages(d.spool)) == 1
+    d2 = daemon_factory(d.conf)
+    d2.wait_for("event=ready")
+    wait_until(lambda: len(p.messages()) == 1, what="delivery after start")
+    assert b"Subject: from cron" in p.messages()[0]
+
+
+@pytest.mark.skipif(not os.path.exists(POSTERN_SENDMAIL),
+                    reason="postern-sendmail not built")
+def test_sendmail_drop_while_running_is_picked_up(tmp_path, daemon_factory,
+                                                  peer):
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    r = subprocess.run([POSTERN_SENDMAIL, "-C", d.conf, "-f",
+                        "app@example.org", "ops@example.org"],
+                       input=b"Subject: now\n\nhello\n", capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: len(p.messages()) == 1, what="pickup and delivery")
+    d.wait_for("event=picked-up")
+
+
+def test_sigterm_mid_delivery_keeps_the_message(tmp_path, daemon_factory,
+                                                peer):
+    port = free_port()
+    peer(port=port, extra=["--slow-data", "60"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", port)))
+    send_raw(d.port, "a@example.org", ["b@example.org"], b"\r\nx\r\n")
+    time.sleep(1.0)
+    assert d.stop(timeout=30) == 0
+    d.wait_for("event=stop-forced")
+    assert len(spool_messages(d.spool)) == 1
+    env, _ = spool_messages(d.spool)[0]
+    assert env["rcpt.state"] == ["pending"]
