@@ -31,6 +31,7 @@
 #include "common/units.h"
 #include "config.h"
 #include "log.h"
+#include "net/proxyurl.h"
 #include "sasl/sasl.h"
 
 #define KEY_PATH_MAX	256
@@ -54,10 +55,11 @@ static const char *const queue_keys[] = {
 };
 static const char *const upstream_keys[] = {
 	"name", "host", "port", "security", "bind", "bind6", "timeouts",
-	"tls", "auth", "rate", NULL
+	"tls", "auth", "rate", "proxy", NULL
 };
 static const char *const timeout_keys[] = {
-	"connect", "greeting", "tls", "command", "data", "dot", "total", NULL
+	"connect", "proxy", "greeting", "tls", "command", "data", "dot",
+	"total", NULL
 };
 static const char *const tls_keys[] = {
 	"versions", "policy", "verify", "ca_file", "ca_path", "server_name",
@@ -894,6 +896,7 @@ upstream_defaults(struct config_upstream *u)
 {
 	u->security = PST_SEC_TLS_AUTO;
 	u->timeouts.connect = 30 * 1000;
+	u->timeouts.proxy = 30 * 1000;
 	u->timeouts.greeting = 4 * 1000;
 	u->timeouts.tls = 30 * 1000;
 	/* RFC 5321 §4.5.3.2. */
@@ -917,6 +920,10 @@ upstream_free(struct config_upstream *u)
 	}
 	free(u->strings);
 	free((void *)u->tls.pins);
+	if (u->proxies != NULL) {
+		OPENSSL_cleanse(u->proxies, u->nproxies * sizeof(*u->proxies));
+		free(u->proxies);
+	}
 	if (u->ssl_ctx != NULL)
 		SSL_CTX_free(u->ssl_ctx);
 }
@@ -954,6 +961,7 @@ load_timeouts(struct loader *L, struct config_upstream *u,
 	join(path, prefix, "timeouts");
 	check_keys(L, g, path, timeout_keys);
 	get_duration(L, g, path, "connect", 100, TIMEOUT_MAX_MS, &t->connect);
+	get_duration(L, g, path, "proxy", 100, TIMEOUT_MAX_MS, &t->proxy);
 	get_duration(L, g, path, "greeting", 100, TIMEOUT_MAX_MS,
 	    &t->greeting);
 	get_duration(L, g, path, "tls", 100, TIMEOUT_MAX_MS, &t->tls);
@@ -1048,6 +1056,64 @@ load_tls(struct loader *L, struct config_upstream *u,
 	if (p->key != NULL && p->cert == NULL)
 		lerr(L, config_setting_get_member(g, "key"),
 		    join(epath, path, "key"), "a key needs a cert");
+}
+
+/*
+ * Parses one proxy URL into the upstream's list and checks that a dial
+ * plan takes it.  Returns NULL, or a phrase saying what is wrong.
+ */
+static const char *
+add_proxy(struct config_upstream *u, const char *url)
+{
+	struct pst_dial_plan plan;
+	struct pst_hop hop, *hops;
+	struct pst_err err;
+	const char *why;
+	static char text[PST_ERR_TEXT_MAX];
+
+	if (pst_proxy_url_parse(url, &hop, &why) == -1)
+		return why;
+	if (hop.kind == PST_HOP_SOCKS4 && hop.password[0] != '\0') {
+		OPENSSL_cleanse(&hop, sizeof(hop));
+		return "SOCKS4 has no password (only a user id)";
+	}
+	if (pst_dial_plan_init(&plan, "localhost", 25, &err) == 0 &&
+	    pst_dial_plan_add_hop(&plan, &hop, &err) == -1) {
+		OPENSSL_cleanse(&hop, sizeof(hop));
+		pst_dial_plan_clear(&plan);
+		snprintf(text, sizeof(text), "%s", err.text);
+		return text;
+	}
+	pst_dial_plan_clear(&plan);
+	hops = realloc(u->proxies, (u->nproxies + 1) * sizeof(*hops));
+	if (hops == NULL)
+		fatalx("event=oom what=config");
+	u->proxies = hops;
+	u->proxies[u->nproxies++] = hop;
+	OPENSSL_cleanse(&hop, sizeof(hop));
+	return NULL;
+}
+
+static void
+load_proxies(struct loader *L, struct config_upstream *u,
+    const config_setting_t *ug, const char *path)
+{
+	const config_setting_t **elems = NULL;
+	char epath[KEY_PATH_MAX + 32];
+	const char *why;
+	size_t i, n;
+
+	if (get_string_list(L, ug, path, "proxy", &elems, &n) != 1)
+		return;
+	for (i = 0; i < n; i++) {
+		snprintf(epath, sizeof(epath), "%s.proxy.[%zu]", path, i);
+		/* The URL may hold a password: never quote it. */
+		if ((why = add_proxy(u, config_setting_get_string(elems[i]))) !=
+		    NULL)
+			lerr(L, elems[i], epath, "not a usable proxy URL: %s",
+			    why);
+	}
+	free(elems);
 }
 
 /* Whether others may read the file holding setting 's'. */
@@ -1253,6 +1319,7 @@ load_upstream(struct loader *L, const config_setting_t *ug, size_t index,
 		lerr(L, config_setting_get_member(ug, "rate"),
 		    join(p, path, "rate"), "\"%s\" is not a rate: %s", v, why);
 	load_timeouts(L, u, ug, path);
+	load_proxies(L, u, ug, path);
 	load_tls(L, u, ug, path);
 	load_auth(L, u, ug, path);
 	finish_upstream(L, u, ug, path);
@@ -1663,6 +1730,34 @@ env_password_file(struct loader *L, const char *var, const char *value)
 	}
 }
 
+/* POSTERN_PROXY: comma-separated proxy URLs for every upstream. */
+static void
+env_proxy(struct loader *L, const char *var, const char *value)
+{
+	struct config_upstream *u;
+	const char *why;
+	size_t i, j, n;
+	char **items = split_commas(value, &n);
+
+	for (i = 0; i < L->cfg->nupstreams; i++) {
+		u = &L->cfg->upstreams[i];
+		if (u->proxies != NULL) {
+			OPENSSL_cleanse(u->proxies,
+			    u->nproxies * sizeof(*u->proxies));
+			free(u->proxies);
+		}
+		u->proxies = NULL;
+		u->nproxies = 0;
+		for (j = 0; j < n; j++)
+			if ((why = add_proxy(u, items[j])) != NULL && i == 0)
+				env_err(L, var, "proxy %zu: not a usable proxy "
+				    "URL: %s", j + 1, why);
+	}
+	for (j = 0; j < n; j++)
+		OPENSSL_cleanse(items[j], strlen(items[j]));
+	free_strings(items, n);
+}
+
 /* Checks done once the environment had its say. */
 static void
 env_finish_upstreams(struct loader *L)
@@ -1701,6 +1796,7 @@ static const struct {
 	{ "POSTERN_LOG_LEVEL", env_log_level },
 	{ "POSTERN_UPSTREAM", env_upstream },
 	{ "POSTERN_PASSWORD_FILE", env_password_file },
+	{ "POSTERN_PROXY", env_proxy },
 };
 
 static void

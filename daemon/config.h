@@ -23,6 +23,7 @@
 
 #include <openssl/ssl.h>
 
+#include "net/dial.h"
 #include "net/sockaddr.h"
 #include "tls/policy.h"
 
@@ -47,6 +48,7 @@ struct config_limits {
 /* Milliseconds. */
 struct config_timeouts {
 	uint64_t	 connect;	/* TCP connect, per address */
+	uint64_t	 proxy;		/* a proxy's handshake */
 	uint64_t	 greeting;	/* short wait that drives auto modes */
 	uint64_t	 tls;		/* TLS handshake */
 	uint64_t	 command;	/* each command's reply */
@@ -79,6 +81,8 @@ struct config_upstream {
 	char			 tls_note[256];	/* versions dropped, or "" */
 	bool			 has_auth;
 	struct config_auth	 auth;
+	struct pst_hop		*proxies;	/* tried in turn, one at a time */
+	size_t			 nproxies;
 	unsigned		 rate_count;	/* at most this many messages */
 	uint64_t		 rate_per_ms;	/* per this long; 0: no limit */
 	char			**strings;	/* owned by the upstream */

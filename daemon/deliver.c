@@ -35,6 +35,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
+#include "net/proxyurl.h"
 #include "scheduler.h"
 #include "secret.h"
 #include "spool/backoff.h"
@@ -70,6 +71,7 @@ struct delivery {
 	struct pst_creds	 creds;
 	char			*secret;
 	unsigned		 messages;	/* on this connection */
+	size_t			 proxy_tries;	/* of this upstream, this time */
 
 	/* The message. */
 	struct qent		*e;
@@ -289,8 +291,8 @@ secret_done(void *arg)
 		return;
 	}
 	d->state = D_CONNECT;
-	upstream_params(d->cfg, u, d->secret, d->cur->learned, &d->np,
-	    &d->creds);
+	upstream_params(d->cfg, u, d->secret, d->cur->learned,
+	    d->cur->proxy, &d->np, &d->creds);
 	d->neg = pst_negotiate_start(scheduler_base(d->s),
 	    scheduler_pool(d->s), &d->np, on_negotiated, d, &err);
 	if (d->neg == NULL)
@@ -311,7 +313,8 @@ d_connect(struct delivery *d)
 		return;
 	}
 	d->state = D_CONNECT;
-	upstream_params(d->cfg, u, NULL, d->cur->learned, &d->np, &d->creds);
+	upstream_params(d->cfg, u, NULL, d->cur->learned, d->cur->proxy,
+	    &d->np, &d->creds);
 	d->neg = pst_negotiate_start(scheduler_base(d->s),
 	    scheduler_pool(d->s), &d->np, on_negotiated, d, &err);
 	if (d->neg == NULL)
@@ -335,6 +338,7 @@ failover(struct delivery *d)
 		    qs(up_name(d)), qs(up->name));
 		d->upi = i;
 		d->cur = up;
+		d->proxy_tries = 0;
 		return true;
 	}
 	return false;
@@ -360,13 +364,28 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
     const struct pst_err *err, void *arg)
 {
 	struct delivery *d = arg;
-	char buf[PST_ERR_TEXT_MAX + 128];
+	const struct config_upstream *u = &d->cfg->upstreams[d->upi];
+	char buf[PST_ERR_TEXT_MAX + 128], url[PST_PROXY_URL_MAX];
+	const char *proxy = NULL;
+
+	if (u->nproxies > 0)
+		proxy = pst_proxy_url_format(&u->proxies[d->cur->proxy %
+		    u->nproxies], url, sizeof(url));
 
 	d->neg = NULL;
 	if (err != NULL) {
-		log_warn("event=connect-failed upstream=%s id=%s %s",
-		    qs(up_name(d)), qent_id(d->e),
+		log_warn("event=connect-failed upstream=%s id=%s%s%s %s",
+		    qs(up_name(d)), qent_id(d->e), proxy != NULL ?
+		    " proxy=" : "", proxy != NULL ? qs(proxy) : "",
 		    pst_err_format(err, buf, sizeof(buf)));
+		if (u->nproxies > 0 && upstream_proxy_failed(err)) {
+			/* The next proxy of the list, from now on. */
+			d->cur->proxy++;
+			if (++d->proxy_tries < u->nproxies && !d->aborted) {
+				d_connect(d);
+				return;
+			}
+		}
 		scheduler_conn_result(d->s, d->cur, err, PST_LEARNED_UNKNOWN);
 		if (!d->aborted && failover(d)) {
 			d_connect(d);

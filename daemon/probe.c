@@ -28,11 +28,20 @@
 #include "common/pool.h"
 #include "config.h"
 #include "log.h"
+#include "net/proxyurl.h"
 #include "probe.h"
 #include "secret.h"
 #include "upstream.h"
 
 #define PROBE_TRANSCRIPT_MAX	200
+#define PROBE_PROXIES_MAX	16
+
+struct probe_proxy {
+	char		 url[PST_PROXY_URL_MAX];
+	bool		 ok;
+	uint32_t	 ms;		/* handshake */
+	char		 error[PST_ERR_TEXT_MAX];
+};
 
 struct probe {
 	const struct config		*cfg;
@@ -59,6 +68,8 @@ struct probe {
 	struct pst_client_rcpt		 rcpt;
 	char				*lines[PROBE_TRANSCRIPT_MAX];
 	size_t				 nlines;
+	struct probe_proxy		 proxies[PROBE_PROXIES_MAX];
+	size_t				 nproxies;
 };
 
 static uint32_t
@@ -223,6 +234,14 @@ print_text(const struct probe *p)
 	    pst_negotiate_mode_name((enum pst_secmode)u->security));
 	if (u->tls_note[0] != '\0')
 		printf("  tls policy %s\n", u->tls_note);
+	for (i = 0; i < p->nproxies; i++) {
+		if (p->proxies[i].ok)
+			printf("  proxy      %s: tunnel open (%u ms)\n",
+			    p->proxies[i].url, p->proxies[i].ms);
+		else
+			printf("  proxy      %s: FAILED: %s\n",
+			    p->proxies[i].url, p->proxies[i].error);
+	}
 	if (p->res.dial.peer_len > 0) {
 		pst_sockaddr_format((const struct sockaddr *)&p->res.dial.peer,
 		    p->res.dial.peer_len, peer, sizeof(peer));
@@ -287,6 +306,7 @@ print_json(const struct probe *p, bool comma)
 {
 	const struct pst_client_info *in = &p->info;
 	char caps[256], allowed[128], peer[80];
+	size_t i;
 
 	printf("{");
 	json_str("upstream", p->u->name, true);
@@ -301,6 +321,16 @@ print_json(const struct probe *p, bool comma)
 		json_str("connected_to", peer, true);
 		printf("\"connect_ms\":%u,", p->res.dial.connect_ms);
 	}
+	printf("\"proxies\":[");
+	for (i = 0; i < p->nproxies; i++) {
+		printf("{");
+		json_str("url", p->proxies[i].url, true);
+		printf("\"ok\":%s,\"ms\":%u,", p->proxies[i].ok ? "true" :
+		    "false", p->proxies[i].ms);
+		json_str("error", p->proxies[i].error, false);
+		printf("}%s", i + 1 < p->nproxies ? "," : "");
+	}
+	printf("],");
 	json_str("path", p->res.path, true);
 	json_str("learned", pst_learned_name(p->res.learned), true);
 	printf("\"from_memory\":%s,", p->res.from_memory ? "true" : "false");
@@ -340,34 +370,31 @@ print_json(const struct probe *p, bool comma)
 	printf("}%s\n", comma ? "," : "");
 }
 
-static int
-probe_one(struct probe *p, struct pst_pool *pool)
+/* One connection attempt through proxy number 'k' (if any). */
+static void
+probe_attempt(struct probe *p, struct pst_pool *pool, const char *secret,
+    enum pst_learned remembered, size_t k)
 {
 	struct timeval limit;
 	struct pst_negotiate *n;
 	struct pst_err err;
-	char *secret = NULL;
-	enum pst_learned remembered;
 	uint64_t total = p->u->timeouts.total;
 
+	p->failed = p->ready = p->done = p->sent = false;
+	memset(&p->res, 0, sizeof(p->res));
+	pst_err_clear(&p->err);
 	gettimeofday(&p->start, NULL);
-	if (p->u->has_auth && secret_load(p->u, &secret, &err) == -1) {
-		p->failed = true;
-		p->err = err;
-		return -1;
-	}
-	remembered = upstream_memory_load(p->cfg->spool_dir, p->u->name);
-	upstream_params(p->cfg, p->u, secret, remembered, &p->np, &p->creds);
+	upstream_params(p->cfg, p->u, secret, remembered, k, &p->np,
+	    &p->creds);
 	p->np.plan.trace = probe_trace;
 	p->np.plan.trace_arg = p;
 	p->np.client.trace = probe_trace;
 	p->np.client.trace_arg = p;
 	if ((n = pst_negotiate_start(p->base, pool, &p->np, on_negotiated, p,
 	    &err)) == NULL) {
-		secret_free(secret);
 		p->failed = true;
 		p->err = err;
-		return -1;
+		return;
 	}
 	limit.tv_sec = (time_t)(total / 1000);
 	limit.tv_usec = (suseconds_t)(total % 1000) * 1000;
@@ -388,11 +415,43 @@ probe_one(struct probe *p, struct pst_pool *pool)
 	p->client = NULL;
 	if (p->mail.body_fd > 0)
 		close(p->mail.body_fd);
+	p->mail.body_fd = -1;
+}
+
+static int
+probe_one(struct probe *p, struct pst_pool *pool)
+{
+	const struct config_upstream *u = p->u;
+	struct probe_proxy *pp;
+	char *secret = NULL;
+	enum pst_learned remembered;
+	size_t k;
+
+	if (u->has_auth && secret_load(u, &secret, &p->err) == -1) {
+		p->failed = true;
+		return -1;
+	}
+	remembered = upstream_memory_load(p->cfg->spool_dir, u->name);
+	for (k = 0; k < (u->nproxies > 0 ? u->nproxies : 1); k++) {
+		probe_attempt(p, pool, secret, remembered, k);
+		if (u->nproxies == 0 || k >= PROBE_PROXIES_MAX)
+			break;
+		/* Each proxy of the list, in turn, as deliveries do. */
+		pp = &p->proxies[p->nproxies++];
+		pst_proxy_url_format(&u->proxies[k], pp->url, sizeof(pp->url));
+		pp->ok = p->res.dial.nhops > 0;
+		pp->ms = pp->ok ? p->res.dial.hop_ms[0] : 0;
+		if (p->failed && !pp->ok)
+			snprintf(pp->error, sizeof(pp->error), "%s",
+			    p->err.text);
+		if (!p->failed || !upstream_proxy_failed(&p->err))
+			break;
+	}
 	secret_free(secret);
-	if (p->ready && upstream_memory_save(p->cfg->spool_dir, p->u->name,
+	if (p->ready && upstream_memory_save(p->cfg->spool_dir, u->name,
 	    p->res.learned) == -1 && p->verbose)
 		fprintf(stderr, "postern: cannot remember the mode of %s under "
-		    "%s\n", p->u->name, p->cfg->spool_dir);
+		    "%s\n", u->name, p->cfg->spool_dir);
 	return p->failed ? -1 : 0;
 }
 

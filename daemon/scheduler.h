@@ -37,6 +37,7 @@ struct upstate {
 	unsigned	 opened;	/* times opened in a row */
 	bool		 probing;	/* a half-open probe is running */
 	enum pst_learned learned;	/* TLS mode that worked */
+	size_t		 proxy;		/* proxy of the list to use next */
 	double		 tokens;	/* rate limit bucket */
 	struct timespec	 refilled;
 	time_t		 last_ok;

@@ -22,7 +22,7 @@ ms32(uint64_t ms)
 
 void
 upstream_params(const struct config *cfg, const struct config_upstream *u,
-    const char *secret, enum pst_learned remembered,
+    const char *secret, enum pst_learned remembered, size_t proxy,
     struct pst_negotiate_params *np, struct pst_creds *creds)
 {
 	struct pst_client_params *cp = &np->client;
@@ -34,6 +34,11 @@ upstream_params(const struct config *cfg, const struct config_upstream *u,
 	pst_dial_plan_set_bind(&np->plan, u->bind, u->bind6, &err);
 	np->plan.timeouts.connect_ms = ms32(u->timeouts.connect);
 	np->plan.timeouts.resolve_ms = ms32(u->timeouts.connect);
+	np->plan.timeouts.proxy_ms = ms32(u->timeouts.proxy);
+	/* One proxy per attempt: the list is for failover, not a chain. */
+	if (u->nproxies > 0)
+		pst_dial_plan_add_hop(&np->plan,
+		    &u->proxies[proxy % u->nproxies], &err);
 	np->mode = (enum pst_secmode)u->security;
 	np->remembered = remembered;
 	np->greeting_ms = ms32(u->timeouts.greeting);
@@ -55,6 +60,20 @@ upstream_params(const struct config *cfg, const struct config_upstream *u,
 		cp->creds = creds;
 		cp->sasl_allowed = u->auth.mechanisms;
 		cp->allow_plaintext = u->auth.allow_plaintext;
+	}
+}
+
+bool
+upstream_proxy_failed(const struct pst_err *err)
+{
+	switch (err->stage) {
+	case PST_STAGE_PROXY:
+	case PST_STAGE_CONNECT:
+	case PST_STAGE_BIND:
+	case PST_STAGE_RESOLVE:
+		return true;
+	default:
+		return false;
 	}
 }
 

@@ -9,6 +9,9 @@
 #ifndef POSTERN_UPSTREAM_H
 #define POSTERN_UPSTREAM_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "client/negotiate.h"
 #include "sasl/sasl.h"
 
@@ -18,14 +21,22 @@ struct config_upstream;
 /*
  * upstream_params()
  * Fills 'np' (and 'creds', used by it when the upstream authenticates,
- * with 'secret' as the password or token) for a connection to 'u'.  The
+ * with 'secret' as the password or token) for a connection to 'u',
+ * through its proxy number 'proxy' (modulo their number) if it has any.  The
  * pointers in 'np' lead into 'cfg', 'u', 'creds' and 'secret', which must
  * outlive the connection.
  */
 void	upstream_params(const struct config *cfg,
 	    const struct config_upstream *u, const char *secret,
-	    enum pst_learned remembered, struct pst_negotiate_params *np,
-	    struct pst_creds *creds);
+	    enum pst_learned remembered, size_t proxy,
+	    struct pst_negotiate_params *np, struct pst_creds *creds);
+
+/*
+ * upstream_proxy_failed()
+ * Whether a failed connection should move on to the next proxy of the
+ * list: any trouble reaching or passing through the proxy.
+ */
+bool	upstream_proxy_failed(const struct pst_err *err);
 
 /*
  * upstream_memory_load(), upstream_memory_save()

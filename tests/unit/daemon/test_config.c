@@ -44,6 +44,7 @@ setup(void)
 	unsetenv("POSTERN_LOG_LEVEL");
 	unsetenv("POSTERN_UPSTREAM");
 	unsetenv("POSTERN_PASSWORD_FILE");
+	unsetenv("POSTERN_PROXY");
 }
 
 /* Loads 'text' expecting failure; returns the errors joined by " | ". */
@@ -255,6 +256,21 @@ static const struct {
 	  ":2: upstreams.[0].auth: needs a user" },
 	{ "upstreams = ( { host = \"mx.example.org\";\n"
 	  " bind = \"::1\"; } );\n", "upstreams.[0].bind: " },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " proxy = ( \"socks5h://127.0.0.1:1080\", \"gopher://x:1\" ); } );\n",
+	  ":2: upstreams.[0].proxy.[1]: not a usable proxy URL: " },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " proxy = \"socks4://u:secret@127.0.0.1:1080\"; } );\n",
+	  "proxy.[0]: not a usable proxy URL: SOCKS4 has no password" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " timeouts = { proxy = \"soon\"; }; } );\n",
+	  ":2: upstreams.[0].timeouts.proxy: \"soon\" is not a duration" },
+	{ "upstreams = ( { host = \"mx.example.org\"; rate = \"fast\"; } );\n",
+	  "upstreams.[0].rate: \"fast\" is not a rate" },
+	{ "queue = { retry = ( \"1m\", \"later\" ); };\n",
+	  ":1: queue.retry.[1]: \"later\" is not a duration" },
+	{ "queue = { concurrency = 0; };\n",
+	  "queue.concurrency: 0 is out of range" },
 	{ "upstreams = { host = \"mx.example.org\"; };\n",
 	  ":1: upstreams: must be a list ( { ... }, ... ), not a group" },
 };
@@ -440,6 +456,16 @@ START_TEST(upstream_from_environment)
 	ck_assert_int_eq(cfg->upstreams[0].security, PST_SEC_AUTO);
 	config_unref(cfg);
 
+	setenv("POSTERN_UPSTREAM", "smtp+starttls://mail.example.org", 1);
+	setenv("POSTERN_PROXY", "socks5h://127.0.0.1:1080,http://p:3128", 1);
+	cfg = load_ok("");
+	unsetenv("POSTERN_PROXY");
+	ck_assert_uint_eq(cfg->upstreams[0].nproxies, 2);
+	ck_assert_int_eq(cfg->upstreams[0].proxies[0].kind, PST_HOP_SOCKS5);
+	ck_assert(cfg->upstreams[0].proxies[0].remote_resolve);
+	ck_assert_int_eq(cfg->upstreams[0].proxies[1].kind, PST_HOP_HTTP);
+	config_unref(cfg);
+
 	setenv("POSTERN_UPSTREAM", "imap://mail.example.org", 1);
 	ck_assert_ptr_nonnull(strstr(load_errors(""), "environment "
 	    "POSTERN_UPSTREAM: \"imap://mail.example.org\" is not"));
@@ -447,6 +473,33 @@ START_TEST(upstream_from_environment)
 	ck_assert_ptr_nonnull(strstr(load_errors(""), "names a user but no "
 	    "password"));
 	unsetenv("POSTERN_UPSTREAM");
+}
+END_TEST
+
+START_TEST(queue_and_rate_are_read)
+{
+	struct config *cfg = load_ok(
+	    "queue = { retry = ( \"30s\", \"2m\" ); max_age = \"2d\";\n"
+	    "  concurrency = 8; messages_per_connection = 10;\n"
+	    "  breaker_failures = 5; breaker_backoff = \"30s\"; };\n"
+	    "upstreams = ( { host = \"a.example\"; rate = \"600/h\";\n"
+	    "  proxy = ( \"socks5://127.0.0.1:1080\" );\n"
+	    "  timeouts = { proxy = \"5s\"; }; } );\n");
+
+	ck_assert_uint_eq(cfg->queue.nretry, 2);
+	ck_assert_uint_eq(cfg->queue.retry[0], 30);
+	ck_assert_uint_eq(cfg->queue.retry[1], 120);
+	ck_assert_uint_eq(cfg->queue.max_age_ms, 2ull * 86400 * 1000);
+	ck_assert_uint_eq(cfg->queue.concurrency, 8);
+	ck_assert_uint_eq(cfg->queue.per_connection, 10);
+	ck_assert_uint_eq(cfg->queue.breaker_failures, 5);
+	ck_assert_uint_eq(cfg->queue.breaker_backoff_ms, 30000);
+	ck_assert_uint_eq(cfg->upstreams[0].rate_count, 600);
+	ck_assert_uint_eq(cfg->upstreams[0].rate_per_ms, 3600000);
+	ck_assert_uint_eq(cfg->upstreams[0].nproxies, 1);
+	ck_assert(!cfg->upstreams[0].proxies[0].remote_resolve);
+	ck_assert_uint_eq(cfg->upstreams[0].timeouts.proxy, 5000);
+	config_unref(cfg);
 }
 END_TEST
 
@@ -480,6 +533,7 @@ unit_suite(void)
 	tcase_add_test(tc, upstream_is_read);
 	tcase_add_test(tc, inline_password_needs_a_private_file);
 	tcase_add_test(tc, upstream_from_environment);
+	tcase_add_test(tc, queue_and_rate_are_read);
 	suite_add_tcase(s, tc);
 	return s;
 }
