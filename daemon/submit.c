@@ -14,9 +14,10 @@
  * bounded by SUBMIT_HEADER_MAX plus the spool's flush size.  The message
  * is never committed without a recipient.
  *
- * It deliberately does not rewrite addresses inside header fields (only
- * the envelope is rewritten), decode MIME, or check header syntax beyond
- * telling fields from body lines.
+ * In header fields it only appends the default domain to addresses that
+ * have none (aliases apply to the envelope alone).  It deliberately does
+ * not decode MIME or check header syntax beyond telling fields from body
+ * lines and reading address lists.
  */
 #include <sys/random.h>
 
@@ -73,6 +74,7 @@ enum field_kind {
 	FK_RESENT_TO,
 	FK_RESENT_CC,
 	FK_RESENT_BCC,
+	FK_ADDRESSES,		/* other fields holding addresses */
 };
 
 static const struct {
@@ -89,6 +91,10 @@ static const struct {
 	{ "resent-to", FK_RESENT_TO },
 	{ "resent-cc", FK_RESENT_CC },
 	{ "resent-bcc", FK_RESENT_BCC },
+	{ "sender", FK_ADDRESSES },
+	{ "reply-to", FK_ADDRESSES },
+	{ "resent-from", FK_ADDRESSES },
+	{ "resent-sender", FK_ADDRESSES },
 };
 
 /* One header field: its physical lines, each with CRLF, in 'hdr'. */
@@ -150,6 +156,7 @@ struct list_scan {
 	size_t		 elem_len;
 	char		 addr[LIST_ADDR_MAX + 1];
 	size_t		 alen;
+	const char	*insert_at;	/* where "@domain" would go */
 	const char	*why;
 };
 
@@ -178,6 +185,8 @@ static int	 write_folded(struct submit *, const char *, size_t, size_t,
 static size_t	 value_start(const char *, size_t);
 static int	 write_field(struct submit *, const struct field *,
 		    struct pst_err *);
+static int	 qualify_value(struct submit *, const char *, size_t,
+		    struct evbuffer *);
 static int	 write_received(struct submit *, struct pst_err *);
 static int	 write_added(struct submit *, struct pst_err *);
 static int	 write_from(struct submit *, struct pst_err *);
@@ -468,7 +477,7 @@ list_next(struct list_scan *ls)
 	size_t plen = 0, alen = 0, depth;
 	bool in_angle = false, has_angle = false, gap = false;
 	bool apart = false;
-	const char *start, *q, *r;
+	const char *start, *q, *r, *plain_end = NULL, *angle_end = NULL;
 	char *dst;
 	size_t *dlen;
 	int c;
@@ -511,6 +520,8 @@ list_next(struct list_scan *ls)
 				dst[(*dlen)++] = *r;
 			}
 			ls->p = q;
+			if (!in_angle)
+				plain_end = q;
 			continue;
 		}
 		if (c == '(') {
@@ -548,6 +559,7 @@ list_next(struct list_scan *ls)
 				goto bad;
 			}
 			in_angle = false;
+			angle_end = ls->p;
 			ls->p++;
 			continue;
 		}
@@ -586,6 +598,7 @@ list_next(struct list_scan *ls)
 			ls->elem = start = ls->p;
 			plen = alen = 0;
 			has_angle = gap = apart = false;
+			plain_end = NULL;
 			continue;
 		}
 		if (gap && plen > 0 && c != '.' && c != '@' &&
@@ -597,8 +610,10 @@ list_next(struct list_scan *ls)
 			goto bad;
 		}
 		plain[plen++] = (char)c;
-		ls->p++;
+		plain_end = ++ls->p;
 	}
+	while (ls->elem < ls->p && strchr(" \t\r\n", *ls->elem) != NULL)
+		ls->elem++;
 	ls->elem_len = (size_t)(ls->p - ls->elem);
 	while (ls->elem_len > 0 && strchr(" \t\r\n,;",
 	    ls->elem[ls->elem_len - 1]) != NULL)
@@ -621,6 +636,7 @@ list_next(struct list_scan *ls)
 		}
 		memcpy(ls->addr, q, alen);
 		ls->alen = alen;
+		ls->insert_at = angle_end;
 	} else {
 		if (apart) {
 			ls->why = "words without an <address>";
@@ -628,10 +644,13 @@ list_next(struct list_scan *ls)
 		}
 		memcpy(ls->addr, plain, plen);
 		ls->alen = plen;
+		ls->insert_at = plain_end;
 	}
 	ls->addr[ls->alen] = '\0';
 	return 1;
 bad:
+	while (ls->elem < ls->end && strchr(" \t\r\n", *ls->elem) != NULL)
+		ls->elem++;
 	ls->elem_len = (size_t)(ls->end - ls->elem);
 	return -1;
 }
@@ -1052,21 +1071,93 @@ write_folded(struct submit *s, const char *p, size_t n, size_t min,
 	}
 }
 
+/*
+ * Appends the value 'v' ('len' bytes, maybe folded) to 'out' with
+ * "@default_domain" after each address that has no domain: RFC 5322
+ * §3.4.1 wants one, and programs write "From: root (Cron Daemon)" or
+ * "To: root".  Returns 1 when something was added, 0 when nothing was
+ * (the value does not parse as an address list, or needs nothing: 'out'
+ * is then untouched), -1 when memory is short.
+ */
+static int
+qualify_value(struct submit *s, const char *v, size_t len,
+    struct evbuffer *out)
+{
+	char buf[LIST_ADDR_MAX + PST_ADDR_DOMAIN_MAX + 2];
+	const char *why, *copied = v;
+	struct list_scan ls;
+	struct pst_addr a;
+	size_t mark = evbuffer_get_length(out);
+	bool changed = false;
+	int rc;
+
+	memset(&ls, 0, sizeof(ls));
+	ls.p = v;
+	ls.end = v + len;
+	while ((rc = list_next(&ls)) == 1) {
+		if (ls.alen == 0 || ls.insert_at == NULL ||
+		    memchr(ls.addr, '@', ls.alen) != NULL)
+			continue;
+		snprintf(buf, sizeof(buf), "%s@%s", ls.addr,
+		    s->cfg->default_domain);
+		if (pst_addr_parse_mailbox(buf, strlen(buf), PST_ADDR_F_UTF8,
+		    &a, &why) == -1)
+			continue;
+		if (evbuffer_add(out, copied, (size_t)(ls.insert_at -
+		    copied)) == -1 || evbuffer_add_printf(out, "@%s",
+		    s->cfg->default_domain) == -1)
+			return -1;
+		copied = ls.insert_at;
+		changed = true;
+	}
+	if (rc == -1 || !changed) {
+		/* Leave a value we cannot read as it was written. */
+		return evbuffer_drain(out, evbuffer_get_length(out) - mark) ==
+		    -1 ? -1 : 0;
+	}
+	return evbuffer_add(out, copied, (size_t)(v + len - copied)) == -1 ?
+	    -1 : 1;
+}
+
+/* Writes field 'f', addresses qualified, lines folded where too long. */
 static int
 write_field(struct submit *s, const struct field *f, struct pst_err *err)
 {
-	const char *p = s->hdr + f->off, *end = p + f->len, *eol;
+	const char *p = s->hdr + f->off, *end = p + f->len, *eol, *colon;
+	struct evbuffer *b = NULL;
 	bool first = true;
+	int rc = 0;
 
-	while (p < end) {
-		eol = memchr(p, '\r', (size_t)(end - p));
-		if (write_folded(s, p, (size_t)(eol - p), first ?
-		    value_start(p, (size_t)(eol - p)) : 1, err) == -1)
-			return -1;
-		first = false;
-		p = eol + 2;
+	if (f->kind == FK_FROM || f->kind == FK_TO || f->kind == FK_CC ||
+	    f->kind == FK_BCC || f->kind == FK_RESENT_TO ||
+	    f->kind == FK_RESENT_CC || f->kind == FK_RESENT_BCC ||
+	    f->kind == FK_ADDRESSES) {
+		colon = memchr(p, ':', f->len);
+		if ((b = evbuffer_new()) == NULL ||
+		    evbuffer_add(b, p, (size_t)(colon + 1 - p)) == -1 ||
+		    (rc = qualify_value(s, colon + 1,
+		    (size_t)(end - 2 - (colon + 1)), b)) == -1 ||
+		    (rc == 1 && evbuffer_add(b, "\r\n", 2) == -1)) {
+			if (b != NULL)
+				evbuffer_free(b);
+			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+			    "writing the header section");
+			return submit_spool_fail(s, err);
+		}
+		if (rc == 1) {
+			p = (const char *)evbuffer_pullup(b, -1);
+			end = p + evbuffer_get_length(b);
+		}
 	}
-	return 0;
+	for (rc = 0; p < end && rc == 0; p = eol + 2) {
+		eol = memchr(p, '\r', (size_t)(end - p));
+		rc = write_folded(s, p, (size_t)(eol - p), first ?
+		    value_start(p, (size_t)(eol - p)) : 1, err);
+		first = false;
+	}
+	if (b != NULL)
+		evbuffer_free(b);
+	return rc;
 }
 
 /* The trace field (RFC 5321 §4.4; RFC 5322 §3.6.7). */

@@ -21,7 +21,11 @@
  *     at the end of input.  Then a Received: field is put on top, Bcc:
  *     (and Resent-Bcc:) fields are left out when asked, and Date:,
  *     Message-ID: and From: are added at the end when missing (RFC 6409
- *     §8, RFC 5322 §3.6);
+ *     §8, RFC 5322 §3.6); a bare name in an address field (From:,
+ *     Sender:, Reply-To:, To:, Cc:, Bcc: and their Resent- forms) gets
+ *     "@default_domain", as RFC 5322 §3.4.1 wants ("From: root (Cron
+ *     Daemon)" becomes "From: root@example.org (Cron Daemon)"); a field
+ *     that does not parse as an address list is left as written;
  *   - with 'extract' (sendmail -t) the recipients are read from To:, Cc:
  *     and Bcc: (Resent-To:, Resent-Cc: and Resent-Bcc: instead when the
  *     message has any of them), as RFC 5322 §3.4 address lists: display

@@ -168,8 +168,8 @@ def test_t_reads_to_cc_bcc_and_removes_bcc(conf):
                            "hidden@example.net"]
     assert b"hidden" not in body
     assert b"Bcc" not in body
-    assert b"\r\nCc: team: a@example.net, b@example.net (B);,\r\n  root\r\n" \
-        in body
+    assert b"\r\nCc: team: a@example.net, b@example.net (B);,\r\n  " \
+        b"root@example.org\r\n" in body
 
 
 @pytest.mark.parametrize("to, want", [
@@ -617,3 +617,28 @@ def test_recipient_limit_counts_distinct_addresses(tmp_path):
     assert r.stderr == (b"sendmail: too many recipients: the limit is 100 "
                         b"(limits.recipients)\n")
     assert len(spool_messages(str(tmp_path / "spool"))) == 1
+
+
+def test_bare_names_in_address_fields_get_the_default_domain(conf):
+    # What Debian's cron writes; smart hosts refuse a From: without domain.
+    msg = ("From: root (Cron Daemon)\n"
+           "To: root, \"Joe\" <joe>, x@example.net,\n"
+           "  undisclosed-recipients:;\n"
+           "Reply-To: Not An Address\n"
+           "Cc: <@relay.example.net:bob>\n"
+           "Subject: Cron <root@host> run-parts\n\nx\n")
+    r = sendmail(conf, "-t", data=msg)
+    assert r.returncode == 0, r.stderr
+    env, body = only_message(conf)
+    assert env["rcpt"] == ["admin@example.org", "joe@example.org",
+                           "x@example.net", "bob@example.org"]
+    head = headers_of(body)
+    assert head[2:9] == [
+        "From: root@example.org (Cron Daemon)",
+        'To: root@example.org, "Joe" <joe@example.org>, x@example.net,',
+        "  undisclosed-recipients:;",
+        "Reply-To: Not An Address",
+        "Cc: <@relay.example.net:bob@example.org>",
+        "Subject: Cron <root@host> run-parts",
+        head[8]]
+    assert head[8].startswith("Date: ")
