@@ -468,7 +468,6 @@ d_prepare(struct delivery *d)
 	    env->ret == PST_SPOOL_RET_HDRS ? "HDRS" : NULL;
 	d->mail.envid = env->envid;
 	d->mail.body_fd = d->body_fd;
-	pst_err_clear(&d->msg_err);
 	return 0;
 }
 
@@ -478,6 +477,7 @@ d_send(struct delivery *d)
 	struct pst_err err;
 
 	d->state = D_SEND;
+	pst_err_clear(&d->msg_err);
 	if (lseek(d->body_fd, 0, SEEK_SET) == -1 || d_prepare(d) == -1) {
 		pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA, errno,
 		    "preparing the message");

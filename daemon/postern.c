@@ -15,6 +15,7 @@
 
 #include "build_config.h"
 #include "config.h"
+#include "control.h"
 #include "probe.h"
 #include "queue.h"
 
@@ -27,6 +28,8 @@ struct command {
 
 static int	cmd_check_config(int, char *[]);
 static int	cmd_probe(int, char *[]);
+static int	cmd_flush(int, char *[]);
+static int	cmd_status(int, char *[]);
 static void	usage(FILE *, int) __attribute__((noreturn));
 
 static const struct command commands[] = {
@@ -37,6 +40,12 @@ static const struct command commands[] = {
 	    "connect to each upstream (or NAME) as a delivery would, and\n"
 	    "      show every step; --send also sends a test message",
 	    cmd_probe },
+	{ "flush", "[-c FILE] [ID]",
+	    "ask posternd to try every deferred message (or ID) now",
+	    cmd_flush },
+	{ "status", "[-c FILE] [--json]",
+	    "what posternd is doing: queue, upstreams, breakers",
+	    cmd_status },
 	{ "queue", "[-c FILE] [--json] list | show ID | delete ID | hold ID "
 	    "| release ID",
 	    "list the queue, show one message, or delete, hold or release it",
@@ -171,6 +180,70 @@ cmd_probe(int argc, char *argv[])
 	    verbose, to, from);
 	config_unref(cfg);
 	return status;
+}
+
+/* Asks the running daemon; prints its answer or why there is none. */
+static int
+ask_daemon(int argc, char *argv[], const char *request, bool raw)
+{
+	struct config *cfg;
+	char why[512], *reply;
+	const char *path;
+	bool explicit;
+	int status = 0;
+
+	path = common_options(argc, argv, &explicit);
+	if (load_or_report(path, explicit, &cfg) == -1)
+		return 1;
+	if (control_request(cfg->spool_dir, request, &reply, why,
+	    sizeof(why)) == -1) {
+		fprintf(stderr, "postern: %s\n", why);
+		config_unref(cfg);
+		return 1;
+	}
+	if (strncmp(reply, "error ", 6) == 0) {
+		fprintf(stderr, "postern: %s", reply + 6);
+		status = 1;
+	} else if (raw || strncmp(reply, "ok ", 3) != 0)
+		fputs(reply, stdout);
+	else
+		printf("%.*s message(s) due now\n",
+		    (int)strcspn(reply + 3, "\n"), reply + 3);
+	free(reply);
+	config_unref(cfg);
+	return status;
+}
+
+static int
+cmd_flush(int argc, char *argv[])
+{
+	char request[64];
+	int i;
+
+	/* The ID is a positional argument among the options. */
+	for (i = 1; i < argc; i++) {
+		if (argv[i][0] != '-' && (i == 1 || strcmp(argv[i - 1], "-c")
+		    != 0)) {
+			snprintf(request, sizeof(request), "flush %s",
+			    argv[i]);
+			argv[i] = argv[argc - 1];
+			return ask_daemon(argc - 1, argv, request, false);
+		}
+	}
+	return ask_daemon(argc, argv, "flush", false);
+}
+
+static int
+cmd_status(int argc, char *argv[])
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--json") == 0) {
+			argv[i] = argv[argc - 1];
+			return ask_daemon(argc - 1, argv, "status", true);
+		}
+	return ask_daemon(argc, argv, "status text", true);
 }
 
 int

@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/pool.h"
 #include "config.h"
+#include "control.h"
 #include "listen.h"
 #include "log.h"
 #include "scheduler.h"
@@ -47,6 +48,7 @@ struct daemon {
 	struct listeners	*listeners;
 	struct server		*server;
 	struct scheduler	*scheduler;
+	struct control		*control;
 	struct event		*ev_grace;
 	bool			 stopping;
 	int			 draining;	/* server, scheduler */
@@ -336,6 +338,10 @@ main(int argc, char *argv[])
 	if (scheduler_start(d.scheduler) == -1)
 		fatalx("event=start-failed reason=%s",
 		    qs("cannot load the queue"));
+	if ((d.control = control_open(d.base, d.cfg->spool_dir,
+	    d.scheduler)) == NULL)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot create the control socket"));
 	if (listeners_start(d.listeners, d.base,
 	    on_accept, d.server) == -1)
 		fatalx("event=start-failed reason=%s",
@@ -360,6 +366,7 @@ main(int argc, char *argv[])
 	event_base_dispatch(d.base);
 
 	listeners_free(d.listeners);
+	control_close(d.control);
 	/* Finishes every disk job; their completions free what they held. */
 	pst_pool_free(d.pool);
 	scheduler_abort(d.scheduler);

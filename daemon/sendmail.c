@@ -18,8 +18,8 @@
  * What the message goes through (line ends, header fields added, -t) is
  * submit.c's business; this file parses the command line, works out the
  * sender, reads standard input and speaks SMTP for -bs.  It does not
- * deliver anything and never talks to posternd: there is no control
- * socket yet, so -q only says what will happen.
+ * deliver anything; -q asks a running posternd, through its control
+ * socket, to try every deferred message now.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +38,7 @@
 
 #include "common/err.h"
 #include "config.h"
+#include "control.h"
 #include "queue.h"
 #include "rewrite.h"
 #include "smtp/addr.h"
@@ -568,27 +569,23 @@ out:
 static int
 run_flush(struct sendmail *sm)
 {
-	struct pst_spool_opts opts = { 0 };
-	struct pst_err err;
-	pid_t pid;
-	int rc;
+	char why[512], *reply;
 
-	if ((sm->spool = pst_spool_open(sm->cfg->spool_dir, &opts,
-	    &err)) == NULL) {
-		say(sm, 0, "no running daemon control socket; nothing is "
-		    "queued (%s)", err.text);
+	if (control_request(sm->cfg->spool_dir, "flush", &reply, why,
+	    sizeof(why)) == -1) {
+		/* Mail waiting in the spool goes out once posternd starts. */
+		say(sm, 0, "%s; queued mail is delivered once it starts", why);
 		return EX_OK;
 	}
-	if ((rc = pst_spool_daemon(sm->spool, &pid, &err)) == -1)
-		return say(sm, EX_TEMPFAIL, "%s", err.text);
-	/* XXX until the control socket exists nothing can be asked. */
-	if (rc == 0)
-		say(sm, 0, "no running daemon control socket; queued mail is "
-		    "delivered by posternd automatically once it runs");
-	else
-		say(sm, 0, "no running daemon control socket; queued mail is "
-		    "delivered by posternd%s automatically on its retry "
-		    "schedule", pid > 0 ? " (running)" : "");
+	if (strncmp(reply, "ok ", 3) != 0) {
+		say(sm, 0, "posternd: %.*s", (int)strcspn(reply, "\n"), reply);
+		free(reply);
+		return EX_TEMPFAIL;
+	}
+	if (sm->verbose)
+		say(sm, 0, "queue run started: %.*s message(s) due now",
+		    (int)strcspn(reply + 3, "\n"), reply + 3);
+	free(reply);
 	return EX_OK;
 }
 

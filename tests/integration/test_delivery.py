@@ -250,3 +250,37 @@ def test_sigterm_mid_delivery_keeps_the_message(tmp_path, daemon_factory,
     assert len(spool_messages(d.spool)) == 1
     env, _ = spool_messages(d.spool)[0]
     assert env["rcpt.state"] == ["pending"]
+
+
+def test_flush_and_status_through_the_control_socket(tmp_path,
+                                                     daemon_factory, peer):
+    from conftest import POSTERN
+    import json
+    port = free_port()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", port), queue='retry = ( "1h" );'))
+    send_raw(d.port, "a@example.org", ["b@example.org"], b"\r\nx\r\n")
+    d.wait_for("event=retry")
+    st = json.loads(subprocess.run(
+        [POSTERN, "status", "-c", d.conf, "--json"], capture_output=True,
+        text=True, timeout=10, check=True).stdout)
+    assert st["queue"]["total"] == 1 and st["queue"]["due"] == 0
+    assert st["upstreams"][0]["name"] == "up"
+    assert "connection refused" in st["upstreams"][0]["last_error"]
+    text = subprocess.run([POSTERN, "status", "-c", d.conf],
+                          capture_output=True, text=True, timeout=10).stdout
+    assert "queue: 1 message(s)" in text and "upstream up:" in text
+    # The upstream is back: a flush sends the mail now, not in an hour.
+    p = peer(port=port)
+    r = subprocess.run([POSTERN, "flush", "-c", d.conf],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "1 message(s) due now" in r.stdout
+    wait_until(lambda: len(p.messages()) == 1, what="flushed delivery")
+    if os.path.exists(POSTERN_SENDMAIL):
+        r = subprocess.run([POSTERN_SENDMAIL, "-C", d.conf, "-q"],
+                           capture_output=True, timeout=10)
+        assert r.returncode == 0
+    d.stop()
+    r = subprocess.run([POSTERN, "status", "-c", d.conf],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1 and "posternd is not running" in r.stderr

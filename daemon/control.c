@@ -1,0 +1,271 @@
+/*
+ * control.c: serving and asking the control socket.
+ *
+ * Requests are tiny and answered at once from the loop: each connection
+ * reads one bounded line, writes its answer and is closed when the answer
+ * has left.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "build_config.h"
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "scheduler.h"
+#include "spool/spool.h"
+
+#define CONTROL_TIMEOUT_S	10
+
+struct control {
+	struct evconnlistener	*evl;
+	struct scheduler	*s;
+	char			 path[PATH_MAX];
+	time_t			 started;
+};
+
+static void
+control_path(const char *spool_dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", spool_dir, CONTROL_SOCKET_NAME);
+}
+
+static void
+json_string(struct evbuffer *out, const char *s)
+{
+	evbuffer_add(out, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(out, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			evbuffer_add_printf(out, "\\u%04x", c);
+		else
+			evbuffer_add(out, s, 1);
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+static void
+reply_status(struct control *c, struct evbuffer *out)
+{
+	const struct config *cfg = scheduler_config(c->s);
+	struct upstate *up;
+	size_t total, due, held, busy, i;
+	time_t now = time(NULL);
+
+	scheduler_counts(c->s, &total, &due, &held, &busy);
+	evbuffer_add_printf(out, "{\"version\":\"%s\",\"uptime\":%lld,"
+	    "\"queue\":{\"total\":%zu,\"due\":%zu,\"held\":%zu,"
+	    "\"delivering\":%zu},\"upstreams\":[", POSTERN_VERSION,
+	    (long long)(now - c->started), total, due, held, busy);
+	for (i = 0; i < cfg->nupstreams; i++) {
+		if ((up = scheduler_upstate(c->s, cfg->upstreams[i].name)) ==
+		    NULL)
+			continue;
+		evbuffer_add_printf(out, "%s{\"name\":", i > 0 ? "," : "");
+		json_string(out, up->name);
+		evbuffer_add_printf(out, ",\"learned\":\"%s\","
+		    "\"breaker\":\"%s\",\"connections\":%u,"
+		    "\"failures\":%u,\"last_ok\":%lld,\"last_fail\":%lld,"
+		    "\"last_error\":", pst_learned_name(up->learned),
+		    up->open_until == 0 ? "closed" : now < up->open_until ?
+		    "open" : "half-open", up->conns, up->failures,
+		    (long long)up->last_ok, (long long)up->last_fail);
+		json_string(out, up->last_error);
+		evbuffer_add_printf(out, ",\"reopens_in\":%lld}",
+		    (long long)(up->open_until > now ? up->open_until - now :
+		    0));
+	}
+	evbuffer_add_printf(out, "]}\n");
+}
+
+static void
+reply_status_text(struct control *c, struct evbuffer *out)
+{
+	const struct config *cfg = scheduler_config(c->s);
+	struct upstate *up;
+	size_t total, due, held, busy, i;
+	time_t now = time(NULL);
+
+	scheduler_counts(c->s, &total, &due, &held, &busy);
+	evbuffer_add_printf(out, "posternd %s, up %llds\n"
+	    "queue: %zu message(s): %zu due, %zu held, %zu being delivered\n",
+	    POSTERN_VERSION, (long long)(now - c->started), total, due, held,
+	    busy);
+	if (cfg->nupstreams == 0)
+		evbuffer_add_printf(out, "upstreams: none configured\n");
+	for (i = 0; i < cfg->nupstreams; i++) {
+		if ((up = scheduler_upstate(c->s, cfg->upstreams[i].name)) ==
+		    NULL)
+			continue;
+		evbuffer_add_printf(out, "upstream %s: breaker %s, %u "
+		    "connection(s), TLS mode %s", up->name,
+		    up->open_until == 0 ? "closed" : now < up->open_until ?
+		    "open" : "half-open", up->conns,
+		    pst_learned_name(up->learned));
+		if (up->open_until > now)
+			evbuffer_add_printf(out, " (retry in %llds)",
+			    (long long)(up->open_until - now));
+		evbuffer_add_printf(out, "\n");
+		if (up->last_ok != 0)
+			evbuffer_add_printf(out, "  last success %llds ago\n",
+			    (long long)(now - up->last_ok));
+		if (up->last_fail != 0)
+			evbuffer_add_printf(out, "  last failure %llds ago: "
+			    "%s\n", (long long)(now - up->last_fail),
+			    up->last_error);
+	}
+}
+
+static void
+control_handle(struct control *c, const char *line, struct evbuffer *out)
+{
+	size_t n;
+
+	if (strcmp(line, "flush") == 0) {
+		n = scheduler_flush(c->s, NULL);
+		log_info("event=flush messages=%zu", n);
+		evbuffer_add_printf(out, "ok %zu\n", n);
+	} else if (strncmp(line, "flush ", 6) == 0) {
+		if (!pst_spool_id_valid(line + 6)) {
+			evbuffer_add_printf(out, "error not a queue id\n");
+			return;
+		}
+		n = scheduler_flush(c->s, line + 6);
+		log_info("event=flush id=%s messages=%zu", line + 6, n);
+		evbuffer_add_printf(out, "ok %zu\n", n);
+	} else if (strcmp(line, "status") == 0)
+		reply_status(c, out);
+	else if (strcmp(line, "status text") == 0)
+		reply_status_text(c, out);
+	else
+		evbuffer_add_printf(out, "error unknown request\n");
+}
+
+static void
+conn_writecb(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void
+conn_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void
+conn_readcb(struct bufferevent *bev, void *arg)
+{
+	struct control *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	char *line;
+	size_t len;
+
+	line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF);
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > CONTROL_LINE_MAX)
+			bufferevent_free(bev);
+		return;
+	}
+	if (len <= CONTROL_LINE_MAX)
+		control_handle(c, line, out);
+	else
+		evbuffer_add_printf(out, "error request too long\n");
+	free(line);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, conn_writecb, conn_eventcb, c);
+}
+
+static void
+control_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct control *c = arg;
+	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+	struct bufferevent *bev;
+
+	bev = bufferevent_socket_new(evconnlistener_get_base(evl), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, conn_readcb, NULL, conn_eventcb, c);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+struct control *
+control_open(struct event_base *base, const char *spool_dir,
+    struct scheduler *s)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct control *c;
+	struct stat st;
+	int fd;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->s = s;
+	c->started = time(NULL);
+	control_path(spool_dir, c->path, sizeof(c->path));
+	if (strlen(c->path) >= sizeof(sun.sun_path)) {
+		log_error("event=control-failed path=%s reason=%s",
+		    qs(c->path), qs("path too long for a unix socket"));
+		free(c);
+		return NULL;
+	}
+	strcpy(sun.sun_path, c->path);
+	/* Only a socket is ever replaced: the lock keeps daemons apart. */
+	if (lstat(c->path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(c->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+	    chmod(c->path, 0660) == -1 || listen(fd, 16) == -1) {
+		log_error("event=control-failed path=%s reason=%s",
+		    qs(c->path), qs(strerror(errno)));
+		if (fd != -1)
+			close(fd);
+		free(c);
+		return NULL;
+	}
+	c->evl = evconnlistener_new(base, control_accept, c,
+	    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (c->evl == NULL) {
+		close(fd);
+		unlink(c->path);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+control_close(struct control *c)
+{
+	if (c == NULL)
+		return;
+	evconnlistener_free(c->evl);
+	unlink(c->path);
+	free(c);
+}
