@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,10 @@ SOURCE = os.environ.get("POSTERN_SOURCE_ROOT", ".")
 POSTERND = os.path.join(BUILD, "daemon", "posternd")
 POSTERN = os.path.join(BUILD, "daemon", "postern")
 POSTERN_SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
+
+
+SANITIZER_MARK = re.compile(r"ERROR: (Address|Leak|Undefined)Sanitizer|"
+                            r"runtime error: ")
 
 
 def free_port():
@@ -88,10 +93,19 @@ def daemon_factory():
         return d
 
     yield start
+    reports = []
     for d in started:
         if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+            # Stopped in order, so that a sanitizer build reports leaks.
+            d.proc.send_signal(signal.SIGTERM)
+            try:
+                d.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait()
+        d.reader.join(5)
+        reports += [line for line in d.lines if SANITIZER_MARK.search(line)]
+    assert not reports, "sanitizer reports:\n" + "\n".join(reports)
 
 
 PEER = os.path.join(os.path.dirname(__file__), "peers", "aiosmtpd_peer.py")
