@@ -47,7 +47,8 @@ struct loader {
 
 static const char *const top_keys[] = {
 	"hostname", "spool_dir", "listen", "allow", "log", "limits",
-	"aliases", "default_domain", "upstreams", "queue", NULL
+	"aliases", "default_domain", "upstreams", "queue", "metrics_listen",
+	NULL
 };
 static const char *const queue_keys[] = {
 	"retry", "max_age", "concurrency", "messages_per_connection",
@@ -1478,6 +1479,17 @@ load_root(struct loader *L, const config_setting_t *root)
 	check_alias_loops(L, root);
 	load_upstreams(L, root);
 	load_queue(L, root);
+	if (get_string(L, root, "", "metrics_listen", &v) == 1) {
+		s = config_setting_get_member(root, "metrics_listen");
+		if ((why = parse_listen(v, &L->cfg->metrics_listen)) != NULL)
+			lerr(L, s, "metrics_listen", "\"%s\" is not a listen "
+			    "address: %s", v, why);
+		else if (L->cfg->metrics_listen.kind != PST_EP_INET)
+			lerr(L, s, "metrics_listen", "\"%s\": metrics are "
+			    "served over TCP only", v);
+		else
+			L->cfg->has_metrics = true;
+	}
 }
 
 /*

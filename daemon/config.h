@@ -118,6 +118,8 @@ struct config {
 	struct config_upstream	*upstreams;
 	size_t			 nupstreams;
 	struct config_queue	 queue;
+	bool			 has_metrics;
+	struct pst_endpoint	 metrics_listen;	/* HTTP /metrics */
 };
 
 /* Every error of one load, in file order, then the environment's. */

@@ -11,7 +11,7 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,13 +28,16 @@
 #include "control.h"
 #include "log.h"
 #include "scheduler.h"
+#include "server.h"
 #include "spool/spool.h"
 
 #define CONTROL_TIMEOUT_S	10
 
 struct control {
 	struct evconnlistener	*evl;
+	struct evconnlistener	*http;
 	struct scheduler	*s;
+	struct control_hooks	 hooks;
 	char			 path[PATH_MAX];
 	time_t			 started;
 };
@@ -134,6 +137,118 @@ reply_status_text(struct control *c, struct evbuffer *out)
 	}
 }
 
+/* A label value: quotes and backslashes escaped (OpenMetrics). */
+static void
+metric_label(struct evbuffer *out, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			evbuffer_add(out, "\\", 1);
+		if (*s == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, s, 1);
+	}
+}
+
+void
+control_metrics(struct control *c, struct evbuffer *out)
+{
+	static const struct {
+		const char	*result;
+		size_t		 offset;
+	} results[] = {
+		{ "delivered", offsetof(struct upstate, delivered) },
+		{ "deferred", offsetof(struct upstate, deferred) },
+		{ "failed", offsetof(struct upstate, failed) },
+	};
+	const struct config *cfg = scheduler_config(c->s);
+	unsigned long accepted, refused, sessions, n;
+	size_t total, due, held, busy, i, j;
+	struct upstate *up;
+	time_t now = time(NULL), oldest;
+
+	server_counts(c->hooks.server, &accepted, &refused, &sessions);
+	scheduler_counts(c->s, &total, &due, &held, &busy);
+	oldest = scheduler_oldest(c->s);
+	evbuffer_add_printf(out,
+	    "# TYPE postern_messages_accepted counter\n"
+	    "# HELP postern_messages_accepted Messages accepted over SMTP.\n"
+	    "postern_messages_accepted_total %lu\n"
+	    "# TYPE postern_sessions counter\n"
+	    "# HELP postern_sessions SMTP client sessions, and those refused.\n"
+	    "postern_sessions_total %lu\n"
+	    "postern_sessions_refused_total %lu\n"
+	    "# TYPE postern_bounces counter\n"
+	    "# HELP postern_bounces Delivery status notifications written.\n"
+	    "postern_bounces_total %lu\n"
+	    "# TYPE postern_queue_messages gauge\n"
+	    "# HELP postern_queue_messages Messages in the queue by state.\n"
+	    "postern_queue_messages{state=\"waiting\"} %zu\n"
+	    "postern_queue_messages{state=\"due\"} %zu\n"
+	    "postern_queue_messages{state=\"held\"} %zu\n"
+	    "postern_queue_messages{state=\"delivering\"} %zu\n"
+	    "# TYPE postern_queue_oldest_age_seconds gauge\n"
+	    "# HELP postern_queue_oldest_age_seconds Age of the oldest message.\n"
+	    "postern_queue_oldest_age_seconds %lld\n",
+	    accepted, sessions, refused, scheduler_bounces(c->s),
+	    total - due - held - busy, due, held, busy,
+	    (long long)(oldest == 0 ? 0 : now - oldest));
+	evbuffer_add_printf(out,
+	    "# TYPE postern_recipients counter\n"
+	    "# HELP postern_recipients Recipient results by upstream.\n");
+	for (i = 0; i < cfg->nupstreams; i++) {
+		if ((up = scheduler_upstate(c->s, cfg->upstreams[i].name)) ==
+		    NULL)
+			continue;
+		for (j = 0; j < sizeof(results) / sizeof(results[0]); j++) {
+			evbuffer_add_printf(out, "postern_recipients_total{"
+			    "upstream=\"");
+			metric_label(out, up->name);
+			evbuffer_add_printf(out, "\",result=\"%s\"} %lu\n",
+			    results[j].result, *(const unsigned long *)
+			    ((const char *)up + results[j].offset));
+		}
+	}
+	evbuffer_add_printf(out,
+	    "# TYPE postern_connections counter\n"
+	    "# HELP postern_connections Upstream connections that worked, and "
+	    "those that failed by stage (tls, auth, proxy...).\n");
+	for (i = 0; i < cfg->nupstreams; i++) {
+		if ((up = scheduler_upstate(c->s, cfg->upstreams[i].name)) ==
+		    NULL)
+			continue;
+		evbuffer_add_printf(out, "postern_connections_total{upstream=\"");
+		metric_label(out, up->name);
+		evbuffer_add_printf(out, "\",result=\"ok\"} %lu\n",
+		    up->conn_ok);
+		for (j = 0; j < PST_STAGE__COUNT; j++) {
+			if ((n = up->conn_failed[j]) == 0)
+				continue;
+			evbuffer_add_printf(out, "postern_connections_total{"
+			    "upstream=\"");
+			metric_label(out, up->name);
+			evbuffer_add_printf(out, "\",result=\"failed\","
+			    "stage=\"%s\"} %lu\n",
+			    pst_stage_name((enum pst_stage)j), n);
+		}
+	}
+	evbuffer_add_printf(out,
+	    "# TYPE postern_upstream_breaker_open gauge\n"
+	    "# HELP postern_upstream_breaker_open 1 while the upstream is "
+	    "skipped after repeated failures.\n");
+	for (i = 0; i < cfg->nupstreams; i++) {
+		if ((up = scheduler_upstate(c->s, cfg->upstreams[i].name)) ==
+		    NULL)
+			continue;
+		evbuffer_add_printf(out, "postern_upstream_breaker_open{"
+		    "upstream=\"");
+		metric_label(out, up->name);
+		evbuffer_add_printf(out, "\"} %d\n", up->open_until > now);
+	}
+	evbuffer_add_printf(out, "# EOF\n");
+}
+
 static void
 control_handle(struct control *c, const char *line, struct evbuffer *out)
 {
@@ -155,6 +270,12 @@ control_handle(struct control *c, const char *line, struct evbuffer *out)
 		reply_status(c, out);
 	else if (strcmp(line, "status text") == 0)
 		reply_status_text(c, out);
+	else if (strcmp(line, "metrics") == 0)
+		control_metrics(c, out);
+	else if (strcmp(line, "reload") == 0) {
+		if (c->hooks.reload(c->hooks.arg, out) == 0)
+			evbuffer_add_printf(out, "ok\n");
+	}
 	else
 		evbuffer_add_printf(out, "error unknown request\n");
 }
@@ -217,7 +338,7 @@ control_accept(struct evconnlistener *evl, evutil_socket_t fd,
 
 struct control *
 control_open(struct event_base *base, const char *spool_dir,
-    struct scheduler *s)
+    const struct control_hooks *hooks)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct control *c;
@@ -226,7 +347,8 @@ control_open(struct event_base *base, const char *spool_dir,
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	c->s = s;
+	c->hooks = *hooks;
+	c->s = hooks->scheduler;
 	c->started = time(NULL);
 	control_path(spool_dir, c->path, sizeof(c->path));
 	if (strlen(c->path) >= sizeof(sun.sun_path)) {
@@ -260,11 +382,109 @@ control_open(struct event_base *base, const char *spool_dir,
 	return c;
 }
 
+/*
+ * The metrics endpoint: one request, GET /metrics, one answer.  Bounded
+ * request, no keep-alive, closed after the answer.
+ */
+#define HTTP_REQUEST_MAX	8192
+
+static void
+http_readcb(struct bufferevent *bev, void *arg)
+{
+	struct control *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	struct evbuffer *body;
+	struct evbuffer_ptr end;
+	char line[128];
+	size_t n;
+
+	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos == -1) {
+		end = evbuffer_search(in, "\n\n", 2, NULL);
+		if (end.pos == -1) {
+			if (evbuffer_get_length(in) > HTTP_REQUEST_MAX)
+				bufferevent_free(bev);
+			return;
+		}
+	}
+	n = evbuffer_copyout(in, line, sizeof(line) - 1);
+	line[n] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	if ((body = evbuffer_new()) == NULL) {
+		bufferevent_free(bev);
+		return;
+	}
+	if (strcmp(line, "GET /metrics HTTP/1.0") == 0 ||
+	    strcmp(line, "GET /metrics HTTP/1.1") == 0) {
+		control_metrics(c, body);
+		evbuffer_add_printf(out, "HTTP/1.0 200 OK\r\n"
+		    "Content-Type: application/openmetrics-text; "
+		    "version=1.0.0; charset=utf-8\r\n"
+		    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		    evbuffer_get_length(body));
+		evbuffer_add_buffer(out, body);
+	} else
+		evbuffer_add_printf(out, "HTTP/1.0 404 Not Found\r\n"
+		    "Content-Type: text/plain\r\nConnection: close\r\n\r\n"
+		    "only GET /metrics is served here\n");
+	evbuffer_free(body);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, conn_writecb, conn_eventcb, c);
+}
+
+static void
+http_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
+	struct bufferevent *bev;
+
+	bev = bufferevent_socket_new(evconnlistener_get_base(evl), fd,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(bev, http_readcb, NULL, conn_eventcb, arg);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int
+control_http_open(struct control *c, struct event_base *base,
+    const struct pst_endpoint *ep)
+{
+	struct sockaddr_storage ss;
+	const char *why;
+	char name[300];
+	socklen_t len;
+
+	pst_endpoint_format(ep, name, sizeof(name));
+	if (pst_endpoint_sockaddr(ep, &ss, &len, &why) == -1) {
+		log_error("event=metrics-failed listen=%s reason=%s", qs(name),
+		    qs(why));
+		return -1;
+	}
+	c->http = evconnlistener_new_bind(base, http_accept, c,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	    (struct sockaddr *)&ss, (int)len);
+	if (c->http == NULL) {
+		log_error("event=metrics-failed listen=%s reason=%s", qs(name),
+		    qs(strerror(errno)));
+		return -1;
+	}
+	log_info("event=metrics-listening listen=%s", qs(name));
+	return 0;
+}
+
 void
 control_close(struct control *c)
 {
 	if (c == NULL)
 		return;
+	if (c->http != NULL)
+		evconnlistener_free(c->http);
 	evconnlistener_free(c->evl);
 	unlink(c->path);
 	free(c);

@@ -19,9 +19,22 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "net/sockaddr.h"
+
 struct event_base;
+struct evbuffer;
 struct scheduler;
+struct server;
 struct control;
+
+/* What the control socket reaches into. */
+struct control_hooks {
+	struct scheduler	*scheduler;
+	struct server		*server;
+	/* Reloads the configuration; -1 with the errors appended to 'out'. */
+	int			(*reload)(void *arg, struct evbuffer *out);
+	void			*arg;
+};
 
 #define CONTROL_SOCKET_NAME	"control"
 #define CONTROL_LINE_MAX	256
@@ -33,7 +46,21 @@ struct control;
  * serving it on 'base'.  NULL after logging when it cannot.
  */
 struct control	*control_open(struct event_base *base, const char *spool_dir,
-		    struct scheduler *s);
+		    const struct control_hooks *hooks);
+
+/*
+ * control_metrics()
+ * Appends the OpenMetrics exposition to 'out'.
+ */
+void		 control_metrics(struct control *c, struct evbuffer *out);
+
+/*
+ * control_http_open()
+ * Serves GET /metrics over HTTP/1.0 on the TCP endpoint 'ep' (metrics_listen)
+ * as well.  Returns 0, or -1 after logging.
+ */
+int		 control_http_open(struct control *c, struct event_base *base,
+		    const struct pst_endpoint *ep);
 
 /* control_close(): stops serving and removes the socket. */
 void		 control_close(struct control *c);

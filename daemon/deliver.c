@@ -619,8 +619,13 @@ apply_results(struct delivery *d)
 		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why->smtp_code,
 		    why->esc, st == PST_SPOOL_RCPT_DELIVERED ? NULL : text,
 		    &err);
-		if (st == PST_SPOOL_RCPT_FAILED)
+		if (st == PST_SPOOL_RCPT_FAILED) {
 			d->bounce_for[d->map[i]] = bounce_wanted(r);
+			d->cur->failed++;
+		} else if (st == PST_SPOOL_RCPT_DELIVERED)
+			d->cur->delivered++;
+		else
+			d->cur->deferred++;
 		log_info("event=%s id=%s rcpt=<%s> upstream=%s code=%d%s%s "
 		    "reason=%s", st == PST_SPOOL_RCPT_DELIVERED ? "delivered" :
 		    st == PST_SPOOL_RCPT_FAILED ? "failed" : "deferred",
@@ -715,6 +720,7 @@ save_done(void *arg)
 		log_info("event=bounced id=%s bounce=%s to=<%s>",
 		    qent_id(d->e), d->bounce_id, d->env->sender);
 		scheduler_add_id(d->s, d->bounce_id, d->bounce_arrival);
+		scheduler_count_bounce(d->s);
 	}
 	pst_spool_lock_release(d->lock);
 	d->lock = NULL;

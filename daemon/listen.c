@@ -22,6 +22,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
 #include "listen.h"
 #include "log.h"
@@ -117,6 +119,99 @@ lsock_open(struct lsock *s, char *why, size_t whylen, bool *skip)
 	return 0;
 }
 
+static bool
+same_address(const struct sockaddr_storage *a, socklen_t alen,
+    const struct sockaddr_storage *b, socklen_t blen)
+{
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+	const struct sockaddr_un *au = (const void *)a, *bu = (const void *)b;
+
+	if (a->ss_family != b->ss_family)
+		return false;
+	switch (a->ss_family) {
+	case AF_INET:
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	case AF_INET6:
+		return a6->sin6_port == b6->sin6_port &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) == 0;
+	case AF_UNIX:
+		return alen > offsetof(struct sockaddr_un, sun_path) &&
+		    blen > offsetof(struct sockaddr_un, sun_path) &&
+		    strcmp(au->sun_path, bu->sun_path) == 0;
+	}
+	return false;
+}
+
+/*
+ * Socket activation: the sockets systemd passed (postern.socket) stand
+ * for the `listen` entries with the same address, which are then not
+ * bound again; a passed socket that matches no entry is used all the
+ * same (the socket unit decides), with a warning.  Returns how many
+ * sockets were taken, -1 after logging.
+ */
+static int
+take_passed_sockets(const struct config *cfg, struct listeners *ls,
+    bool *bound)
+{
+	struct sockaddr_storage ss, want;
+	socklen_t len, wlen;
+	struct lsock *s, *socks;
+	const char *why;
+	char name[300];
+	int n, i, fd, flags;
+	size_t j;
+
+	if ((n = sd_listen_fds(1)) <= 0)
+		return n;
+	socks = realloc(ls->socks, (cfg->nlisten + (size_t)n) *
+	    sizeof(*socks));
+	if (socks == NULL)
+		return -1;
+	ls->socks = socks;
+	for (i = 0; i < n; i++) {
+		fd = SD_LISTEN_FDS_START + i;
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+		    sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+			log_error("event=listen-failed fd=%d reason=%s", fd,
+			    qs("a passed file descriptor is not a listening "
+			    "stream socket"));
+			return -1;
+		}
+		flags = fcntl(fd, F_GETFL);
+		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		s = &ls->socks[ls->count++];
+		memset(s, 0, sizeof(*s));
+		s->fd = fd;
+		for (j = 0; j < cfg->nlisten; j++) {
+			if (bound[j] || pst_endpoint_sockaddr(&cfg->listen[j],
+			    &want, &wlen, &why) == -1 ||
+			    !same_address(&ss, len, &want, wlen))
+				continue;
+			bound[j] = true;
+			s->ep = cfg->listen[j];
+			break;
+		}
+		pst_sockaddr_format((struct sockaddr *)&ss, len, name,
+		    sizeof(name));
+		if (j == cfg->nlisten) {
+			/* Describe it for the logs all the same. */
+			if (pst_endpoint_parse(name, 25, true, &s->ep,
+			    &why) == -1)
+				s->ep.kind = PST_EP_INET;
+			log_warn("event=listen-extra listen=%s reason=%s",
+			    qs(name), qs("systemd passed a socket that no "
+			    "listen entry names; using it"));
+		} else
+			log_info("event=listen-activated listen=%s", qs(name));
+	}
+	return n;
+}
+
 struct listeners *
 listeners_open(const struct config *cfg)
 {
@@ -124,15 +219,27 @@ listeners_open(const struct config *cfg)
 	struct lsock *s;
 	char why[256], name[300];
 	size_t i, skipped = 0;
-	bool skip, failed = false;
+	bool skip, failed = false, *bound;
+	int passed;
 
 	if ((ls = calloc(1, sizeof(*ls))) == NULL ||
-	    (ls->socks = calloc(cfg->nlisten, sizeof(*ls->socks))) == NULL) {
+	    (ls->socks = calloc(cfg->nlisten, sizeof(*ls->socks))) == NULL ||
+	    (bound = calloc(cfg->nlisten + 1, sizeof(*bound))) == NULL) {
+		if (ls != NULL)
+			free(ls->socks);
 		free(ls);
 		log_error("event=listen-failed reason=%s", qs("out of memory"));
 		return NULL;
 	}
+	if ((passed = take_passed_sockets(cfg, ls, bound)) == -1) {
+		free(bound);
+		listeners_free(ls);
+		return NULL;
+	}
 	for (i = 0; i < cfg->nlisten; i++) {
+		/* With socket activation only the passed sockets are used. */
+		if (bound[i] || passed > 0)
+			continue;
 		s = &ls->socks[ls->count];
 		s->ep = cfg->listen[i];
 		s->fd = -1;
@@ -151,6 +258,7 @@ listeners_open(const struct config *cfg)
 		    qs(why));
 		failed = true;
 	}
+	free(bound);
 	if (!failed && ls->count == 0)
 		log_error("event=listen-failed reason=%s",
 		    qs("no listen address could be used"));

@@ -4,6 +4,10 @@
  *   postern check-config [-c FILE]
  *   postern probe [-c FILE] [--json] [-v] [--send TO [--from FROM]] [NAME]
  *   postern queue [-c FILE] [--json] list|show ID|delete ID|hold ID|release ID
+ *   postern flush [-c FILE] [ID]
+ *   postern status [-c FILE] [--json]
+ *   postern reload [-c FILE]
+ *   postern metrics [-c FILE]
  *
  * Each subcommand is an entry in 'commands'; each parses its own options.
  */
@@ -30,6 +34,8 @@ static int	cmd_check_config(int, char *[]);
 static int	cmd_probe(int, char *[]);
 static int	cmd_flush(int, char *[]);
 static int	cmd_status(int, char *[]);
+static int	cmd_reload(int, char *[]);
+static int	cmd_metrics(int, char *[]);
 static void	usage(FILE *, int) __attribute__((noreturn));
 
 static const struct command commands[] = {
@@ -46,6 +52,12 @@ static const struct command commands[] = {
 	{ "status", "[-c FILE] [--json]",
 	    "what posternd is doing: queue, upstreams, breakers",
 	    cmd_status },
+	{ "reload", "[-c FILE]",
+	    "have posternd load its configuration again (kept if invalid)",
+	    cmd_reload },
+	{ "metrics", "[-c FILE]",
+	    "counters and gauges in OpenMetrics text",
+	    cmd_metrics },
 	{ "queue", "[-c FILE] [--json] list | show ID | delete ID | hold ID "
 	    "| release ID",
 	    "list the queue, show one message, or delete, hold or release it",
@@ -244,6 +256,30 @@ cmd_status(int argc, char *argv[])
 			return ask_daemon(argc - 1, argv, "status", true);
 		}
 	return ask_daemon(argc, argv, "status text", true);
+}
+
+static int
+cmd_reload(int argc, char *argv[])
+{
+	struct config *cfg;
+	const char *path;
+	bool explicit;
+
+	/* Check here first: the errors are then the user's to read. */
+	path = common_options(argc, argv, &explicit);
+	if (load_or_report(path, explicit, &cfg) == -1) {
+		fprintf(stderr, "postern: the configuration is invalid: not "
+		    "reloading; posternd keeps running on its current one\n");
+		return 1;
+	}
+	config_unref(cfg);
+	return ask_daemon(argc, argv, "reload", true);
+}
+
+static int
+cmd_metrics(int argc, char *argv[])
+{
+	return ask_daemon(argc, argv, "metrics", true);
 }
 
 int

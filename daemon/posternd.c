@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -50,6 +51,8 @@ struct daemon {
 	struct scheduler	*scheduler;
 	struct control		*control;
 	struct event		*ev_grace;
+	struct event		*ev_tick;	/* STATUS= and WATCHDOG=1 */
+	bool			 watchdog;
 	bool			 stopping;
 	int			 draining;	/* server, scheduler */
 	struct event		*ev_term;
@@ -116,6 +119,62 @@ on_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 }
 
 /* The server and the scheduler each call this once they are idle. */
+/* What the TLS policy dropped ("downgrade"), once per load. */
+static void
+log_upstream_notes(const struct config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nupstreams; i++)
+		if (cfg->upstreams[i].tls_note[0] != '\0')
+			log_warn("event=tls-policy upstream=%s note=%s",
+			    qs(cfg->upstreams[i].name),
+			    qs(cfg->upstreams[i].tls_note));
+}
+
+/*
+ * For systemd: STATUS= with the queue and the last results, and WATCHDOG=1
+ * when the unit asks for it.  Sent from the loop, so a stuck loop stops
+ * the watchdog pings.
+ */
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	size_t total, due, held, busy;
+	unsigned long accepted, refused, sessions;
+
+	scheduler_counts(d->scheduler, &total, &due, &held, &busy);
+	server_counts(d->server, &accepted, &refused, &sessions);
+	sd_notifyf(0, "%sSTATUS=queue %zu (due %zu, held %zu, delivering %zu); "
+	    "accepted %lu since start%s", d->watchdog ? "WATCHDOG=1\n" : "",
+	    total, due, held, busy, accepted,
+	    d->stopping ? "; stopping" : "");
+}
+
+static void
+start_tick(struct daemon *d)
+{
+	struct timeval tv = { 5, 0 };
+	uint64_t usec;
+
+	/* Half the watchdog interval, and at most every 5 s for STATUS=. */
+	if (sd_watchdog_enabled(0, &usec) > 0) {
+		d->watchdog = true;
+		if (usec / 2 < 5000000) {
+			tv.tv_sec = (time_t)(usec / 2 / 1000000);
+			tv.tv_usec = (suseconds_t)(usec / 2 % 1000000);
+		}
+	}
+	if (getenv("NOTIFY_SOCKET") == NULL)
+		return;
+	if ((d->ev_tick = event_new(d->base, -1, EV_PERSIST, on_tick, d)) ==
+	    NULL || event_add(d->ev_tick, &tv) == -1)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot start the status timer"));
+	on_tick(-1, 0, d);
+}
+
 static void
 on_drained(void *arg)
 {
@@ -213,12 +272,16 @@ on_spool_problem(const struct pst_spool_problem *p, void *arg)
 	    p->moved_to != NULL ? qs(p->moved_to) : "", qs(p->reason));
 }
 
-static void
-on_reload(evutil_socket_t sig, short what, void *arg)
+/*
+ * Loads the file again and swaps it in only when it is valid; the
+ * errors are logged, and also appended to 'out' for the control socket.
+ */
+static int
+reload(struct daemon *d, struct evbuffer *out)
 {
-	struct daemon *d = arg;
 	struct config_errors errs;
 	struct config *cfg;
+	size_t i;
 
 	log_info("event=reload config=%s", qs(d->config_path));
 	sd_notify(0, "RELOADING=1");
@@ -228,18 +291,39 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		log_error("event=reload-refused errors=%zu reason=%s",
 		    errs.count, qs("the new configuration is invalid; "
 		    "still running on the previous one"));
+		if (out != NULL) {
+			evbuffer_add_printf(out, "error the configuration is "
+			    "invalid; still running on the previous one\n");
+			for (i = 0; i < errs.count; i++)
+				evbuffer_add_printf(out, "%s\n",
+				    errs.lines[i]);
+		}
 		config_errors_free(&errs);
 		sd_notify(0, "READY=1\nSTATUS=reload refused: invalid "
 		    "configuration");
-		return;
+		return -1;
 	}
 	config_unref(d->cfg);
 	d->cfg = cfg;
 	server_set_config(d->server, cfg);
 	scheduler_set_config(d->scheduler, cfg);
 	log_set_level((enum log_level)cfg->log_level);
+	log_upstream_notes(cfg);
 	log_info("event=reloaded config=%s", qs(d->config_path));
-	sd_notify(0, "READY=1\nSTATUS=running");
+	sd_notify(0, "READY=1");
+	return 0;
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	reload(arg, NULL);
+}
+
+static int
+control_reload(void *arg, struct evbuffer *out)
+{
+	return reload(arg, out);
 }
 
 int
@@ -255,6 +339,7 @@ main(int argc, char *argv[])
 	};
 	struct daemon d = { 0 };
 	struct pst_spool_opts sopts = { 0 };
+	struct control_hooks hooks;
 	struct config_errors errs;
 	struct pst_err err;
 	char where[512];
@@ -338,10 +423,18 @@ main(int argc, char *argv[])
 	if (scheduler_start(d.scheduler) == -1)
 		fatalx("event=start-failed reason=%s",
 		    qs("cannot load the queue"));
-	if ((d.control = control_open(d.base, d.cfg->spool_dir,
-	    d.scheduler)) == NULL)
+	hooks.scheduler = d.scheduler;
+	hooks.server = d.server;
+	hooks.reload = control_reload;
+	hooks.arg = &d;
+	if ((d.control = control_open(d.base, d.cfg->spool_dir, &hooks)) ==
+	    NULL)
 		fatalx("event=start-failed reason=%s",
 		    qs("cannot create the control socket"));
+	if (d.cfg->has_metrics && control_http_open(d.control, d.base,
+	    &d.cfg->metrics_listen) == -1)
+		fatalx("event=start-failed reason=%s",
+		    qs("cannot serve metrics"));
 	if (listeners_start(d.listeners, d.base,
 	    on_accept, d.server) == -1)
 		fatalx("event=start-failed reason=%s",
@@ -362,7 +455,9 @@ main(int argc, char *argv[])
 	    d.cfg->path : "(defaults and environment)"), qs(d.cfg->hostname),
 	    qs(d.cfg->spool_dir),
 	    listeners_describe(d.listeners, where, sizeof(where)));
-	sd_notify(0, "READY=1\nSTATUS=running");
+	log_upstream_notes(d.cfg);
+	sd_notify(0, "READY=1");
+	start_tick(&d);
 	event_base_dispatch(d.base);
 
 	listeners_free(d.listeners);
@@ -374,6 +469,8 @@ main(int argc, char *argv[])
 	server_free(d.server);
 	pst_spool_close(d.spool);
 	event_free(d.ev_grace);
+	if (d.ev_tick != NULL)
+		event_free(d.ev_tick);
 	event_free(d.ev_hup);
 	event_free(d.ev_int);
 	event_free(d.ev_term);

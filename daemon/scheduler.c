@@ -70,6 +70,7 @@ struct scheduler {
 	struct upstate		**ups;
 	size_t			 nups;
 	size_t			 ndeliveries;
+	unsigned long		 bounces;
 	bool			 stopping;
 	bool			 warned_no_upstream;
 	void			(*stopped)(void *);
@@ -495,6 +496,7 @@ scheduler_conn_result(struct scheduler *s, struct upstate *up,
 	time_t now = time(NULL), period;
 
 	if (err == NULL) {
+		up->conn_ok++;
 		if (up->open_until != 0)
 			log_info("event=breaker-closed upstream=%s",
 			    qs(up->name));
@@ -514,6 +516,8 @@ scheduler_conn_result(struct scheduler *s, struct upstate *up,
 		return;
 	}
 	up->last_fail = now;
+	if ((unsigned)err->stage < PST_STAGE__COUNT)
+		up->conn_failed[err->stage]++;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", err->text);
 	up->failures++;
 	if (up->probing || up->failures >= s->cfg->queue.breaker_failures) {
@@ -833,6 +837,32 @@ scheduler_counts(const struct scheduler *s, size_t *total, size_t *due,
 	*due = n;
 	*held = s->held;
 	*busy = s->busy;
+}
+
+time_t
+scheduler_oldest(const struct scheduler *s)
+{
+	const struct qent *e;
+	time_t oldest = 0;
+	size_t i;
+
+	for (i = 0; i < s->tsize; i++)
+		for (e = s->table[i]; e != NULL; e = e->hnext)
+			if (oldest == 0 || e->arrival < oldest)
+				oldest = e->arrival;
+	return oldest;
+}
+
+unsigned long
+scheduler_bounces(const struct scheduler *s)
+{
+	return s->bounces;
+}
+
+void
+scheduler_count_bounce(struct scheduler *s)
+{
+	s->bounces++;
 }
 
 struct event_base *

@@ -43,9 +43,12 @@ struct upstate {
 	time_t		 last_ok;
 	time_t		 last_fail;
 	char		 last_error[256];
+	/* Counters since start, per recipient or per connection. */
 	unsigned long	 delivered;
 	unsigned long	 deferred;
 	unsigned long	 failed;
+	unsigned long	 conn_ok;
+	unsigned long	 conn_failed[PST_STAGE__COUNT];	/* by stage */
 };
 
 /*
@@ -107,6 +110,19 @@ void		 scheduler_abort(struct scheduler *s);
  */
 void		 scheduler_counts(const struct scheduler *s, size_t *total,
 		    size_t *due, size_t *held, size_t *busy);
+
+/*
+ * scheduler_oldest()
+ * Arrival time of the oldest message in the queue, 0 when it is empty.
+ */
+time_t		 scheduler_oldest(const struct scheduler *s);
+
+/*
+ * scheduler_bounces()
+ * Bounces written since start.
+ */
+unsigned long	 scheduler_bounces(const struct scheduler *s);
+void		 scheduler_count_bounce(struct scheduler *s);
 
 /*
  * scheduler_upstate()

@@ -105,6 +105,9 @@ struct server {
 	uint64_t		 next_id;
 	server_commit_cb	 commit_cb;
 	void			*commit_arg;
+	unsigned long		 accepted;	/* messages */
+	unsigned long		 refused;	/* sessions */
+	unsigned long		 total;		/* sessions */
 	bool			 draining;
 	void			(*drained)(void *);
 	void			*drained_arg;
@@ -733,6 +736,7 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 	const struct pst_spool_env *env = pst_spool_msg_env(msg);
 
 	if (err == NULL) {
+		s->srv->accepted++;
 		log_info("event=accepted id=%s session=%llu client=%s "
 		    "from=<%s> rcpts=%zu size=%llu", pst_spool_msg_id(msg),
 		    (unsigned long long)s->id, qs(s->peer), env->sender,
@@ -916,7 +920,9 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 	bufferevent_set_timeouts(s->bev, &idle, &idle);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 
+	srv->total++;
 	if (!peer_allowed(s->cfg, sa)) {
+		srv->refused++;
 		log_info("event=refused session=%llu client=%s reason=%s",
 		    (unsigned long long)s->id, qs(s->peer),
 		    qs("not in allow"));
@@ -928,6 +934,7 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 		return;
 	}
 	if (srv->nsessions > s->cfg->limits.sessions) {
+		srv->refused++;
 		log_warn("event=refused session=%llu client=%s reason=%s",
 		    (unsigned long long)s->id, qs(s->peer),
 		    qs("session limit reached"));
@@ -999,6 +1006,15 @@ server_shutdown(struct server *srv, void (*drained)(void *), void *arg)
 	}
 	if (srv->nsessions == 0 && drained != NULL)
 		drained(arg);
+}
+
+void
+server_counts(const struct server *srv, unsigned long *accepted,
+    unsigned long *refused, unsigned long *sessions)
+{
+	*accepted = srv->accepted;
+	*refused = srv->refused;
+	*sessions = srv->total;
 }
 
 unsigned

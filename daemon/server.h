@@ -74,6 +74,13 @@ void		 server_shutdown(struct server *srv, void (*drained)(void *),
 unsigned	 server_sessions(const struct server *srv);
 
 /*
+ * server_counts()
+ * Messages accepted, and sessions refused (allow list, limit) since start.
+ */
+void		 server_counts(const struct server *srv, unsigned long *accepted,
+		    unsigned long *refused, unsigned long *sessions);
+
+/*
  * server_free()
  * Frees the server; every session must be gone (after 'drained').
  */
