@@ -27,6 +27,15 @@
 #include "net/sockaddr.h"
 #include "tls/policy.h"
 
+/*
+ * Spool permissions for every program: directories setgid and writable by
+ * the spool's group, files readable by it.  So posternd (user postern)
+ * and a sendmail installed setgid postern, run by any local user, share
+ * the spool; nobody else can read it.
+ */
+#define CONFIG_SPOOL_FILE_MODE	0640
+#define CONFIG_SPOOL_DIR_MODE	02770
+
 #define CONFIG_DEFAULT_MESSAGE_SIZE	(50u * 1024 * 1024)
 #define CONFIG_DEFAULT_RECIPIENTS	1000
 #define CONFIG_DEFAULT_SESSIONS		100

@@ -388,6 +388,8 @@ main(int argc, char *argv[])
 	log_set_level((enum log_level)d.cfg->log_level);
 
 	sopts.flags = PST_SPOOL_CREATE | PST_SPOOL_DAEMON | PST_SPOOL_RECOVER;
+	sopts.file_mode = CONFIG_SPOOL_FILE_MODE;
+	sopts.dir_mode = CONFIG_SPOOL_DIR_MODE;
 	sopts.problem = on_spool_problem;
 	if (!foreground)
 		check_spool_free(d.cfg->spool_dir);

@@ -93,7 +93,8 @@ on_problem(const struct pst_spool_problem *p, void *arg)
 static struct pst_spool *
 open_spool(const struct config *cfg, const char *prog, bool *missing)
 {
-	struct pst_spool_opts opts = { 0 };
+	struct pst_spool_opts opts = { .file_mode = CONFIG_SPOOL_FILE_MODE,
+	    .dir_mode = CONFIG_SPOOL_DIR_MODE };
 	struct pst_spool *spool;
 	struct pst_err err;
 	struct stat st;
@@ -352,7 +353,8 @@ int
 queue_list(const struct config *cfg, bool json, const char *prog)
 {
 	struct queue_ctx q = { .prog = prog, .json = json };
-	struct pst_spool_opts opts = { 0 };
+	struct pst_spool_opts opts = { .file_mode = CONFIG_SPOOL_FILE_MODE,
+	    .dir_mode = CONFIG_SPOOL_DIR_MODE };
 	struct pst_spool *spool;
 	unsigned long long bytes = 0;
 	struct pst_err err;

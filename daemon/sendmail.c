@@ -21,6 +21,8 @@
  * deliver anything; -q asks a running posternd, through its control
  * socket, to try every deferred message now.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -36,6 +38,7 @@
 
 #include <event2/buffer.h>
 
+#include "build_config.h"
 #include "common/err.h"
 #include "config.h"
 #include "control.h"
@@ -72,6 +75,7 @@ struct sendmail {
 	bool			 extract;	/* -t */
 	bool			 ignore_dots;	/* -i, -oi */
 	bool			 verbose;	/* -v */
+	bool			 privileged;	/* running setgid */
 	unsigned		 notify;	/* -N */
 	enum pst_spool_ret	 ret;		/* -R */
 	char			 envid[3 * PST_CMD_ENVID_MAX + 1]; /* -V */
@@ -428,10 +432,37 @@ sender_address(struct sendmail *sm, char **out)
 	return 0;
 }
 
+/* Every POSTERN_* variable: the caller may not redirect a setgid run. */
+static void
+drop_environment(void)
+{
+	extern char **environ;
+	char name[128], **e;
+	size_t len;
+
+again:
+	for (e = environ; e != NULL && *e != NULL; e++) {
+		if (strncmp(*e, "POSTERN_", 8) != 0 &&
+		    strncmp(*e, "CREDENTIALS_DIRECTORY=", 22) != 0)
+			continue;
+		len = strcspn(*e, "=");
+		if (len >= sizeof(name))
+			len = sizeof(name) - 1;
+		memcpy(name, *e, len);
+		name[len] = '\0';
+		unsetenv(name);
+		goto again;
+	}
+}
+
 static int
 open_spool(struct sendmail *sm)
 {
-	struct pst_spool_opts opts = { .flags = PST_SPOOL_CREATE };
+	struct pst_spool_opts opts = {
+		.flags = PST_SPOOL_CREATE,
+		.file_mode = CONFIG_SPOOL_FILE_MODE,
+		.dir_mode = CONFIG_SPOOL_DIR_MODE,
+	};
 	struct pst_err err;
 
 	if ((sm->spool = pst_spool_open(sm->cfg->spool_dir, &opts, &err)) ==
@@ -931,10 +962,26 @@ main(int argc, char *argv[])
 		sm.prog = "mailq";
 		sm.mode = MODE_PRINT;
 	}
-	sm.config_path = config_default_path();
-	sm.config_explicit = getenv("POSTERN_CONFIG") != NULL;
+	/*
+	 * Installed setgid to the spool's group, so that local users can
+	 * queue mail: then the configuration and the spool are the system's,
+	 * whatever the caller's environment or -C say.
+	 */
+	if (getegid() != getgid() || geteuid() != getuid()) {
+		sm.privileged = true;
+		drop_environment();
+		umask(027);
+		sm.config_path = POSTERN_DEFAULT_CONFIG;
+		sm.config_explicit = false;
+	} else {
+		sm.config_path = config_default_path();
+		sm.config_explicit = getenv("POSTERN_CONFIG") != NULL;
+	}
 	if ((status = parse_args(&sm, argc, argv)) != 0)
 		return status;
+	if (sm.privileged && sm.config_explicit)
+		return say(&sm, EX_USAGE, "-C is not allowed: this sendmail "
+		    "is installed setgid and uses %s", POSTERN_DEFAULT_CONFIG);
 	if (sm.mode == MODE_NOOP)
 		return EX_OK;
 	if ((status = load_config(&sm)) != 0)

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import BUILD, free_port, smtp_chat, spool_messages, \
-    start_posternd
+from conftest import BUILD, POSTERND, POSTERN_SENDMAIL, free_port, \
+    smtp_chat, spool_messages, start_posternd
 
 SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
 SWAKS = "/usr/bin/swaks"
@@ -638,3 +638,79 @@ def test_bare_names_in_address_fields_get_the_default_domain(conf):
         "Subject: Cron <root@host> run-parts",
         head[8]]
     assert head[8].startswith("Date: ")
+
+
+def test_setgid_sendmail_for_ordinary_users(tmp_path, daemon_factory):
+    """The packaged setup: sendmail setgid to the spool's group, so that a
+    user who cannot touch the spool otherwise still queues mail, and the
+    daemon (here root, standing for user postern) delivers it.  The
+    caller's environment and -C cannot point it elsewhere."""
+    import shutil
+    import grp
+    from pathlib import Path
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a setgid copy")
+    import tempfile
+    gid = grp.getgrnam("mail").gr_gid
+    # Somewhere user nobody can reach (pytest's own directory is 0700).
+    tmp_path = Path(tempfile.mkdtemp(prefix="postern-setgid-"))
+    tmp_path.chmod(0o755)
+    try:
+        run_setgid_case(tmp_path, daemon_factory, gid)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def run_setgid_case(tmp_path, daemon_factory, gid):
+    import shutil
+    spool = tmp_path / "spool"
+    conf = tmp_path / "postern.conf"
+    conf.write_text('hostname = "localhost";\nspool_dir = "%s";\n' % spool)
+    conf.chmod(0o644)
+    d = daemon_factory(str(conf), {"POSTERN_LISTEN": "127.0.0.1:%d"
+                                   % free_port()})
+    d.wait_for("event=ready")
+    os.chown(spool, 0, gid)
+    for sub in ("tmp", "queue", "quarantine"):
+        os.chown(spool / sub, 0, gid)
+    for bucket in (spool / "queue").iterdir():
+        os.chown(bucket, 0, gid)
+    assert oct((spool / "tmp").stat().st_mode & 0o7777) == "0o2770"
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    bindir.chmod(0o755)
+    prog = bindir / "sendmail"
+    shutil.copy(POSTERN_SENDMAIL, prog)
+    os.chown(prog, 0, gid)
+    prog.chmod(0o2755)
+    # The copy reads its configuration from the compiled-in path only:
+    # put ours there inside a private mount namespace.
+    help_text = subprocess.run([POSTERND, "--help"], capture_output=True,
+                               text=True).stdout
+    default = re.search(r"or (/\S+)\)", help_text).group(1)
+    etc = os.path.dirname(default)
+    r = subprocess.run(["unshare", "-m", "sh", "-c",
+                        "mkdir -p %s && mount -t tmpfs tmpfs %s && cp %s "
+                        "%s/postern.conf && exec setpriv --reuid=nobody "
+                        "--regid=nogroup --clear-groups env "
+                        "POSTERN_SPOOL_DIR=/nonexistent %s -f "
+                        "nobody@example.org ops@example.org"
+                        % (etc, etc, conf, etc, prog)],
+                       input=b"Subject: from nobody\n\nhi\n",
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    msgs = spool_messages(str(spool))
+    assert len(msgs) == 1
+    env, body = msgs[0]
+    assert env["origin"] == "sendmail uid=65534"
+    assert b"Subject: from nobody" in body
+    # Nobody but the spool's group may read it.
+    envfile = next((spool / "queue").glob("*/*.env"))
+    st = envfile.stat()
+    assert st.st_gid == gid and st.st_mode & 0o777 == 0o640
+    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup",
+                        "--clear-groups", str(prog), "-C", str(conf),
+                        "x@example.org"], input=b"\n", capture_output=True,
+                       timeout=30)
+    assert r.returncode == 64
+    assert b"-C is not allowed" in r.stderr
