@@ -242,9 +242,12 @@ def spool_messages(spool):
     out = []
     for envfile in sorted(glob.glob(os.path.join(spool, "queue", "*",
                                                  "*.env"))):
-        env = read_envelope(envfile)
-        with open(envfile[:-4] + ".body", "rb") as f:
-            out.append((env, f.read()))
+        try:
+            env = read_envelope(envfile)
+            with open(envfile[:-4] + ".body", "rb") as f:
+                out.append((env, f.read()))
+        except FileNotFoundError:
+            continue        # delivered and removed while we looked
     out.sort(key=lambda m: m[0]["id"])
     return out
 
