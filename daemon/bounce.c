@@ -103,9 +103,16 @@ copy_original(struct pst_spool_msg *msg, int fd, bool headers_only,
 	return 0;
 }
 
+bool
+bounce_relay_wanted(const struct pst_spool_rcpt *r)
+{
+	return (r->notify & PST_SPOOL_NOTIFY_SUCCESS) != 0;
+}
+
 int
 bounce_create(struct pst_spool *spool, const struct config *cfg,
-    const struct pst_spool_env *env, const bool *which, const char *reporter,
+    const struct pst_spool_env *env, const unsigned char *action,
+    const char *reporter,
     int body_fd, char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
     struct pst_err *err)
 {
@@ -116,8 +123,11 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	unsigned char rnd[8];
 	struct tm tm;
 	time_t now = time(NULL);
-	bool headers_only;
+	bool headers_only, failed = false;
 	size_t i;
+
+	for (i = 0; i < env->nrcpts; i++)
+		failed = failed || action[i] == BOUNCE_FAILED;
 
 	if ((msg = pst_spool_msg_begin(spool, err)) == NULL)
 		return -1;
@@ -134,14 +144,15 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	localtime_r(&env->arrival, &tm);
 	strftime(arrived, sizeof(arrived), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	headers_only = env->ret == PST_SPOOL_RET_HDRS ||
+	/* A success report quotes only the header (as Postfix does). */
+	headers_only = !failed || env->ret == PST_SPOOL_RET_HDRS ||
 	    env->size > BOUNCE_FULL_MAX;
 
 	if (out(msg, err,
 	    "Received: by %s (postern) id %s; %s\r\n"
 	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
 	    "To: <%s>\r\n"
-	    "Subject: Undelivered Mail Returned to Sender\r\n"
+	    "Subject: %s\r\n"
 	    "Date: %s\r\n"
 	    "Message-ID: <%s.bounce@%s>\r\n"
 	    "Auto-Submitted: auto-replied\r\n"
@@ -156,17 +167,26 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	    "\r\n"
 	    "This is the mail system at host %s.\r\n"
 	    "\r\n"
-	    "Your message could not be delivered to one or more recipients.\r\n"
-	    "It is attached below.\r\n"
+	    "%s\r\n"
 	    "\r\n",
 	    cfg->hostname, pst_spool_msg_id(msg), date, cfg->hostname,
-	    env->sender, date, pst_spool_msg_id(msg), cfg->hostname,
-	    boundary, boundary, cfg->hostname) == -1)
+	    env->sender, failed ? "Undelivered Mail Returned to Sender" :
+	    "Successful Mail Delivery Report", date, pst_spool_msg_id(msg),
+	    cfg->hostname, boundary, boundary, cfg->hostname,
+	    failed ? "Your message could not be delivered to one or more "
+	    "recipients.\r\nIt is attached below." : "Your message was "
+	    "relayed to a server that does not send delivery\r\n"
+	    "notifications; this is the last one you will get for it.") == -1)
 		goto fail;
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (which[i] && out(msg, err, "<%s>: %s\r\n\r\n", r->addr,
-		    r->error != NULL ? r->error : "delivery failed") == -1)
+		if (action[i] == BOUNCE_FAILED && out(msg, err,
+		    "<%s>: %s\r\n\r\n", r->addr, r->error != NULL ? r->error :
+		    "delivery failed") == -1)
+			goto fail;
+		if (action[i] == BOUNCE_RELAYED && out(msg, err,
+		    "<%s>: relayed to %s\r\n\r\n", r->addr, reporter != NULL ?
+		    reporter : "the upstream") == -1)
 			goto fail;
 	}
 	if (out(msg, err,
@@ -184,10 +204,10 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 		goto fail;
 	for (i = 0; i < env->nrcpts; i++) {
 		r = &env->rcpts[i];
-		if (!which[i])
+		if (action[i] == BOUNCE_NONE)
 			continue;
 		diag[0] = '\0';
-		if (r->code != 0)
+		if (r->code != 0 && action[i] == BOUNCE_FAILED)
 			snprintf(diag, sizeof(diag), "Remote-MTA: dns; %s\r\n"
 			    "Diagnostic-Code: smtp; %d %s\r\n",
 			    reporter != NULL ? reporter : "unknown", r->code,
@@ -196,14 +216,16 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 		    "\r\n"
 		    "Final-Recipient: rfc822; %s\r\n"
 		    "%s%s%s"
-		    "Action: failed\r\n"
+		    "Action: %s\r\n"
 		    "Status: %s\r\n"
 		    "%s",
 		    r->addr,
 		    r->orcpt != NULL ? "Original-Recipient: " : "",
 		    r->orcpt != NULL ? r->orcpt : "",
 		    r->orcpt != NULL ? "\r\n" : "",
-		    status_of(r), diag) == -1)
+		    action[i] == BOUNCE_FAILED ? "failed" : "relayed",
+		    action[i] == BOUNCE_FAILED ? status_of(r) : "2.0.0",
+		    diag) == -1)
 			goto fail;
 	}
 	if (out(msg, err, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", boundary,

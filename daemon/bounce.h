@@ -1,5 +1,6 @@
 /*
- * bounce.h: delivery status notifications (RFC 3464) for mail that failed.
+ * bounce.h: delivery status notifications (RFC 3464): mail that failed,
+ * and mail relayed to an upstream without DSN when success was asked for.
  *
  * A bounce goes to the envelope sender with the null reverse path
  * (MAIL FROM:<>), as a multipart/report with three parts: a text for
@@ -22,6 +23,14 @@ struct pst_err;
 
 #define BOUNCE_FULL_MAX	(256 * 1024)	/* bytes of original returned */
 
+/* What a report says of one recipient. */
+enum bounce_action {
+	BOUNCE_NONE = 0,	/* not in this report */
+	BOUNCE_FAILED,		/* Action: failed */
+	BOUNCE_RELAYED,		/* Action: relayed: delivered to an upstream
+				   that does not do DSN, NOTIFY=SUCCESS asked */
+};
+
 /*
  * bounce_wanted()
  * Whether recipient 'r' asked to hear of its failure: no NOTIFY, or
@@ -30,15 +39,23 @@ struct pst_err;
 bool	bounce_wanted(const struct pst_spool_rcpt *r);
 
 /*
+ * bounce_relay_wanted()
+ * Whether recipient 'r' asked to hear of its delivery (NOTIFY=SUCCESS):
+ * when the upstream does not take DSN parameters, postern reports
+ * "relayed" itself (RFC 3461 §6.2.4).
+ */
+bool	bounce_relay_wanted(const struct pst_spool_rcpt *r);
+
+/*
  * bounce_create()
- * Writes and commits (blocking: run it on the pool) a bounce to
- * env->sender for the recipients of 'env' whose 'which' flag is set,
+ * Writes and commits (blocking: run it on the pool) a report to
+ * env->sender for the recipients of 'env' whose 'action' is set,
  * quoting the message whose body is open on 'body_fd' ('reporter' names
  * the upstream that refused, or NULL).  On success the new id is in
  * 'id' and its arrival time in '*arrival'.  Returns 0 or -1 with 'err'.
  */
 int	bounce_create(struct pst_spool *spool, const struct config *cfg,
-	    const struct pst_spool_env *env, const bool *which,
+	    const struct pst_spool_env *env, const unsigned char *action,
 	    const char *reporter, int body_fd,
 	    char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
 	    struct pst_err *err);

@@ -91,7 +91,7 @@ struct delivery {
 	int			 load_status;
 	bool			 gone;		/* left the queue */
 	bool			 remove;
-	bool			*bounce_for;	/* env rcpt -> bounce it */
+	unsigned char		*bounce_for;	/* env rcpt -> BOUNCE_* */
 	bool			 bounce;
 	char			 bounce_id[PST_SPOOL_ID_LEN + 1];
 	time_t			 bounce_arrival;
@@ -608,7 +608,10 @@ apply_results(struct delivery *d)
 	time_t now = time(NULL);
 	uint32_t rnd = 0;
 	size_t i, pending;
-	bool expired;
+	bool expired, upstream_dsn;
+
+	upstream_dsn = d->client != NULL &&
+	    (pst_client_info(d->client)->ehlo.caps & PST_EHLO_DSN) != 0;
 
 	for (i = 0; i < d->nsend; i++) {
 		r = &env->rcpts[d->map[i]];
@@ -620,10 +623,15 @@ apply_results(struct delivery *d)
 		    why->esc, st == PST_SPOOL_RCPT_DELIVERED ? NULL : text,
 		    &err);
 		if (st == PST_SPOOL_RCPT_FAILED) {
-			d->bounce_for[d->map[i]] = bounce_wanted(r);
+			if (bounce_wanted(r))
+				d->bounce_for[d->map[i]] = BOUNCE_FAILED;
 			d->cur->failed++;
-		} else if (st == PST_SPOOL_RCPT_DELIVERED)
+		} else if (st == PST_SPOOL_RCPT_DELIVERED) {
+			/* RFC 3461 §6.2.4: relayed past the end of DSN. */
+			if (bounce_relay_wanted(r) && !upstream_dsn)
+				d->bounce_for[d->map[i]] = BOUNCE_RELAYED;
 			d->cur->delivered++;
+		}
 		else
 			d->cur->deferred++;
 		log_info("event=%s id=%s rcpt=<%s> upstream=%s code=%d%s%s "
@@ -652,7 +660,8 @@ apply_results(struct delivery *d)
 			    r->error : "not tried");
 			pst_spool_env_set_result(env, i,
 			    PST_SPOOL_RCPT_FAILED, 0, "4.4.7", text, &err);
-			d->bounce_for[i] = bounce_wanted(r);
+			if (bounce_wanted(r))
+				d->bounce_for[i] = BOUNCE_FAILED;
 			log_info("event=expired id=%s rcpt=<%s> reason=%s",
 			    env->id, r->addr, qs(text));
 		}
@@ -661,7 +670,7 @@ apply_results(struct delivery *d)
 	d->remove = pending == 0;
 	d->bounce = false;
 	for (i = 0; i < env->nrcpts; i++)
-		d->bounce = d->bounce || d->bounce_for[i];
+		d->bounce = d->bounce || d->bounce_for[i] != BOUNCE_NONE;
 	if (d->bounce && env->sender[0] == '\0') {
 		/* RFC 5321 §4.5.5: never answer a bounce with a bounce. */
 		log_warn("event=bounce-dropped id=%s reason=%s", env->id,

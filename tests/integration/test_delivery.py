@@ -284,3 +284,27 @@ def test_flush_and_status_through_the_control_socket(tmp_path,
     r = subprocess.run([POSTERN, "status", "-c", d.conf],
                        capture_output=True, text=True, timeout=10)
     assert r.returncode == 1 and "posternd is not running" in r.stderr
+
+
+def test_notify_success_and_never(tmp_path, daemon_factory, peer):
+    """aiosmtpd offers no DSN: NOTIFY=SUCCESS gets a "relayed" report from
+    postern itself (RFC 3461 6.2.4); NOTIFY=NEVER silences a failure."""
+    from conftest import smtp_chat
+    p = peer(extra=["--reject", "gone@example.org"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    out = smtp_chat(d.port, [
+        "EHLO me.test", "MAIL FROM:<a@example.org> RET=HDRS",
+        "RCPT TO:<ok@example.org> NOTIFY=SUCCESS",
+        "RCPT TO:<gone@example.org> NOTIFY=NEVER",
+        "DATA", "Subject: tell me\r\n\r\nbody\r\n.", "QUIT"])
+    assert out[6].startswith("250 2.0.0"), out
+    wait_until(lambda: len(p.messages()) == 2, what="message and report")
+    reports = [m for m in p.messages() if envelope_of(m)[0] == "<>"]
+    assert len(reports) == 1
+    text = reports[0].decode()
+    assert "Subject: Successful Mail Delivery Report" in text
+    assert "Final-Recipient: rfc822; ok@example.org" in text
+    assert "Action: relayed" in text and "Status: 2.0.0" in text
+    assert "gone@example.org" not in text
+    assert "text/rfc822-headers" in text
+    d.wait_for("event=failed")
