@@ -1095,28 +1095,6 @@ add_proxy(struct config_upstream *u, const char *url)
 	return NULL;
 }
 
-static void
-load_proxies(struct loader *L, struct config_upstream *u,
-    const config_setting_t *ug, const char *path)
-{
-	const config_setting_t **elems = NULL;
-	char epath[KEY_PATH_MAX + 32];
-	const char *why;
-	size_t i, n;
-
-	if (get_string_list(L, ug, path, "proxy", &elems, &n) != 1)
-		return;
-	for (i = 0; i < n; i++) {
-		snprintf(epath, sizeof(epath), "%s.proxy.[%zu]", path, i);
-		/* The URL may hold a password: never quote it. */
-		if ((why = add_proxy(u, config_setting_get_string(elems[i]))) !=
-		    NULL)
-			lerr(L, elems[i], epath, "not a usable proxy URL: %s",
-			    why);
-	}
-	free(elems);
-}
-
 /* Whether others may read the file holding setting 's'. */
 static bool
 world_readable(struct loader *L, const config_setting_t *s, mode_t *mode)
@@ -1130,6 +1108,85 @@ world_readable(struct loader *L, const config_setting_t *s, mode_t *mode)
 		return false;
 	*mode = st.st_mode & 07777;
 	return (st.st_mode & 0007) != 0;
+}
+
+static const char *const proxy_keys[] = { "url", "user", "password", NULL };
+
+/*
+ * upstreams.[i].proxy: a list of URLs, or of groups { url; user;
+ * password; } when the credentials are better kept out of the URL.  A
+ * password, in a URL or not, makes the file's mode matter as for
+ * auth.password.
+ */
+static void
+load_proxies(struct loader *L, struct config_upstream *u,
+    const config_setting_t *ug, const char *path)
+{
+	const config_setting_t *list, *e;
+	char epath[KEY_PATH_MAX + 32];
+	const char *why, *v, *user, *password;
+	struct pst_hop *hop;
+	mode_t mode;
+	int i, n, t;
+
+	if ((list = config_setting_get_member(ug, "proxy")) == NULL)
+		return;
+	t = config_setting_type(list);
+	if (t == CONFIG_TYPE_STRING)
+		n = 1;
+	else if (t == CONFIG_TYPE_LIST || t == CONFIG_TYPE_ARRAY)
+		n = config_setting_length(list);
+	else {
+		lerr(L, list, join(epath, path, "proxy"), "must be a list of "
+		    "proxy URLs, not %s", type_name(t));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		e = t == CONFIG_TYPE_STRING ? list :
+		    config_setting_get_elem(list, (unsigned)i);
+		snprintf(epath, sizeof(epath), "%s.proxy.[%d]", path, i);
+		user = password = NULL;
+		if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
+			check_keys(L, e, epath, proxy_keys);
+			if (get_string(L, e, epath, "url", &v) != 1) {
+				lerr(L, e, epath, "needs a url");
+				continue;
+			}
+			get_string(L, e, epath, "user", &user);
+			get_string(L, e, epath, "password", &password);
+		} else if (config_setting_type(e) == CONFIG_TYPE_STRING)
+			v = config_setting_get_string(e);
+		else {
+			lerr(L, e, epath, "must be a proxy URL or a group "
+			    "{ url; user; password; }, not %s",
+			    type_name(config_setting_type(e)));
+			continue;
+		}
+		/* The URL may hold a password: never quote it. */
+		if ((why = add_proxy(u, v)) != NULL) {
+			lerr(L, e, epath, "not a usable proxy URL: %s", why);
+			continue;
+		}
+		hop = &u->proxies[u->nproxies - 1];
+		if ((user != NULL && strlen(user) > PST_PROXY_CRED_MAX) ||
+		    (password != NULL && strlen(password) > PST_PROXY_CRED_MAX))
+			lerr(L, e, epath, "user or password too long");
+		else {
+			if (user != NULL)
+				snprintf(hop->user, sizeof(hop->user), "%s",
+				    user);
+			if (password != NULL)
+				snprintf(hop->password, sizeof(hop->password),
+				    "%s", password);
+		}
+		if (hop->password[0] != '\0' && hop->kind == PST_HOP_SOCKS4)
+			lerr(L, e, epath, "SOCKS4 has no password (only a "
+			    "user id)");
+		if (hop->password[0] != '\0' && world_readable(L, e, &mode))
+			lerr(L, e, epath, "holds a proxy password, and the file "
+			    "holding it is readable by others (mode %04o): "
+			    "chmod it to 0600 or 0640", (unsigned)mode);
+	}
 }
 
 static void

@@ -36,7 +36,12 @@
 #include "server.h"
 #include "spool/spool.h"
 
-#define POOL_THREADS	4
+/*
+ * Disk work in flight at once.  Commits waiting on fsync share journal
+ * commits only if enough of them run together: measured on ext4, 16
+ * workers halve the flushes per message compared with 4 (tests/bench).
+ */
+#define POOL_THREADS	16
 #define STOP_GRACE_S	10	/* for sessions to get their answer */
 
 struct daemon {

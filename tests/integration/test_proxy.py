@@ -334,9 +334,6 @@ def test_socks5_password_with_escaped_bytes(tmp_path, peer, proxies):
     assert "ss%3A" not in r["raw"] and "p@ss" not in r["raw"]
 
 
-@pytest.mark.xfail(strict=True, reason="daemon/config.c load_proxies() "
-                   "takes a proxy password from a file others may read, "
-                   "where load_auth() refuses auth.password")
 def test_proxy_password_in_a_world_readable_file_is_refused(tmp_path):
     conf = tmp_path / "open.conf"
     conf.write_text('hostname = "client.test";\nspool_dir = "%s";\n'

@@ -269,6 +269,12 @@ static const struct {
 	  "upstreams.[0].rate: \"fast\" is not a rate" },
 	{ "queue = { retry = ( \"1m\", \"later\" ); };\n",
 	  ":1: queue.retry.[1]: \"later\" is not a duration" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " proxy = ( { user = \"u\"; } ); } );\n",
+	  ":2: upstreams.[0].proxy.[0]: needs a url" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " proxy = ( { url = \"http://p:3128\"; pasword = \"x\"; } ); } );\n",
+	  "proxy.[0].pasword: unknown key (did you mean \"password\"?)" },
 	{ "queue = { concurrency = 0; };\n",
 	  "queue.concurrency: 0 is out of range" },
 	{ "upstreams = { host = \"mx.example.org\"; };\n",
@@ -499,6 +505,14 @@ START_TEST(queue_and_rate_are_read)
 	ck_assert_uint_eq(cfg->upstreams[0].nproxies, 1);
 	ck_assert(!cfg->upstreams[0].proxies[0].remote_resolve);
 	ck_assert_uint_eq(cfg->upstreams[0].timeouts.proxy, 5000);
+	config_unref(cfg);
+
+	cfg = load_ok("upstreams = ( { host = \"a.example\";\n"
+	    "  proxy = ( { url = \"socks5h://127.0.0.1:1080\";\n"
+	    "    user = \"bob\"; password = \"s3cret\"; } ); } );\n");
+	ck_assert_uint_eq(cfg->upstreams[0].nproxies, 1);
+	ck_assert_str_eq(cfg->upstreams[0].proxies[0].user, "bob");
+	ck_assert_str_eq(cfg->upstreams[0].proxies[0].password, "s3cret");
 	config_unref(cfg);
 }
 END_TEST
