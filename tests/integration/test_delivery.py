@@ -308,3 +308,23 @@ def test_notify_success_and_never(tmp_path, daemon_factory, peer):
     assert "gone@example.org" not in text
     assert "text/rfc822-headers" in text
     d.wait_for("event=failed")
+
+
+def test_rate_limit_paces_deliveries(tmp_path, daemon_factory, peer):
+    """rate = "2/s": a burst of two, then two a second; mail waits, it is
+    not refused.  Only a lower bound on time is asserted: a slow machine
+    can only make it slower."""
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port)).replace('security = "none";',
+                                'security = "none"; rate = "2/s";'))
+    start = time.monotonic()
+    for i in range(8):
+        send_raw(d.port, "a@example.org", ["r%d@example.org" % i],
+                 b"\r\nx\r\n")
+    wait_until(lambda: len(p.messages()) == 8, timeout=30,
+               what="paced deliveries")
+    elapsed = time.monotonic() - start
+    print("8 messages at 2/s took %.2fs" % elapsed)
+    assert elapsed >= 2.5
+    assert spool_messages(d.spool) == []
