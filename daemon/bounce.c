@@ -123,11 +123,18 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	unsigned char rnd[8];
 	struct tm tm;
 	time_t now = time(NULL);
-	bool headers_only, failed = false;
+	bool headers_only, failed = false, too_big = false;
 	size_t i;
 
-	for (i = 0; i < env->nrcpts; i++)
-		failed = failed || action[i] == BOUNCE_FAILED;
+	for (i = 0; i < env->nrcpts; i++) {
+		if (action[i] != BOUNCE_FAILED)
+			continue;
+		failed = true;
+		/* Refused for its size: sending it back would fail the same. */
+		if (strcmp(env->rcpts[i].esc, "5.3.4") == 0 ||
+		    env->rcpts[i].code == 552)
+			too_big = true;
+	}
 
 	if ((msg = pst_spool_msg_begin(spool, err)) == NULL)
 		return -1;
@@ -145,7 +152,7 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	localtime_r(&env->arrival, &tm);
 	strftime(arrived, sizeof(arrived), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	/* A success report quotes only the header (as Postfix does). */
-	headers_only = !failed || env->ret == PST_SPOOL_RET_HDRS ||
+	headers_only = !failed || too_big || env->ret == PST_SPOOL_RET_HDRS ||
 	    env->size > BOUNCE_FULL_MAX;
 
 	if (out(msg, err,

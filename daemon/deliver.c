@@ -584,11 +584,13 @@ verdict(const struct delivery *d, size_t i, const struct pst_err **why)
 		e = &d->msg_err;
 	*why = e;
 	/*
-	 * Only the upstream's own 5xx about this message or recipient is
-	 * final.  Connection, TLS, AUTH and our own trouble wait: the
-	 * recipient is not at fault (Postfix soft-bounces those too).
+	 * Only a 5xx about this message or recipient is final: the
+	 * upstream's own, or one the client decided from the upstream's
+	 * EHLO (a message over its SIZE, SMTPUTF8 it lacks: 5.3.4, 5.6.7).
+	 * Connection, TLS, AUTH and our own trouble wait: the recipient is
+	 * not at fault (Postfix soft-bounces those too).
 	 */
-	if (e->cls == PST_PERM && e->smtp_code >= 500 &&
+	if (e->cls == PST_PERM && (e->smtp_code >= 500 || e->esc[0] == '5') &&
 	    (e->scope == PST_SCOPE_RECIPIENT || e->scope == PST_SCOPE_MESSAGE))
 		return PST_SPOOL_RCPT_FAILED;
 	return PST_SPOOL_RCPT_DEFERRED;

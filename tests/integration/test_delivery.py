@@ -328,3 +328,20 @@ def test_rate_limit_paces_deliveries(tmp_path, daemon_factory, peer):
     print("8 messages at 2/s took %.2fs" % elapsed)
     assert elapsed >= 2.5
     assert spool_messages(d.spool) == []
+
+
+def test_too_big_for_the_upstream_bounces_at_once(tmp_path, daemon_factory,
+                                                  peer):
+    """The upstream announces SIZE 2000: a larger message fails at once
+    (5.3.4, decided from its EHLO before MAIL) instead of being retried
+    until it expires."""
+    p = peer(extra=["--size", "2000"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", p.port)))
+    send_raw(d.port, "a@example.org", ["b@example.org"],
+             b"Subject: big\r\n\r\n" + (b"y" * 70 + b"\r\n") * 100)
+    d.wait_for("event=failed")
+    wait_until(lambda: len(p.messages()) == 1, what="the bounce")
+    frm, rcpts = envelope_of(p.messages()[0])
+    assert frm == "<>" and rcpts == ["a@example.org"]
+    assert b"Status: 5.3.4" in p.messages()[0]
+    wait_until(lambda: spool_messages(d.spool) == [], what="queue empty")

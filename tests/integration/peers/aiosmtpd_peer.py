@@ -145,6 +145,8 @@ def main():
     ap.add_argument("--defer-data", type=int, default=0)
     ap.add_argument("--slow-data", type=float, default=0)
     ap.add_argument("--sessions")
+    ap.add_argument("--size", type=int, default=0,
+                    help="announce SIZE and refuse larger messages")
     args = ap.parse_args()
 
     user, password = (args.auth.split(":", 1) if args.auth
@@ -153,6 +155,8 @@ def main():
     kwargs = {"hostname": args.host, "port": args.port,
               "server_hostname": "peer.test"}
     smtp_kwargs = {}
+    if args.size:
+        smtp_kwargs["data_size_limit"] = args.size
     if args.auth:
         smtp_kwargs["authenticator"] = make_authenticator(user, password)
         smtp_kwargs["auth_require_tls"] = not args.auth_plaintext
