@@ -251,6 +251,9 @@ pst_dot_read(struct pst_dot *d, struct evbuffer *in, struct evbuffer *out,
 		return dot_fail(d, err, PST_LOCAL, PST_SCOPE_SESSION, 421,
 		    "4.3.0", "DATA reader used after the end");
 	for (;;) {
+		/* evbuffer_peek() reports an empty chain as an empty extent. */
+		if (evbuffer_get_length(in) == 0)
+			return PST_DOT_MORE;
 		n = evbuffer_peek(in, -1, NULL, vec, DOT_NVEC);
 		if (n <= 0)
 			return PST_DOT_MORE;

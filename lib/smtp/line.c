@@ -70,6 +70,9 @@ line_skip(struct pst_line *lr, struct evbuffer *in, struct pst_err *err)
 	int i, n;
 
 	for (;;) {
+		/* evbuffer_peek() reports an empty chain as an empty extent. */
+		if (evbuffer_get_length(in) == 0)
+			return PST_LINE_MORE;
 		n = evbuffer_peek(in, -1, NULL, vec, LINE_NVEC);
 		if (n <= 0)
 			return PST_LINE_MORE;

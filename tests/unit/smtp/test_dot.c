@@ -513,6 +513,27 @@ START_TEST(dot_encoder_output_always_valid)
 }
 END_TEST
 
+START_TEST(dot_reader_stops_at_an_empty_chain)
+{
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new();
+	struct pst_dot d;
+	struct pst_err err;
+
+	/*
+	 * An evbuffer can hold an empty chain and no data (evbuffer_expand(),
+	 * a read that got nothing); the reader once spun on it forever.
+	 */
+	pst_dot_init(&d, UINT64_MAX, PST_DOT_LINE_MAX);
+	ck_assert_int_eq(evbuffer_expand(in, 4096), 0);
+	ck_assert_int_eq(pst_dot_read(&d, in, out, &err), PST_DOT_MORE);
+	evbuffer_add_printf(in, "x\r\n.\r\n");
+	ck_assert_int_eq(pst_dot_read(&d, in, out, &err), PST_DOT_DONE);
+	ck_assert_uint_eq(evbuffer_get_length(out), 3);
+	evbuffer_free(in);
+	evbuffer_free(out);
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -526,6 +547,7 @@ unit_suite(void)
 	tcase_add_test(rd, dot_reports_size_and_eightbit);
 	tcase_add_test(rd, dot_line_length_limit);
 	tcase_add_test(rd, dot_reader_must_be_reinitialised);
+	tcase_add_test(rd, dot_reader_stops_at_an_empty_chain);
 	suite_add_tcase(s, rd);
 	tcase_add_loop_test(wr, dot_encode_vectors_at_every_chunk_size, 0,
 	    NELEMS(encodings));

@@ -256,6 +256,34 @@ START_TEST(line_bound_can_grow_after_ehlo)
 }
 END_TEST
 
+START_TEST(line_skipping_stops_at_an_empty_chain)
+{
+	struct evbuffer *in = evbuffer_new();
+	struct pst_line lr;
+	struct pst_err err;
+	char line[PST_LINE_SMTP_MAX];
+	size_t len;
+
+	/*
+	 * An evbuffer can hold an empty chain and no data (evbuffer_expand(),
+	 * a read that got nothing); the skipper once spun on it forever.
+	 */
+	pst_line_init(&lr, 10);
+	evbuffer_add_printf(in, "NOOP NOOP NOOP");
+	ck_assert_int_eq(pst_line_read(&lr, in, line, sizeof(line), &len,
+	    &err), PST_LINE_TOOLONG);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	ck_assert_int_eq(evbuffer_expand(in, 4096), 0);
+	ck_assert_int_eq(pst_line_read(&lr, in, line, sizeof(line), &len,
+	    &err), PST_LINE_MORE);
+	evbuffer_add_printf(in, "x\r\nQUIT\r\n");
+	ck_assert_int_eq(pst_line_read(&lr, in, line, sizeof(line), &len,
+	    &err), PST_LINE_OK);
+	ck_assert_str_eq(line, "QUIT");
+	evbuffer_free(in);
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -269,6 +297,7 @@ unit_suite(void)
 	tcase_add_test(tc, line_fatal_is_sticky);
 	tcase_add_test(tc, line_small_buffer_lowers_the_bound);
 	tcase_add_test(tc, line_bound_can_grow_after_ehlo);
+	tcase_add_test(tc, line_skipping_stops_at_an_empty_chain);
 	suite_add_tcase(s, tc);
 	return s;
 }
