@@ -78,7 +78,8 @@ pst_endpoint_parse(const char *s, uint16_t default_port, bool allow_unix,
 	size_t hlen;
 
 	memset(ep, 0, sizeof(*ep));
-	if (strncmp(s, "unix:", 5) == 0) {
+	/* "unix:25" is the host "unix", as pst_endpoint_format() writes it. */
+	if (strncmp(s, "unix:", 5) == 0 && !(s[5] >= '0' && s[5] <= '9')) {
 		if (!allow_unix) {
 			*why = "unix sockets are not allowed here";
 			return -1;

@@ -21,6 +21,9 @@ static const struct {
 	{ "smtp.example.org:465", 0, 1, "smtp.example.org", 465, 0 },
 	{ "localhost", 25, 1, "localhost", 25, 0 },
 	{ "localhost", 0, 0, NULL, 0, 0 },
+	/* A host called "unix", with a port: not a unix socket. */
+	{ "unix:25", 0, 1, "unix", 25, 0 },
+	{ "unix", 1080, 1, "unix", 1080, 0 },
 	{ "::1:25", 0, 0, NULL, 0, 0 },
 	{ "[::1", 0, 0, NULL, 0, 0 },
 	{ "[::1]25", 0, 0, NULL, 0, 0 },
