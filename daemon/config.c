@@ -1038,8 +1038,12 @@ load_tls(struct loader *L, struct config_upstream *u,
 
 		for (i = 0; i < n; i++) {
 			v = config_setting_get_string(elems[i]);
-			snprintf(epath, sizeof(epath), "%s.fingerprint%s", path,
-			    n > 1 ? "" : "");
+			if (n > 1)
+				snprintf(epath, sizeof(epath),
+				    "%s.fingerprint.[%zu]", path, i);
+			else
+				snprintf(epath, sizeof(epath), "%s.fingerprint",
+				    path);
 			if (pst_tls_pin_parse(v, &pin, &why) == -1)
 				lerr(L, elems[i], epath, "\"%s\" is not a "
 				    "fingerprint: %s", v, why);

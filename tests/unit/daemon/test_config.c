@@ -233,6 +233,9 @@ static const struct {
 	  " tls = { fingerprint = \"md5:00\"; }; } );\n",
 	  ":2: upstreams.[0].tls.fingerprint: \"md5:00\" is not a fingerprint" },
 	{ "upstreams = ( { host = \"mx.example.org\";\n"
+	  " tls = { fingerprint = ( \"md5:00\", \"md5:11\" ); }; } );\n",
+	  ":2: upstreams.[0].tls.fingerprint.[1]: \"md5:11\" is not a" },
+	{ "upstreams = ( { host = \"mx.example.org\";\n"
 	  " tls = { ca_file = \"/nonexistent/ca.pem\"; }; } );\n",
 	  "upstreams.[0].tls: " },
 	{ "upstreams = ( { host = \"mx.example.org\";\n"
