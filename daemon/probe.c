@@ -289,10 +289,9 @@ print_text(const struct probe *p)
 		printf("  send       <%s> -> <%s>: accepted\n", p->send_from,
 		    p->send_to);
 	if (p->failed)
-		printf("  result     FAILED at %s (%s): %s%s%s\n",
+		printf("  result     FAILED at %s (%s): %s\n",
 		    pst_stage_name(p->err.stage), pst_class_name(p->err.cls),
-		    p->err.smtp_code != 0 ? "" : "", p->err.text,
-		    p->err.esc[0] != '\0' ? "" : "");
+		    p->err.text);
 	else
 		printf("  result     ok: mail can be sent (%u ms)\n",
 		    p->ready_ms);
