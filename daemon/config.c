@@ -123,6 +123,8 @@ note_line(struct loader *L, int line)
 {
 	int *lines;
 
+	/* A count of 0 means err_lines is NULL: realloc(NULL, 0) is malloc. */
+	/* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI) */
 	lines = realloc(L->err_lines, L->errs->count * sizeof(*lines));
 	if (lines == NULL)
 		return;

@@ -127,6 +127,8 @@ same_address(const struct sockaddr_storage *a, socklen_t alen,
 	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
 	const struct sockaddr_un *au = (const void *)a, *bu = (const void *)b;
 
+	/* Both come from getsockname() or a parsed endpoint: set. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.UndefinedBinaryOperatorResult) */
 	if (a->ss_family != b->ss_family)
 		return false;
 	switch (a->ss_family) {

@@ -517,6 +517,8 @@ run_deliver(struct sendmail *sm)
 	p.cfg = sm->cfg;
 	p.spool = sm->spool;
 	p.sender = sender;
+	/* sender_address() set 'sender' or returned say()'s non-zero status. */
+	/* NOLINTNEXTLINE(clang-analyzer-core.NullDereference) */
 	p.from_addr = sender[0] != '\0' || sm->user_addr == NULL ? sender :
 	    sm->user_addr;
 	if (p.from_addr[0] == '\0') {
@@ -793,6 +795,7 @@ bs_data(struct bs *b)
 		}
 		if (st == PST_DOT_DONE)
 			break;
+		/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores) */
 		if ((n = bs_fill(b)) <= 0) {
 			/* The client went away: nothing was accepted. */
 			bs_reset(b);

@@ -1032,7 +1032,9 @@ server_free(struct server *srv)
 		return;
 	/* Sessions left after a forced stop: their jobs are done by now. */
 	srv->draining = false;
+	/* session_free() unlinks 's' before freeing it. */
 	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
+		/* NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
 		session_free(s);
 	config_unref(srv->cfg);
 	free(srv);

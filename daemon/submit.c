@@ -487,6 +487,7 @@ list_next(struct list_scan *ls)
 		ls->p++;
 	if (ls->p >= ls->end)
 		return 0;
+	/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores) */
 	ls->elem = start = ls->p;
 	while (ls->p < ls->end) {
 		c = (unsigned char)*ls->p;
@@ -595,6 +596,7 @@ list_next(struct list_scan *ls)
 			}
 			ls->in_group = true;
 			ls->p++;
+			/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores) */
 			ls->elem = start = ls->p;
 			plen = alen = 0;
 			has_angle = gap = apart = false;

@@ -878,10 +878,12 @@ client_transaction_reply(struct pst_client *c)
 			client_body(c);
 			return;
 		}
-		if (!c->mail_refused && c->accepted > 0)
-			reply_err(c, &c->msg_err, PST_STAGE_DATA,
-			    PST_SCOPE_MESSAGE);
-		else if (c->msg_err.cls == PST_OK)
+		/*
+		 * The refusal of DATA is the message's result when recipients
+		 * were accepted, or when nothing else went wrong before.
+		 */
+		if ((!c->mail_refused && c->accepted > 0) ||
+		    c->msg_err.cls == PST_OK)
 			reply_err(c, &c->msg_err, PST_STAGE_DATA,
 			    PST_SCOPE_MESSAGE);
 		client_message_done(c, &c->msg_err);
