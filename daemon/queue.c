@@ -650,7 +650,7 @@ cmd_change(struct pst_spool *spool, const char *action, const char *id,
 			    prog, id);
 		else if (err.sys_errno == EWOULDBLOCK)
 			fprintf(stderr, "%s: message %s is locked (posternd "
-			    "is delivering it); waited %u s, try again "
+			    "is delivering it); waited %d s, try again "
 			    "later\n", prog, id, QUEUE_LOCK_WAIT_MS / 1000);
 		else
 			fprintf(stderr, "%s: %s %s: %s\n", prog, action, id,
