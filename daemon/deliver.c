@@ -397,7 +397,10 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 		d_save(d);
 		return;
 	}
+	/* Without an error the negotiation hands over its result. */
+	/* cppcheck-suppress nullPointer */
 	scheduler_conn_result(d->s, d->cur, NULL, res->learned);
+	/* cppcheck-suppress nullPointer */
 	log_debug("event=connected upstream=%s mode=%s path=%s",
 	    qs(up_name(d)), pst_learned_name(res->learned), qs(res->path));
 	d->client = c;
