@@ -99,8 +99,13 @@ pool_worker(void *arg)
 		pthread_mutex_lock(&pool->mtx);
 		was_empty = pool->done_list.head == NULL;
 		job_push(&pool->done_list, job);
-		if (was_empty && !pool->stopping)
-			(void)write(pool->pipe_fd[1], "", 1);
+		/*
+		 * A full pipe (EAGAIN) means a wake-up is pending already:
+		 * nothing is lost by ignoring the failure.
+		 */
+		if (was_empty && !pool->stopping &&
+		    write(pool->pipe_fd[1], "", 1) == -1)
+			continue;
 	}
 	pthread_mutex_unlock(&pool->mtx);
 	return NULL;

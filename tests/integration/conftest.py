@@ -19,7 +19,17 @@ POSTERN_SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
 
 
 SANITIZER_MARK = re.compile(r"ERROR: (Address|Leak|Undefined)Sanitizer|"
-                            r"runtime error: ")
+                            r"runtime error: |VALGRIND-ERROR-BEGIN")
+
+# POSTERN_VALGRIND=1 (.ci/quickstart test --valgrind): posternd runs under
+# memcheck, each of its errors and definite or indirect leaks marked with
+# a line that SANITIZER_MARK finds.
+VALGRIND = os.environ.get("POSTERN_VALGRIND") == "1"
+VALGRIND_ARGV = ["valgrind", "--error-exitcode=99", "--leak-check=full",
+                 "--errors-for-leak-kinds=definite,indirect",
+                 "--show-leak-kinds=definite,indirect", "--track-fds=no",
+                 "-q", "--error-markers=VALGRIND-ERROR-BEGIN,"
+                 "VALGRIND-ERROR-END"]
 
 
 def free_port():
@@ -39,6 +49,7 @@ class Daemon:
         full_env.pop("JOURNAL_STREAM", None)
         full_env.update(env or {})
         self.proc = subprocess.Popen(
+            (VALGRIND_ARGV if VALGRIND else []) +
             [POSTERND, "-f", "-c", conf, *args],
             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
             env=full_env, text=True)
@@ -201,7 +212,7 @@ def start_posternd(daemon_factory, tmp_path, conf_extra="", env=None):
                     'spool_dir = "%s";\n%s' % (port, spool, conf_extra))
     d = daemon_factory(str(conf), env)
     d.port, d.spool, d.conf = port, spool, str(conf)
-    d.wait_for("event=ready")
+    d.wait_for("event=ready", timeout=60 if VALGRIND else 10)
     return d
 
 
@@ -298,3 +309,13 @@ def send_raw(port, sender, rcpts, body, helo="me.test"):
         f.write(b"QUIT\r\n")
         f.flush()
         return reply
+
+
+def read_until(f, prefix):
+    """Reads reply lines until one starts with 'prefix' (bytes); an EOF
+    first is a failure, not an endless loop."""
+    while True:
+        line = f.readline()
+        assert line, "connection closed before a %r reply" % prefix
+        if line.startswith(prefix):
+            return line

@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from conftest import POSTERN, POSTERND, SOURCE, free_port, send_raw, \
-    smtp_chat, start_posternd
+from conftest import POSTERN, POSTERND, SOURCE, free_port, read_until, \
+    send_raw, smtp_chat, start_posternd
 
 ANALYZE = "/usr/bin/systemd-analyze"
 ACTIVATE = "/usr/bin/systemd-socket-activate"
@@ -117,8 +117,7 @@ def test_reload_keeps_sessions_and_refuses_a_broken_file(tmp_path,
     f.write(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
             b"DATA\r\n")
     f.flush()
-    while not f.readline().startswith(b"354"):
-        pass
+    read_until(f, b"354")
     f.write(b"\r\nsurvived\r\n.\r\nQUIT\r\n")
     f.flush()
     assert f.readline().startswith(b"250 2.0.0")
