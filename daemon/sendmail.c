@@ -930,8 +930,10 @@ run_smtp(struct sendmail *sm)
 		case PST_LINE_OK:
 			break;
 		}
+		/* An HTTP request line parses: stop on its verb alone. */
 		if (pst_cmd_parse(b.line, len, b.ext |
-		    (b.smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1) {
+		    (b.smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1 ||
+		    cmd.verb == PST_CMD_HTTP) {
 			if (cmd.verb == PST_CMD_HTTP)
 				break;
 			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);

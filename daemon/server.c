@@ -560,8 +560,10 @@ session_commands(struct session *s)
 		case PST_LINE_OK:
 			break;
 		}
+		/* An HTTP request line parses: close on its verb alone. */
 		if (pst_cmd_parse(s->line, len, s->ext |
-		    (s->smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1) {
+		    (s->smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1 ||
+		    cmd.verb == PST_CMD_HTTP) {
 			if (cmd.verb == PST_CMD_HTTP) {
 				log_info("event=http-request session=%llu "
 				    "client=%s", (unsigned long long)s->id,

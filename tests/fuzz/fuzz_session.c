@@ -12,7 +12,9 @@
  *
  * Checked: the session ends by itself within SESSION_DEADLINE_MS of the
  * client's end of input (no state waits forever); everything the server
- * wrote is a sequence of complete, well-formed SMTP replies.  The
+ * wrote is a sequence of complete, well-formed SMTP replies; a client
+ * that opens with an HTTP request line gets the greeting and nothing
+ * more (cmd.h: the server closes without reading further).  The
  * sanitizers watch the rest: reads past a buffer, use after free in the
  * session's callbacks, leaks.  With FUZZ_TRACE set in the environment the
  * server's replies are copied to stderr, to read a session back.
@@ -27,6 +29,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -39,6 +42,7 @@
 #include "log.h"
 #include "net/sockaddr.h"
 #include "server.h"
+#include "smtp/line.h"
 #include "smtp/reply.h"
 #include "spool/spool.h"
 #include "fuzz.h"
@@ -60,7 +64,8 @@ static void	session_clear_spool(void);
 static void	session_clientcb(evutil_socket_t, short, void *);
 static void	session_deadlinecb(evutil_socket_t, short, void *);
 static void	session_drained(void *);
-static void	session_check_replies(struct evbuffer *got);
+static size_t	session_check_replies(struct evbuffer *got);
+static bool	session_http(const uint8_t *data, size_t size);
 
 static struct event_base	*base;
 static struct pst_pool		*pool;
@@ -252,11 +257,12 @@ session_drained(void *arg)
 	*drained = true;
 }
 
-/* The server spoke SMTP: complete replies, nothing else. */
-static void
+/* The server spoke SMTP: complete replies, nothing else.  Counts them. */
+static size_t
 session_check_replies(struct evbuffer *got)
 {
 	struct pst_err err;
+	size_t n = 0;
 	int rc;
 
 	pst_reply_reset(&reply);
@@ -266,7 +272,34 @@ session_check_replies(struct evbuffer *got)
 			fprintf(stderr, "server output: %s\n", rc == -1 ?
 			    err.text : "incomplete reply");
 		FUZZ_CHECK(rc == 1);
+		n++;
 	}
+	return n;
+}
+
+/* The input opens with an HTTP request line (the verbs of cmd.c). */
+static bool
+session_http(const uint8_t *data, size_t size)
+{
+	static const char *const verbs[] = { "GET ", "POST ", "HEAD ",
+	    "PUT ", "CONNECT " };
+	const uint8_t *eol;
+	size_t i, n;
+
+	if ((eol = memchr(data, '\n', size)) == NULL || eol == data ||
+	    eol - data >= PST_LINE_SMTP_MAX || eol[-1] != '\r')
+		return false;
+	/* Control bytes or bad UTF-8 get a reply of their own. */
+	for (i = 0; data + i + 1 < eol; i++)
+		if (data[i] < 0x20 || data[i] > 0x7e)
+			return false;
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		n = strlen(verbs[i]);
+		if (size >= n && strncasecmp((const char *)data, verbs[i],
+		    n) == 0)
+			return true;
+	}
+	return false;
 }
 
 int
@@ -280,6 +313,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct timeval tv;
 	const char *why;
 	bool expired = false, drained = false;
+	size_t n;
 	int sv[2];
 
 	if ((srv = server_new(base, cfg, spool, pool)) == NULL ||
@@ -333,7 +367,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (getenv("FUZZ_TRACE") != NULL && evbuffer_get_length(c.got) > 0)
 		fwrite(evbuffer_pullup(c.got, -1), 1,
 		    evbuffer_get_length(c.got), stderr);
-	session_check_replies(c.got);
+	n = session_check_replies(c.got);
+	if (session_http(data, size))
+		FUZZ_CHECK(n == 1);
 	evbuffer_free(c.got);
 	session_clear_spool();
 	return 0;
