@@ -1,8 +1,10 @@
 /*
  * fuzz_config.c: the configuration loader (daemon/config.c) on a file.
  *
- * The input is written to a file in a private temporary directory and
- * loaded with config_load(), as posternd and "postern check-config" do.
+ * The input is written to a file in a private temporary directory, made
+ * and removed for each input (libFuzzer may end without running atexit
+ * handlers), and loaded with config_load(), as posternd and "postern
+ * check-config" do.
  * The POSTERN_* environment is cleared once, so only the file counts.
  * Checked: a load either gives a configuration or at least one error,
  * each a non-empty line; what it gives frees cleanly (ASan's leak check
@@ -24,17 +26,8 @@
 extern char	**environ;
 
 static bool	config_skip(const uint8_t *data, size_t size);
-static void	config_cleanup(void);
 
-static char	 config_dir[64];
-static char	 config_path[96];
-
-static void
-config_cleanup(void)
-{
-	unlink(config_path);
-	rmdir(config_dir);
-}
+static char	 config_tmp[48];
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -59,13 +52,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	if ((tmp = getenv("TMPDIR")) == NULL || strlen(tmp) > 40)
 		tmp = "/tmp";
-	snprintf(config_dir, sizeof(config_dir), "%s/fuzz-config.XXXXXX",
-	    tmp);
-	if (mkdtemp(config_dir) == NULL)
-		abort();
-	snprintf(config_path, sizeof(config_path), "%s/postern.conf",
-	    config_dir);
-	atexit(config_cleanup);
+	snprintf(config_tmp, sizeof(config_tmp), "%s", tmp);
 	return 0;
 }
 
@@ -89,17 +76,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct config *cfg = NULL;
 	struct config_errors errs;
+	char dir[64], path[96];
 	size_t i;
 	int fd;
 
 	if (config_skip(data, size))
 		return 0;
-	fd = open(config_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	snprintf(dir, sizeof(dir), "%s/fuzz-config.XXXXXX", config_tmp);
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(path, sizeof(path), "%s/postern.conf", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd == -1 || (size > 0 && write(fd, data, size) != (ssize_t)size))
 		abort();
 	close(fd);
 
-	if (config_load(config_path, true, &cfg, &errs) == 0) {
+	if (config_load(path, true, &cfg, &errs) == 0) {
 		FUZZ_CHECK(cfg != NULL && errs.count == 0);
 		FUZZ_CHECK(cfg->spool_dir != NULL && cfg->spool_dir[0] == '/');
 		FUZZ_CHECK(cfg->hostname != NULL);
@@ -112,5 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    errs.lines[i][0] != '\0');
 	}
 	config_errors_free(&errs);
+	unlink(path);
+	rmdir(dir);
 	return 0;
 }

@@ -2,13 +2,15 @@
  * fuzz_session.c: a whole SMTP server session (daemon/server.c).
  *
  * Once: a spool in a private temporary directory (on /dev/shm when it
- * exists, where fsync costs nothing), a worker pool and a configuration
- * with small limits and an alias.  For each input: a fresh server, a
- * socketpair whose one end the server accepts as a client from
- * 127.0.0.1, and the input written into the other end as the client's
- * bytes, then its write side shut.  The loop runs until the session is
- * gone; the server is then shut down and freed, and whatever was
- * committed is removed from the spool.
+ * exists, where fsync costs nothing) named after the process, a worker
+ * pool and a configuration with small limits and an alias.  libFuzzer
+ * may end without running atexit handlers, so the directories of
+ * processes that are gone are removed at start.  For each input: a
+ * fresh server, a socketpair whose one end the server accepts as a
+ * client from 127.0.0.1, and the input written into the other end as
+ * the client's bytes, then its write side shut.  The loop runs until
+ * the session is gone; the server is then shut down and freed, and
+ * whatever was committed is removed from the spool.
  *
  * Checked: the session ends by itself within SESSION_DEADLINE_MS of the
  * client's end of input (no state waits forever); everything the server
@@ -27,6 +29,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -59,6 +62,7 @@ struct client {
 };
 
 static void	session_rmtree(const char *path);
+static void	session_sweep(const char *tmp);
 static void	session_cleanup(void);
 static void	session_clear_spool(void);
 static void	session_clientcb(evutil_socket_t, short, void *);
@@ -111,6 +115,30 @@ session_rmtree(const char *path)
 	rmdir(path);
 }
 
+/* Removes the directories of earlier runs whose process is gone. */
+static void
+session_sweep(const char *tmp)
+{
+	DIR *d;
+	struct dirent *de;
+	char path[512], *end;
+	long pid;
+
+	if ((d = opendir(tmp)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "fuzz-session.", 13) != 0)
+			continue;
+		pid = strtol(de->d_name + 13, &end, 10);
+		if (*end != '\0' || pid <= 0 || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmp, de->d_name);
+		session_rmtree(path);
+	}
+	closedir(d);
+}
+
 static void
 session_cleanup(void)
 {
@@ -142,8 +170,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		tmp = "/dev/shm";
 	else if ((tmp = getenv("TMPDIR")) == NULL || strlen(tmp) > 40)
 		tmp = "/tmp";
-	snprintf(tmpdir, sizeof(tmpdir), "%s/fuzz-session.XXXXXX", tmp);
-	if (mkdtemp(tmpdir) == NULL)
+	session_sweep(tmp);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/fuzz-session.%ld", tmp,
+	    (long)getpid());
+	if (mkdir(tmpdir, 0700) == -1)
 		abort();
 	atexit(session_cleanup);
 	snprintf(spooldir, sizeof(spooldir), "%s/spool", tmpdir);
