@@ -81,6 +81,9 @@ log_level_name(enum log_level level)
 	return level_names[level];
 }
 
+static void	log_vmsg(enum log_level, const char *, va_list)
+		    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {

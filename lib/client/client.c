@@ -129,6 +129,12 @@ struct pst_client {
 	bool				 free_asked;
 };
 
+static void	client_trace(struct pst_client *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	client_send(struct pst_client *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	client_failf(struct pst_client *, enum pst_class, const char *,
+		    ...) __attribute__((format(printf, 3, 4)));
 static void	client_enter(struct pst_client *, enum client_state);
 static void	client_arm(struct pst_client *, uint64_t);
 static void	client_reply(struct pst_client *);

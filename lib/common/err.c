@@ -59,6 +59,9 @@ pst_err_clear(struct pst_err *err)
 	memset(err, 0, sizeof(*err));
 }
 
+static void	err_vset(struct pst_err *, enum pst_class, enum pst_stage,
+		    const char *, va_list) __attribute__((format(printf, 4, 0)));
+
 static void
 err_vset(struct pst_err *err, enum pst_class cls, enum pst_stage stage,
     const char *fmt, va_list ap)
