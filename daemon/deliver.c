@@ -72,6 +72,7 @@ struct delivery {
 	char			*secret;
 	unsigned		 messages;	/* on this connection */
 	size_t			 proxy_tries;	/* of this upstream, this time */
+	bool			 connected_once; /* a connect result was fed */
 
 	/* The message. */
 	struct qent		*e;
@@ -233,7 +234,7 @@ load_done(void *arg)
 		 * it: look again shortly.
 		 */
 		log_debug("event=locked id=%s", id);
-		scheduler_done(d->s, d->e, now + 1, false, false);
+		scheduler_retry_soon(d->s, d->e);
 		break;
 	default:
 		log_warn("event=load-failed id=%s reason=%s", id,
@@ -387,6 +388,7 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 			}
 		}
 		scheduler_conn_result(d->s, d->cur, err, PST_LEARNED_UNKNOWN);
+		d->connected_once = true;
 		if (!d->aborted && failover(d)) {
 			d_connect(d);
 			return;
@@ -400,6 +402,7 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 	/* Without an error the negotiation hands over its result. */
 	/* cppcheck-suppress nullPointer */
 	scheduler_conn_result(d->s, d->cur, NULL, res->learned);
+	d->connected_once = true;
 	/* cppcheck-suppress nullPointer */
 	log_debug("event=connected upstream=%s mode=%s path=%s",
 	    qs(up_name(d)), pst_learned_name(res->learned), qs(res->path));
@@ -827,6 +830,13 @@ d_end(struct delivery *d)
 	}
 	if (d->neg != NULL)
 		pst_negotiate_cancel(d->neg);
+	/*
+	 * A half-open breaker's probe that never got as far as connecting
+	 * (its message was locked, held or gone) must not keep the upstream
+	 * waiting for a result that will never come.
+	 */
+	if (!d->connected_once && up->open_until != 0)
+		up->probing = false;
 	pst_client_free(d->client);
 	secret_free(d->secret);
 	d_message_reset(d);

@@ -45,8 +45,10 @@ struct qent {
 	bool		 held;
 	bool		 busy;
 	unsigned	 expect;	/* inotify events of our own writes */
+	bool		 soon;		/* on the 'soon' list */
 	size_t		 heap;
 	struct qent	*hnext;
+	struct qent	*snext;		/* 'soon' list */
 };
 
 struct scheduler {
@@ -55,6 +57,8 @@ struct scheduler {
 	struct pst_spool	*spool;
 	struct pst_pool		*pool;
 	struct event		*timer;
+	struct event		*soon_timer;	/* brief waits, below 1 s */
+	struct qent		*soon;		/* waiting for soon_timer */
 	struct event		*ev_inotify;
 	int			 inotify_fd;
 
@@ -475,6 +479,37 @@ scheduler_done(struct scheduler *s, struct qent *e, time_t next, bool held,
 		heap_push(s, e);
 }
 
+/* Puts back into the heap what waited a moment, and dispatches it. */
+static void
+soon_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	struct qent *e;
+
+	while ((e = s->soon) != NULL) {
+		s->soon = e->snext;
+		e->soon = false;
+		e->snext = NULL;
+		heap_push(s, e);
+	}
+	sched_kick(s);
+}
+
+void
+scheduler_retry_soon(struct scheduler *s, struct qent *e)
+{
+	struct timeval tv = { 0, 100 * 1000 };
+
+	e->busy = false;
+	s->busy--;
+	e->next = 0;
+	e->soon = true;
+	e->snext = s->soon;
+	s->soon = e;
+	if (!evtimer_pending(s->soon_timer, NULL))
+		evtimer_add(s->soon_timer, &tv);
+}
+
 void
 scheduler_delivery_end(struct scheduler *s, struct delivery *d,
     struct upstate *up)
@@ -562,7 +597,7 @@ static void
 sched_refresh(struct scheduler *s, struct qent *e,
     const struct pst_spool_env *env)
 {
-	if (e->busy)
+	if (e->busy || e->soon)
 		return;		/* the delivery's own update decides */
 	if (e->held)
 		s->held--;
@@ -695,7 +730,10 @@ scheduler_new(struct event_base *base, struct config *cfg,
 		return NULL;
 	s->tsize = 1024;
 	if ((s->table = calloc(s->tsize, sizeof(*s->table))) == NULL ||
-	    (s->timer = evtimer_new(base, sched_timer, s)) == NULL) {
+	    (s->timer = evtimer_new(base, sched_timer, s)) == NULL ||
+	    (s->soon_timer = evtimer_new(base, soon_timer_cb, s)) == NULL) {
+		if (s->timer != NULL)
+			event_free(s->timer);
 		free(s->table);
 		free(s);
 		return NULL;
@@ -912,6 +950,7 @@ scheduler_free(struct scheduler *s)
 	if (s->inotify_fd != -1)
 		close(s->inotify_fd);
 	event_free(s->timer);
+	event_free(s->soon_timer);
 	config_unref(s->cfg);
 	free(s);
 }

@@ -161,6 +161,13 @@ void		 scheduler_done(struct scheduler *s, struct qent *e,
 		    time_t next, bool held, bool gone);
 
 /*
+ * scheduler_retry_soon()
+ * Delivery of 'e' could not start for a moment's reason (its commit is
+ * still finishing): try again in about 100 ms, not at the next second.
+ */
+void		 scheduler_retry_soon(struct scheduler *s, struct qent *e);
+
+/*
  * scheduler_delivery_end()
  * Delivery 'd' has ended and freed itself.
  */

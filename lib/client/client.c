@@ -262,6 +262,28 @@ client_send(struct pst_client *c, const char *fmt, ...)
 }
 
 /*
+ * The stage a failure now belongs to.  MAIL, RCPT and DATA share one
+ * state (they may be pipelined): there the oldest command still waiting
+ * for its reply names it.
+ */
+static enum pst_stage
+client_stage(const struct pst_client *c)
+{
+	if (c->state == CLIENT_ST_MAIL && c->expect != NULL &&
+	    c->next_expect < c->nexpect) {
+		switch (c->expect[c->next_expect].kind) {
+		case EXPECT_MAIL:
+			return PST_STAGE_MAIL;
+		case EXPECT_RCPT:
+			return PST_STAGE_RCPT;
+		case EXPECT_DATA:
+			return PST_STAGE_DATA;
+		}
+	}
+	return client_state_stage[c->state];
+}
+
+/*
  * Fails the session: reported once, then the client only waits to be
  * freed.  Takes a copy of 'err' with the stage of the current state when
  * it has none.
@@ -274,7 +296,7 @@ client_fail(struct pst_client *c, const struct pst_err *err)
 	if (c->state == CLIENT_ST_FAILED || c->state == CLIENT_ST_CLOSED)
 		return;
 	if (e.stage == PST_STAGE_NONE)
-		e.stage = client_state_stage[c->state];
+		e.stage = client_stage(c);
 	e.scope = PST_SCOPE_SESSION;
 	client_trace(c, "failed: %s", e.text);
 	client_enter(c, CLIENT_ST_FAILED);
@@ -294,7 +316,7 @@ client_failf(struct pst_client *c, enum pst_class cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	pst_err_set(&err, cls, client_state_stage[c->state], "%s", text);
+	pst_err_set(&err, cls, client_stage(c), "%s", text);
 	client_fail(c, &err);
 }
 
@@ -312,9 +334,9 @@ client_timeout(evutil_socket_t fd, short what, void *arg)
 	else
 		snprintf(d, sizeof(d), "%llums",
 		    (unsigned long long)c->timer_ms);
-	pst_err_set(&err, PST_TEMP, client_state_stage[c->state],
+	pst_err_set(&err, PST_TEMP, client_stage(c),
 	    "timed out %s after %s",
-	    pst_stage_doing(client_state_stage[c->state]), d);
+	    pst_stage_doing(client_stage(c)), d);
 	err.detail = PST_CLIENT_E_TIMEOUT;
 	client_fail(c, &err);
 	client_unbusy(c);
@@ -333,10 +355,10 @@ client_eventcb(struct bufferevent *bev, short what, void *arg)
 			c->cbs.closed(c, c->arg);
 	} else if (what & BEV_EVENT_EOF)
 		client_failf(c, PST_TEMP, "connection closed by the server "
-		    "while %s", pst_stage_doing(client_state_stage[c->state]));
+		    "while %s", pst_stage_doing(client_stage(c)));
 	else if (what & BEV_EVENT_ERROR)
 		client_failf(c, PST_TEMP, "connection lost while %s: %s",
-		    pst_stage_doing(client_state_stage[c->state]),
+		    pst_stage_doing(client_stage(c)),
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	client_unbusy(c);
 }
@@ -361,7 +383,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 			 * error.  Either way the session is over.
 			 */
 			rc = pst_reply_parse(in, &c->reply,
-			    client_state_stage[c->state], &err);
+			    client_stage(c), &err);
 			if (rc == 0)
 				break;
 			if (rc == -1) {
@@ -375,7 +397,7 @@ client_readcb(struct bufferevent *bev, void *arg)
 			break;
 		}
 		rc = pst_reply_parse(in, &c->reply,
-		    client_state_stage[c->state], &err);
+		    client_stage(c), &err);
 		if (rc == 0)
 			break;
 		if (rc == -1) {

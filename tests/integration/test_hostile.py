@@ -132,11 +132,6 @@ def line_with(d, text, start=0, timeout=20):
 # accepted MAIL and then stalls on RCPT or on DATA is logged as
 # stage=mail "timed out sending MAIL FROM".  The stage should be that of
 # the oldest unanswered command (the head of c->expect).
-STAGE_BUG = ("client.c names every failure after MAIL was accepted "
-             "stage=mail 'sending MAIL FROM', even while RCPT or DATA "
-             "waits for its reply")
-
-
 # Upstreams that misbehave.  Each case: the behaviour, the stage the
 # failure must be logged under, and what the reason must say.
 
@@ -218,7 +213,6 @@ def test_hostile_upstream_defers_and_keeps_the_mail(
     wait_until(lambda: spool_messages(d.spool) == [], what="queue empty")
 
 
-@pytest.mark.xfail(strict=True, reason=STAGE_BUG)
 @pytest.mark.parametrize("behaviour,stage,reason", [
     case("stall-rcpt", "rcpt", "timed out sending RCPT TO"),
     case("stall-data", "data", "timed out sending the message"),
