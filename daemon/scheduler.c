@@ -555,6 +555,12 @@ scheduler_conn_result(struct scheduler *s, struct upstate *up,
 		up->conn_failed[err->stage]++;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", err->text);
 	up->failures++;
+	/*
+	 * Open already: connections started before it opened report in
+	 * late, and must not open it again (doubling the wait).
+	 */
+	if (up->open_until > now && !up->probing)
+		return;
 	if (up->probing || up->failures >= s->cfg->queue.breaker_failures) {
 		/* Doubles each time it opens again, up to an hour. */
 		period = (time_t)((s->cfg->queue.breaker_backoff_ms + 999) /
