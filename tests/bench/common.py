@@ -561,3 +561,23 @@ class PostfixInstance:
                 except ProcessLookupError:
                     pass
         self.master = None
+
+
+def missing_tools(args, tools):
+    """What keeps a benchmark from running: the programs in 'tools', a
+    built posternd, and for Postfix its binary, root and its user."""
+    missing = ["%s (package postfix)" % t for t in tools
+               if not os.access(t, os.X_OK)]
+    if "posternd" in args.peers and not os.access(
+            os.path.join(args.build_dir, "daemon", "posternd"), os.X_OK):
+        missing.append("posternd in %s (build it first)" % args.build_dir)
+    if "postfix" in args.peers:
+        if not os.access(POSTFIX, os.X_OK):
+            missing.append("%s (package postfix)" % POSTFIX)
+        if os.geteuid() != 0:
+            missing.append("root (Postfix's master needs it)")
+        try:
+            pwd.getpwnam("postfix")
+        except KeyError:
+            missing.append("the postfix user")
+    return missing

@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from common import (BUSY_OTHERS, POSTFIX, SLOW_CREATE_US, SMTP_SINK,
+from common import (missing_tools, BUSY_OTHERS, POSTFIX, SLOW_CREATE_US, SMTP_SINK,
                     SMTP_SOURCE, TICK, BenchError,
                     PostfixInstance, PosterndInstance, block_stat,
                     build_type, busy_ticks, cpu_ticks, create_probe,
@@ -447,29 +447,9 @@ def parse_args():
     return a
 
 
-def check_tools(args):
-    missing = []
-    for tool in (SMTP_SOURCE, SMTP_SINK):
-        if not os.access(tool, os.X_OK):
-            missing.append("%s (package postfix)" % tool)
-    if "posternd" in args.peers and not os.access(
-            os.path.join(args.build_dir, "daemon", "posternd"), os.X_OK):
-        missing.append("posternd in %s (build it first)" % args.build_dir)
-    if "postfix" in args.peers:
-        if not os.access(POSTFIX, os.X_OK):
-            missing.append("%s (package postfix)" % POSTFIX)
-        if os.geteuid() != 0:
-            missing.append("root (Postfix's master needs it)")
-        try:
-            pwd.getpwnam("postfix")
-        except KeyError:
-            missing.append("the postfix user")
-    return missing
-
-
 def main():
     args = parse_args()
-    missing = check_tools(args)
+    missing = missing_tools(args, (SMTP_SOURCE, SMTP_SINK))
     if missing:
         print("bench-e2e: cannot run, missing: " + "; ".join(missing),
               file=sys.stderr)
