@@ -32,6 +32,7 @@
 #include "client/negotiate.h"
 #include "common/err.h"
 #include "common/pool.h"
+#include "common/units.h"
 #include "config.h"
 #include "deliver.h"
 #include "log.h"
@@ -67,6 +68,7 @@ struct delivery {
 	bool			 aborted;
 	struct pst_negotiate	*neg;
 	struct pst_client	*client;
+	struct event		*total;		/* timeouts.total per attempt */
 	struct pst_negotiate_params np;
 	struct pst_creds	 creds;
 	char			*secret;
@@ -118,6 +120,7 @@ enum load_status {
 	LOAD_ERROR,		/* disk trouble; try later */
 };
 
+static void	arm_total(struct delivery *);
 static void	d_load(struct delivery *);
 static void	d_connect(struct delivery *);
 static void	d_send(struct delivery *);
@@ -207,6 +210,7 @@ load_done(void *arg)
 	}
 	switch (d->load_status) {
 	case LOAD_OK:
+		arm_total(d);
 		if (d->client != NULL)
 			d_send(d);
 		else if (d->neg == NULL)
@@ -244,6 +248,48 @@ load_done(void *arg)
 	}
 	d->e = NULL;
 	d_next(d);
+}
+
+/*
+ * timeouts.total bounds one message's attempt, from connecting (or
+ * reusing the connection) to the upstream's last answer: every wait has
+ * its own timeout too, but a server that answers just in time, forever,
+ * must not hold the message.
+ */
+static void
+total_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct delivery *d = arg;
+	const struct config_upstream *u = &d->cfg->upstreams[d->upi];
+	char limit[32];
+
+	if (d->state != D_CONNECT && d->state != D_SEND)
+		return;		/* a pool job runs; it ends by itself */
+	pst_duration_format(u->timeouts.total, limit, sizeof(limit));
+	pst_err_set(&d->msg_err, PST_TEMP, PST_STAGE_NONE, "the delivery "
+	    "attempt took longer than timeouts.total (%s)", limit);
+	log_warn("event=attempt-timeout upstream=%s id=%s total=%s",
+	    qs(up_name(d)), qent_id(d->e), limit);
+	if (d->neg != NULL) {
+		pst_negotiate_cancel(d->neg);
+		d->neg = NULL;
+	}
+	if (d->client != NULL) {
+		pst_client_free(d->client);
+		d->client = NULL;
+	}
+	d_save(d);
+}
+
+static void
+arm_total(struct delivery *d)
+{
+	uint64_t ms = d->cfg->upstreams[d->upi].timeouts.total;
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(d->total, &tv);
 }
 
 static void
@@ -758,6 +804,7 @@ static void
 d_save(struct delivery *d)
 {
 	d->state = D_SAVE;
+	evtimer_del(d->total);
 	d->gone = false;
 	d->bounce_id[0] = '\0';
 	if (d->res == NULL && d_prepare(d) == -1) {
@@ -840,6 +887,7 @@ d_end(struct delivery *d)
 	pst_client_free(d->client);
 	secret_free(d->secret);
 	d_message_reset(d);
+	event_free(d->total);
 	config_unref(d->cfg);
 	LIST_REMOVE(d, entry);
 	free(d);
@@ -855,6 +903,11 @@ delivery_start(struct scheduler *s, const struct config_upstream *u,
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -1;
+	if ((d->total = evtimer_new(scheduler_base(s), total_expired, d)) ==
+	    NULL) {
+		free(d);
+		return -1;
+	}
 	d->s = s;
 	d->cfg = config_ref(cfg);
 	d->upi = (size_t)(u - cfg->upstreams);

@@ -345,3 +345,23 @@ def test_too_big_for_the_upstream_bounces_at_once(tmp_path, daemon_factory,
     assert frm == "<>" and rcpts == ["a@example.org"]
     assert b"Status: 5.3.4" in p.messages()[0]
     wait_until(lambda: spool_messages(d.spool) == [], what="queue empty")
+
+
+def test_total_timeout_bounds_an_attempt(tmp_path, daemon_factory, peer):
+    """Every wait has its own timeout (dot: 1m here), and timeouts.total
+    bounds the whole attempt: a server slow to answer the final dot
+    costs 2 s, and the message is deferred, not lost."""
+    p = peer(extra=["--slow-data", "30"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port)).replace('command = "10s";',
+                                'command = "10s"; dot = "1m"; '
+                                'total = "2s";'))
+    send_raw(d.port, "a@example.org", ["b@example.org"], b"\r\nx\r\n")
+    d.wait_for("event=attempt-timeout", timeout=15)
+    d.wait_for("event=deferred")
+    wait_until(lambda: spool_messages(d.spool) and
+               spool_messages(d.spool)[0][0]["attempts"] == "1",
+               what="the saved attempt")
+    env, _ = spool_messages(d.spool)[0]
+    assert env["rcpt.state"] == ["deferred"]
+    assert "timeouts.total (2s)" in env["rcpt.error"][0]
