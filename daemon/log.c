@@ -1,6 +1,7 @@
 /*
  * log.c: stderr, journal or syslog; key=value lines.
  */
+#include <sys/stat.h>
 #include <sys/time.h>
 
 #include <errno.h>
@@ -38,11 +39,38 @@ static enum log_target	log_target = LOG_TO_STDERR;
 static enum log_level	log_level = LOG_LEVEL_INFO;
 static const char	*log_ident = "postern";
 
+/*
+ * systemd names the journal stream it connected as "DEVICE:INODE"; a
+ * variable inherited from elsewhere (a shell started from a unit, a
+ * container's environment) names another file or none, and stderr is then
+ * not the journal (sd_journal_stream_fd(3) asks for this comparison).
+ */
+bool
+log_stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (v == NULL || *v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	dev = strtoull(v, &end, 10);
+	if (errno != 0 || *end != ':' || end[1] < '0' || end[1] > '9')
+		return false;
+	ino = strtoull(end + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || fstat(STDERR_FILENO, &st) == -1)
+		return false;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
 void
 log_init(const char *ident, bool foreground)
 {
 	log_ident = ident;
-	if (getenv("JOURNAL_STREAM") != NULL)
+	if (log_stderr_is_journal())
 		log_target = LOG_TO_JOURNAL;
 	else if (foreground)
 		log_target = LOG_TO_STDERR;

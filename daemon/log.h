@@ -4,7 +4,8 @@
  * One line per event, written as key=value pairs ("event=ready
  * listen=127.0.0.1:25").  Lines go to stderr when the program runs in the
  * foreground or when systemd connected stderr to the journal
- * (JOURNAL_STREAM is set), and to syslog (facility mail) otherwise.  On
+ * (JOURNAL_STREAM names stderr's device and inode), and to syslog
+ * (facility mail) otherwise.  On
  * the journal each line starts with a <N> priority prefix so that journald
  * records the level.
  *
@@ -25,9 +26,16 @@ enum log_level {
 /*
  * log_init()
  * 'ident' names the program.  'foreground' asks for stderr; otherwise
- * stderr is used only when JOURNAL_STREAM is set, and syslog else.
+ * stderr is used only when it is the journal, and syslog else.
  */
 void	log_init(const char *ident, bool foreground);
+
+/*
+ * log_stderr_is_journal()
+ * True when JOURNAL_STREAM names the device and inode of stderr: systemd
+ * connected it to the journal.
+ */
+bool	log_stderr_is_journal(void);
 void	log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 

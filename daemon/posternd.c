@@ -380,7 +380,7 @@ main(int argc, char *argv[])
 		return check_config(d.config_path, d.config_explicit);
 
 	/* Under systemd (stderr is the journal) there is nothing to detach. */
-	if (getenv("JOURNAL_STREAM") != NULL)
+	if (log_stderr_is_journal())
 		foreground = true;
 	log_init("posternd", true);
 	if (config_load(d.config_path, d.config_explicit, &d.cfg, &errs) ==

@@ -157,3 +157,38 @@ def test_status_and_metrics_match_what_was_sent(tmp_path, daemon_factory):
     assert "postern_messages_accepted_total 3\n" in body
     assert 'postern_queue_messages{state="waiting"}' in body or \
         'postern_queue_messages{state="due"} 3' in body
+
+
+def first_log_line(tmp_path, journal_stream):
+    """posternd's first log line on a pipe, with JOURNAL_STREAM set to
+    journal_stream(pipe's stat) or left out."""
+    port = free_port()
+    conf = tmp_path / "postern.conf"
+    conf.write_text('listen = ( "127.0.0.1:%d" );\nspool_dir = "%s";\n'
+                    % (port, tmp_path / "spool"))
+    r, w = os.pipe()
+    env = dict(os.environ)
+    env.pop("JOURNAL_STREAM", None)
+    if journal_stream is not None:
+        env["JOURNAL_STREAM"] = journal_stream(os.fstat(w))
+    proc = subprocess.Popen([POSTERND, "-f", "-c", str(conf)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=w)
+    os.close(w)
+    try:
+        with os.fdopen(r) as f:
+            return f.readline()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_journal_format_only_when_stderr_is_the_journal(tmp_path):
+    # systemd's own variable names stderr: priority prefixes, no stamp.
+    line = first_log_line(tmp_path,
+                          lambda st: "%d:%d" % (st.st_dev, st.st_ino))
+    assert line.startswith("<6>level=info event="), line
+    # A stray variable (inherited, or naming another file) is ignored.
+    for stray in ("1:2", "garbage", ""):
+        line = first_log_line(tmp_path, lambda st, v=stray: v)
+        assert re.match(r"\d{4}-\d\d-\d\dT[0-9:.]+Z posternd\[\d+\] "
+                        r"level=info event=", line), (stray, line)
