@@ -688,10 +688,10 @@ apply_results(struct delivery *d)
 		}
 		else
 			d->cur->deferred++;
-		log_info("event=%s id=%s rcpt=<%s> upstream=%s code=%d%s%s "
+		log_info("event=%s id=%s rcpt=%s upstream=%s code=%d%s%s "
 		    "reason=%s", st == PST_SPOOL_RCPT_DELIVERED ? "delivered" :
 		    st == PST_SPOOL_RCPT_FAILED ? "failed" : "deferred",
-		    env->id, r->addr, qs(up_name(d)),
+		    env->id, qa(r->addr), qs(up_name(d)),
 		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why->smtp_code,
 		    why->esc[0] != '\0' ? " esc=" : "", why->esc,
 		    qs(st == PST_SPOOL_RCPT_DELIVERED ? "ok" : why->text));
@@ -716,8 +716,8 @@ apply_results(struct delivery *d)
 			    PST_SPOOL_RCPT_FAILED, 0, "4.4.7", text, &err);
 			if (bounce_wanted(r))
 				d->bounce_for[i] = BOUNCE_FAILED;
-			log_info("event=expired id=%s rcpt=<%s> reason=%s",
-			    env->id, r->addr, qs(text));
+			log_info("event=expired id=%s rcpt=%s reason=%s",
+			    env->id, qa(r->addr), qs(text));
 		}
 		pending = 0;
 	}
@@ -780,8 +780,8 @@ save_done(void *arg)
 	} else if (d->gone)
 		log_info("event=removed id=%s", qent_id(d->e));
 	if (d->bounce_id[0] != '\0') {
-		log_info("event=bounced id=%s bounce=%s to=<%s>",
-		    qent_id(d->e), d->bounce_id, d->env->sender);
+		log_info("event=bounced id=%s bounce=%s to=%s",
+		    qent_id(d->e), d->bounce_id, qa(d->env->sender));
 		scheduler_add_id(d->s, d->bounce_id, d->bounce_arrival);
 		scheduler_count_bounce(d->s);
 	}

@@ -197,3 +197,12 @@ qs(const char *s)
 	buf[off] = '\0';
 	return buf;
 }
+
+const char *
+qa(const char *addr)
+{
+	char buf[LOG_ADDR_MAX + 3];
+
+	snprintf(buf, sizeof(buf), "<%s>", addr);
+	return qs(buf);
+}

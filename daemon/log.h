@@ -72,4 +72,14 @@ void	fatalx(const char *fmt, ...)
  */
 const char *qs(const char *s);
 
+/*
+ * qa()
+ * An address as a key=value value: "<addr>", quoted by qs() when the
+ * address carries spaces, quotes or '=' (a quoted local part can), so that
+ * peer-controlled text never stands as a field of its own.  Addresses
+ * longer than LOG_ADDR_MAX are cut.
+ */
+#define LOG_ADDR_MAX	512
+const char *qa(const char *addr);
+
 #endif /* POSTERN_LOG_H */

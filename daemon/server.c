@@ -740,8 +740,8 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 	if (err == NULL) {
 		s->srv->accepted++;
 		log_info("event=accepted id=%s session=%llu client=%s "
-		    "from=<%s> rcpts=%zu size=%llu", pst_spool_msg_id(msg),
-		    (unsigned long long)s->id, qs(s->peer), env->sender,
+		    "from=%s rcpts=%zu size=%llu", pst_spool_msg_id(msg),
+		    (unsigned long long)s->id, qs(s->peer), qa(env->sender),
 		    env->nrcpts, (unsigned long long)env->size);
 		if (s->srv->commit_cb != NULL)
 			s->srv->commit_cb(env, s->srv->commit_arg);

@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "client/client.h"
+#include "smtp/addr.h"
 #include "smtp/dot.h"
 #include "smtp/reply.h"
 
@@ -641,10 +642,23 @@ client_auth_reply(struct pst_client *c)
  * Transactions.
  */
 
+/*
+ * A path goes out between angle brackets as it came in: no byte of it may
+ * end the command (CR, LF) or the path (">", "<" in a dot-string).  A
+ * quoted local part may hold "<" and ">" (RFC 5321 qtextSMTP): the
+ * parser, which knows where the quotes end, vouches for such a path.
+ */
 static bool
-addr_safe(const char *s)
+addr_safe(const char *s, unsigned flags)
 {
-	return strpbrk(s, "\r\n<>") == NULL && strlen(s) <= 256;
+	struct pst_addr a;
+	const char *why;
+	size_t len = strlen(s);
+
+	if (len > PST_ADDR_MAILBOX_MAX || strpbrk(s, "\r\n") != NULL)
+		return false;
+	return strpbrk(s, "<>") == NULL || pst_addr_parse_mailbox(s, len,
+	    flags | PST_ADDR_F_UTF8, &a, &why) == 0;
 }
 
 static bool
@@ -720,11 +734,11 @@ pst_client_send(struct pst_client *c, const struct pst_client_mail *m,
 	if (m->nrcpts == 0)
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_RCPT,
 		    "a message needs at least one recipient");
-	if (!addr_safe(m->sender))
+	if (!addr_safe(m->sender, PST_ADDR_F_NULL))
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_MAIL,
 		    "refusing to send an unsafe sender address");
 	for (i = 0; i < m->nrcpts; i++)
-		if (!addr_safe(m->rcpts[i].addr) ||
+		if (!addr_safe(m->rcpts[i].addr, PST_ADDR_F_POSTMASTER) ||
 		    (m->rcpts[i].notify != NULL &&
 		    !param_safe(m->rcpts[i].notify)) ||
 		    (m->rcpts[i].orcpt != NULL &&
