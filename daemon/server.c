@@ -18,9 +18,12 @@
  * when it is not.
  *
  * While a flush or commit is in flight the job owns the spool message
- * and the session must stay: a session whose client went away is marked
- * dead, its connection freed at once, and the struct freed by the
- * completion.
+ * and the session must stay: a session whose connection failed (reset,
+ * write error) is marked dead, its connection freed at once, and the
+ * struct freed by the completion.  A client that half-closes (EOF) can
+ * still read: what it sent is processed to the end, every reply due,
+ * the 250 after a commit included, is sent, and only then is the
+ * connection closed.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -64,6 +67,14 @@ enum session_state {
 	SS_CLOSING,	/* last reply written; close once it is sent */
 };
 
+static const char *const session_state_names[] = {
+	[SS_CMD] = "command",
+	[SS_DATA] = "data",
+	[SS_FLUSH] = "flush",
+	[SS_COMMIT] = "commit",
+	[SS_CLOSING] = "closing",
+};
+
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	uint64_t		 id;
@@ -72,6 +83,7 @@ struct session {
 	struct bufferevent	*bev;
 	enum session_state	 state;
 	bool			 dead;		/* client gone, job in flight */
+	bool			 eof;		/* client half-closed: no input */
 	bool			 shutdown;	/* 421 after the current job */
 	char			 peer[80];	/* "127.0.0.1:41234" or "unix" */
 	char			 peer_ip[64];	/* for Received: */
@@ -162,6 +174,20 @@ static const struct command commands[] = {
 	{ PST_CMD_VRFY, NULL, proceed_vrfy },
 	{ PST_CMD_HELP, NULL, proceed_help },
 };
+
+/*
+ * The one place the state changes: reading follows it (none while a job
+ * runs, while closing, or once the client has half-closed).
+ */
+static void
+session_set_state(struct session *s, enum session_state st)
+{
+	s->state = st;
+	if ((st == SS_CMD || st == SS_DATA) && !s->eof)
+		bufferevent_enable(s->bev, EV_READ);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+}
 
 /*
  * Replies.
@@ -469,7 +495,7 @@ proceed_data(struct session *s, struct pst_cmd *cmd)
 	}
 	pst_dot_init(&s->dot, s->cfg->limits.message_size, PST_DOT_LINE_MAX);
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	s->state = SS_DATA;
+	session_set_state(s, SS_DATA);
 }
 
 static void
@@ -603,14 +629,12 @@ session_start_commit(struct session *s)
 {
 	struct pst_err err;
 
-	s->state = SS_COMMIT;
-	bufferevent_disable(s->bev, EV_READ);
+	session_set_state(s, SS_COMMIT);
 	if (pst_spool_msg_commit(s->msg, s->srv->pool, session_commit_done,
 	    s, &err) == -1) {
 		log_warn("event=commit-failed session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err.text));
-		s->state = SS_CMD;
-		bufferevent_enable(s->bev, EV_READ);
+		session_set_state(s, SS_CMD);
 		session_txn_reset(s);
 		session_reply(s, 451, "4.3.0", "Local error in processing");
 	}
@@ -642,21 +666,21 @@ session_data(struct session *s)
 		}
 		if ((st == PST_DOT_REFUSED || st == PST_DOT_DONE) &&
 		    s->discard) {
-			s->state = SS_CMD;
+			session_set_state(s, SS_CMD);
 			session_txn_reset(s);
 			session_reply(s, 451, "4.3.0", "Local error in "
 			    "processing: cannot write the message");
 			return;
 		}
 		if (st == PST_DOT_REFUSED) {
-			s->state = SS_CMD;
+			session_set_state(s, SS_CMD);
 			session_txn_reset(s);
 			session_reply_err(s, &err);
 			return;
 		}
 		if (st == PST_DOT_DONE) {
 			if (s->dot.received >= RECEIVED_LIMIT) {
-				s->state = SS_CMD;
+				session_set_state(s, SS_CMD);
 				session_txn_reset(s);
 				session_reply(s, 554, "5.4.0", "Error: too "
 				    "many hops (%u Received: headers): mail "
@@ -668,11 +692,9 @@ session_data(struct session *s)
 		}
 		/* PST_DOT_MORE: all input consumed. */
 		if (!s->discard && pst_spool_msg_need_flush(s->msg)) {
-			s->state = SS_FLUSH;
-			bufferevent_disable(s->bev, EV_READ);
+			session_set_state(s, SS_FLUSH);
 			if (pst_spool_msg_flush(s->msg, s->srv->pool,
 			    session_flush_done, s, &err) == -1) {
-				s->state = SS_DATA;
 				session_txn_reset(s);
 				session_reply_close(s, 451, "4.3.0", "Local "
 				    "error in processing");
@@ -701,7 +723,16 @@ session_input(struct session *s)
 		else
 			return;
 		if (s->dead || s->state == before)
-			return;
+			break;
+	}
+	/* Nothing more will come: send what is due, then close. */
+	if (!s->dead && s->eof && (s->state == SS_CMD ||
+	    s->state == SS_DATA)) {
+		log_debug("event=client-eof session=%llu client=%s state=%s",
+		    (unsigned long long)s->id, qs(s->peer),
+		    session_state_names[s->state]);
+		session_txn_reset(s);
+		session_close(s);
 	}
 }
 
@@ -715,7 +746,7 @@ session_flush_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_free(s);
 		return;
 	}
-	s->state = SS_DATA;
+	session_set_state(s, SS_DATA);
 	if (err != NULL) {
 		/*
 		 * The message is lost to us, but the client is still sending
@@ -726,7 +757,6 @@ session_flush_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		    (unsigned long long)s->id, qs(err->text));
 		s->discard = true;
 	}
-	bufferevent_enable(s->bev, EV_READ);
 	session_input(s);
 }
 
@@ -757,7 +787,6 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_free(s);
 		return;
 	}
-	s->state = SS_CMD;
 	if (err == NULL) {
 		s->messages++;
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s",
@@ -770,7 +799,7 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_reply_close(s, 421, "4.3.2", "Service shutting down");
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
+	session_set_state(s, SS_CMD);
 	session_input(s);
 }
 
@@ -803,12 +832,20 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 		}
 		log_info("event=timeout session=%llu client=%s",
 		    (unsigned long long)s->id, qs(s->peer));
-		bufferevent_disable(bev, EV_READ);
 		session_txn_reset(s);
 		session_reply_close(s, 421, "4.4.2", "Error: timeout exceeded");
 		return;
 	}
-	/* EOF or error: the client is gone. */
+	/*
+	 * EOF: the client half-closed but can still read: what it sent is
+	 * answered and the replies due are sent before the close.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		s->eof = true;
+		session_input(s);
+		return;
+	}
+	/* An error: nobody is left to write to. */
 	if (s->state == SS_FLUSH || s->state == SS_COMMIT) {
 		s->dead = true;
 		bufferevent_free(s->bev);
@@ -822,8 +859,7 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 static void
 session_close(struct session *s)
 {
-	s->state = SS_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
+	session_set_state(s, SS_CLOSING);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		/* Let the loop call us back rather than free under our feet. */
 		bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS |
