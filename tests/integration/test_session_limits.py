@@ -11,6 +11,8 @@ Every attacker here is bounded: a fixed number of connections, each
 sending for a few seconds at most, and each test well under a minute.
 """
 
+import os
+import resource
 import socket
 import threading
 import time
@@ -255,3 +257,34 @@ def test_held_sessions_are_freed_for_a_retrying_client(tmp_path,
     assert "stress=yes" in log_lines(d, "event=junk-limit")[0]
     assert d.proc.poll() is None
 
+
+def test_accept_errors_at_the_descriptor_limit_are_rate_limited(
+        tmp_path, daemon_factory):
+    """posternd at its descriptor limit (RLIMIT_NOFILE lowered on the
+    running process) with connections waiting: accept fails with EMFILE
+    every 100 ms.  One accept-error line, not thirty; once descriptors
+    are free again one line tells how many were not logged."""
+    d = start_posternd(daemon_factory, tmp_path)
+    pid = d.proc.pid
+    used = len(os.listdir("/proc/%d/fd" % pid))
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (used + 3, hard))
+    clients = []
+    try:
+        for _ in range(20):
+            clients.append(socket.create_connection(("127.0.0.1", d.port),
+                                                    timeout=10))
+        d.wait_for("event=accept-error")
+        time.sleep(3)
+        errors = log_lines(d, "event=accept-error")
+        assert len(errors) == 1, errors
+        assert "Too many open files" in errors[0], errors[0]
+    finally:
+        for s in clients:
+            s.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    line = d.lines[d.wait_for("event=accept-resumed")]
+    suppressed = int(line.split("suppressed=")[1].split()[0])
+    assert suppressed >= 10, line
+    with socket.create_connection(("127.0.0.1", d.port), timeout=10) as s:
+        assert s.recv(1024).startswith(b"220 ")
