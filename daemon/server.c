@@ -1059,8 +1059,10 @@ server_tighten(struct server *srv)
 	struct session *s;
 	uint64_t cap;
 
-	TAILQ_FOREACH(s, &srv->sessions, entry) {
-		if (s->dead || s->state == SS_FLUSH || s->state == SS_COMMIT)
+	for (s = TAILQ_FIRST(&srv->sessions); s != NULL;
+	    s = TAILQ_NEXT(s, entry)) {
+		/* A job in flight has no deadline; a dead one no connection. */
+		if (s->state == SS_FLUSH || s->state == SS_COMMIT)
 			continue;
 		cap = now_us() + session_idle_us(s);
 		if (s->deadline > cap)
