@@ -72,7 +72,9 @@ static const char *const auth_keys[] = {
 };
 static const char *const log_keys[] = { "level", NULL };
 static const char *const limits_keys[] = {
-	"message_size", "recipients", "sessions", "idle", NULL
+	"message_size", "recipients", "sessions", "idle", "min_data_rate",
+	"junk_commands", "stress_threshold", "stress_idle",
+	"stress_junk_commands", NULL
 };
 
 static const char *const default_listen[] = { "127.0.0.1:25", "[::1]:25" };
@@ -764,6 +766,17 @@ load_limits(struct loader *L, const config_setting_t *root)
 	get_uint(L, g, "limits", "sessions", 1, 10000, &lim->sessions);
 	get_duration(L, g, "limits", "idle", 1000, 60 * 60 * 1000,
 	    &lim->idle_ms);
+	get_size(L, g, "limits", "min_data_rate", 1, (uint64_t)1 << 30,
+	    &lim->min_data_rate);
+	get_uint(L, g, "limits", "junk_commands", 1, 100000,
+	    &lim->junk_commands);
+	get_uint(L, g, "limits", "stress_threshold", 1, 100,
+	    &lim->stress_threshold);
+	/* Never longer than idle, nor more than junk_commands: server.c. */
+	get_duration(L, g, "limits", "stress_idle", 1000, 60 * 60 * 1000,
+	    &lim->stress_idle_ms);
+	get_uint(L, g, "limits", "stress_junk_commands", 1, 100000,
+	    &lim->stress_junk_commands);
 }
 
 static void
@@ -1939,6 +1952,11 @@ set_defaults(struct config *cfg)
 	cfg->limits.recipients = CONFIG_DEFAULT_RECIPIENTS;
 	cfg->limits.sessions = CONFIG_DEFAULT_SESSIONS;
 	cfg->limits.idle_ms = CONFIG_DEFAULT_IDLE_MS;
+	cfg->limits.min_data_rate = CONFIG_DEFAULT_MIN_DATA_RATE;
+	cfg->limits.junk_commands = CONFIG_DEFAULT_JUNK_COMMANDS;
+	cfg->limits.stress_threshold = CONFIG_DEFAULT_STRESS_THRESHOLD;
+	cfg->limits.stress_idle_ms = CONFIG_DEFAULT_STRESS_IDLE_MS;
+	cfg->limits.stress_junk_commands = CONFIG_DEFAULT_STRESS_JUNK;
 	queue_defaults(&cfg->queue);
 }
 

@@ -40,6 +40,11 @@
 #define CONFIG_DEFAULT_RECIPIENTS	1000
 #define CONFIG_DEFAULT_SESSIONS		100
 #define CONFIG_DEFAULT_IDLE_MS		(5u * 60 * 1000)
+#define CONFIG_DEFAULT_MIN_DATA_RATE	500	/* bytes/s, as Postfix */
+#define CONFIG_DEFAULT_JUNK_COMMANDS	100
+#define CONFIG_DEFAULT_STRESS_THRESHOLD	80	/* percent of sessions */
+#define CONFIG_DEFAULT_STRESS_IDLE_MS	(10u * 1000)
+#define CONFIG_DEFAULT_STRESS_JUNK	10
 
 struct config_alias {
 	char		 *name;		/* lower-case local name */
@@ -51,7 +56,12 @@ struct config_limits {
 	uint64_t	 message_size;	/* bytes, SIZE= and DATA */
 	unsigned	 recipients;	/* per message */
 	unsigned	 sessions;	/* concurrent SMTP clients */
-	uint64_t	 idle_ms;	/* client inactivity */
+	uint64_t	 idle_ms;	/* to send one command line */
+	uint64_t	 min_data_rate;	/* bytes/s that extend DATA's deadline */
+	unsigned	 junk_commands;	/* NOOP, RSET... without a message */
+	unsigned	 stress_threshold; /* % of sessions: stress begins */
+	uint64_t	 stress_idle_ms; /* idle under stress */
+	unsigned	 stress_junk_commands; /* junk_commands under stress */
 };
 
 /* Milliseconds. */

@@ -3,7 +3,8 @@
  *
  * Requests are tiny and answered at once from the loop: each connection
  * reads one bounded line, writes its answer and is closed when the answer
- * has left.
+ * has left (the end of input ends a request line too: a client that
+ * half-closes still reads the answer).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -293,12 +294,50 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	bufferevent_free(bev);
 }
 
+/* Answers 'line'; the connection closes once the answer has left. */
+static void
+conn_answer(struct bufferevent *bev, struct control *c, const char *line,
+    size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (len <= CONTROL_LINE_MAX)
+		control_handle(c, line, out);
+	else
+		evbuffer_add_printf(out, "error request too long\n");
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, conn_writecb, conn_eventcb, c);
+	if (evbuffer_get_length(out) == 0)
+		bufferevent_free(bev);
+}
+
+/*
+ * Before the request's newline.  A client that half-closes after a
+ * request without its newline (printf status | nc -N) still reads: the
+ * end of its input ends the line.
+ */
+static void
+conn_request_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	char line[CONTROL_LINE_MAX + 1];
+	size_t len = evbuffer_get_length(in);
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && len > 0 &&
+	    len <= CONTROL_LINE_MAX) {
+		evbuffer_remove(in, line, len);
+		line[len] = '\0';
+		conn_answer(bev, arg, line, strlen(line));
+		return;
+	}
+	bufferevent_free(bev);
+}
+
 static void
 conn_readcb(struct bufferevent *bev, void *arg)
 {
 	struct control *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer *out = bufferevent_get_output(bev);
 	char *line;
 	size_t len;
 
@@ -308,13 +347,8 @@ conn_readcb(struct bufferevent *bev, void *arg)
 			bufferevent_free(bev);
 		return;
 	}
-	if (len <= CONTROL_LINE_MAX)
-		control_handle(c, line, out);
-	else
-		evbuffer_add_printf(out, "error request too long\n");
+	conn_answer(bev, c, line, len);
 	free(line);
-	bufferevent_disable(bev, EV_READ);
-	bufferevent_setcb(bev, NULL, conn_writecb, conn_eventcb, c);
 }
 
 static void
@@ -331,7 +365,7 @@ control_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	bufferevent_setcb(bev, conn_readcb, NULL, conn_eventcb, c);
+	bufferevent_setcb(bev, conn_readcb, NULL, conn_request_eventcb, c);
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -29,6 +30,8 @@
 #include "log.h"
 
 #define LISTEN_BACKLOG	128
+#define ACCEPT_RETRY_MS	100	/* listener paused after an accept error */
+#define ACCEPT_LOG_S	10	/* one accept-error line at most per this */
 
 struct lsock {
 	struct listeners	*ls;
@@ -37,6 +40,9 @@ struct lsock {
 	struct evconnlistener	*evl;
 	struct event		*retry;		/* re-enables after EMFILE */
 	bool			 unlink_on_close;
+	time_t			 err_until;	/* errors before: counted only */
+	unsigned long		 err_quiet;	/* errors not logged */
+	int			 err_errno;	/* the last of them */
 };
 
 struct listeners {
@@ -271,12 +277,41 @@ listeners_open(const struct config *cfg)
 	return ls;
 }
 
+static time_t
+monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * Accept errors come back every ACCEPT_RETRY_MS while they last (the
+ * descriptor limit): the first is logged, the others are counted and
+ * told at most once per ACCEPT_LOG_S, and once accepting works again.
+ */
+static void
+lsock_error_summary(struct lsock *s, const char *event)
+{
+	char name[300];
+
+	if (s->err_quiet == 0)
+		return;
+	pst_endpoint_format(&s->ep, name, sizeof(name));
+	log_warn("event=%s listen=%s reason=%s suppressed=%lu", event,
+	    qs(name), qs(strerror(s->err_errno)), s->err_quiet);
+	s->err_quiet = 0;
+}
+
 static void
 lsock_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct lsock *s = arg;
 
+	lsock_error_summary(s, "accept-resumed");
+	s->err_until = 0;
 	s->ls->cb(fd, sa, (socklen_t)salen, &s->ep, s->ls->arg);
 }
 
@@ -295,10 +330,24 @@ lsock_reenable(evutil_socket_t fd, short what, void *arg)
 static void
 lsock_error(struct evconnlistener *evl, void *arg)
 {
-	struct timeval tv = { 0, 100 * 1000 };
+	struct timeval tv = { 0, ACCEPT_RETRY_MS * 1000 };
 	struct lsock *s = arg;
+	time_t now = monotonic_s();
+	char name[300];
 
-	log_warn("event=accept-error reason=%s", qs(strerror(errno)));
+	s->err_errno = errno;
+	if (now < s->err_until)
+		s->err_quiet++;
+	else if (s->err_quiet > 0) {
+		s->err_quiet++;
+		lsock_error_summary(s, "accept-error");
+		s->err_until = now + ACCEPT_LOG_S;
+	} else {
+		pst_endpoint_format(&s->ep, name, sizeof(name));
+		log_warn("event=accept-error listen=%s reason=%s", qs(name),
+		    qs(strerror(s->err_errno)));
+		s->err_until = now + ACCEPT_LOG_S;
+	}
 	evconnlistener_disable(evl);
 	evtimer_add(s->retry, &tv);
 }

@@ -18,9 +18,18 @@
  * when it is not.
  *
  * While a flush or commit is in flight the job owns the spool message
- * and the session must stay: a session whose client went away is marked
- * dead, its connection freed at once, and the struct freed by the
- * completion.
+ * and the session must stay: a session whose connection failed (reset,
+ * write error) is marked dead, its connection freed at once, and the
+ * struct freed by the completion.  A client that half-closes (EOF) can
+ * still read: what it sent is processed to the end, every reply due,
+ * the 250 after a commit included, is sent, and only then is the
+ * connection closed.
+ *
+ * A session that holds its place without moving mail is closed: each
+ * request has a deadline that bytes trickled one at a time do not
+ * extend, DATA must keep up limits.min_data_rate, commands that move no
+ * mail are counted, and under stress (most sessions in use) the limits
+ * shrink for every session.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -64,6 +73,14 @@ enum session_state {
 	SS_CLOSING,	/* last reply written; close once it is sent */
 };
 
+static const char *const session_state_names[] = {
+	[SS_CMD] = "command",
+	[SS_DATA] = "data",
+	[SS_FLUSH] = "flush",
+	[SS_COMMIT] = "commit",
+	[SS_CLOSING] = "closing",
+};
+
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	uint64_t		 id;
@@ -72,6 +89,11 @@ struct session {
 	struct bufferevent	*bev;
 	enum session_state	 state;
 	bool			 dead;		/* client gone, job in flight */
+	bool			 eof;		/* client half-closed: no input */
+	struct event		*timer;		/* the deadline */
+	uint64_t		 deadline;	/* monotonic microseconds */
+	uint64_t		 paused;	/* DATA time left when a flush began */
+	unsigned		 junk;		/* commands since the last message */
 	bool			 shutdown;	/* 421 after the current job */
 	char			 peer[80];	/* "127.0.0.1:41234" or "unix" */
 	char			 peer_ip[64];	/* for Received: */
@@ -86,6 +108,7 @@ struct session {
 	/* The transaction. */
 	struct pst_spool_msg	*msg;		/* NULL: no MAIL yet */
 	unsigned		 nrcpt;
+	unsigned		 overshoot;	/* RCPTs answered 452 */
 	bool			 smtputf8;
 	bool			 body_8bit;
 	bool			 discard;	/* spooling failed: read to the end */
@@ -109,12 +132,14 @@ struct server {
 	unsigned long		 refused;	/* sessions */
 	unsigned long		 total;		/* sessions */
 	bool			 draining;
+	bool			 stress;	/* shorter limits: see pressure */
 	void			(*drained)(void *);
 	void			*drained_arg;
 };
 
 struct command {
 	enum pst_cmd_verb	 verb;
+	bool			 junk;		/* moves no mail: counted */
 	int			(*check)(struct session *, struct pst_cmd *);
 	void			(*proceed)(struct session *, struct pst_cmd *);
 };
@@ -122,6 +147,8 @@ struct command {
 static void	session_readcb(struct bufferevent *, void *);
 static void	session_writecb(struct bufferevent *, void *);
 static void	session_eventcb(struct bufferevent *, short, void *);
+static void	session_timeoutcb(evutil_socket_t, short, void *);
+static void	server_pressure(struct server *);
 static void	session_close(struct session *);
 static void	session_free(struct session *);
 static void	session_reply(struct session *, int, const char *,
@@ -151,17 +178,121 @@ static void	proceed_vrfy(struct session *, struct pst_cmd *);
 static void	proceed_help(struct session *, struct pst_cmd *);
 
 static const struct command commands[] = {
-	{ PST_CMD_HELO, check_helo, proceed_helo },
-	{ PST_CMD_EHLO, check_helo, proceed_ehlo },
-	{ PST_CMD_MAIL, check_mail, proceed_mail },
-	{ PST_CMD_RCPT, check_rcpt, proceed_rcpt },
-	{ PST_CMD_DATA, check_data, proceed_data },
-	{ PST_CMD_RSET, NULL, proceed_rset },
-	{ PST_CMD_NOOP, NULL, proceed_noop },
-	{ PST_CMD_QUIT, NULL, proceed_quit },
-	{ PST_CMD_VRFY, NULL, proceed_vrfy },
-	{ PST_CMD_HELP, NULL, proceed_help },
+	/* HELO and EHLO count when repeated: check_helo(). */
+	{ PST_CMD_HELO, false, check_helo, proceed_helo },
+	{ PST_CMD_EHLO, false, check_helo, proceed_ehlo },
+	{ PST_CMD_MAIL, false, check_mail, proceed_mail },
+	{ PST_CMD_RCPT, false, check_rcpt, proceed_rcpt },
+	{ PST_CMD_DATA, false, check_data, proceed_data },
+	{ PST_CMD_RSET, true, NULL, proceed_rset },
+	{ PST_CMD_NOOP, true, NULL, proceed_noop },
+	{ PST_CMD_QUIT, false, NULL, proceed_quit },
+	{ PST_CMD_VRFY, true, NULL, proceed_vrfy },
+	{ PST_CMD_HELP, true, NULL, proceed_help },
 };
+
+/*
+ * Deadlines.  Each request has limits.idle to arrive whole, counted from
+ * the end of the one before (or the greeting): a command line, or the
+ * last reply to leave while closing.  Bytes trickled one at a time do
+ * not extend it.  During DATA the deadline starts at idle from the 354
+ * and grows by 1/min_data_rate s for each byte received, never past
+ * idle from now: a client slower than min_data_rate runs out of time.
+ * No deadline runs while a job (flush, commit) is in flight; a flush
+ * keeps the DATA time left.
+ */
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The time a request may take: limits.idle, shorter under stress. */
+static uint64_t
+session_idle_us(const struct session *s)
+{
+	const struct config_limits *lim = &s->cfg->limits;
+
+	if (s->srv->stress && lim->stress_idle_ms < lim->idle_ms)
+		return lim->stress_idle_ms * 1000;
+	return lim->idle_ms * 1000;
+}
+
+static unsigned
+session_junk_limit(const struct session *s)
+{
+	const struct config_limits *lim = &s->cfg->limits;
+
+	if (s->srv->stress && lim->stress_junk_commands < lim->junk_commands)
+		return lim->stress_junk_commands;
+	return lim->junk_commands;
+}
+
+/* Arms the deadline at 'deadline' (now_us() time). */
+static void
+session_arm(struct session *s, uint64_t deadline)
+{
+	uint64_t now = now_us(), left = deadline > now ? deadline - now : 0;
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	s->deadline = deadline;
+	evtimer_add(s->timer, &tv);
+}
+
+/* 'n' message bytes arrived: the DATA deadline grows, up to idle. */
+static void
+session_data_progress(struct session *s, size_t n)
+{
+	uint64_t cap = now_us() + session_idle_us(s), d;
+
+	if (n == 0)
+		return;
+	d = s->deadline + (uint64_t)n * 1000000 / s->cfg->limits.min_data_rate;
+	session_arm(s, d < cap ? d : cap);
+}
+
+/*
+ * The one place the state changes: reading follows it (none while a job
+ * runs, while closing, or once the client has half-closed), and so does
+ * the deadline.
+ */
+static void
+session_set_state(struct session *s, enum session_state st)
+{
+	enum session_state from = s->state;
+	uint64_t now = now_us(), idle = session_idle_us(s);
+
+	s->state = st;
+	if ((st == SS_CMD || st == SS_DATA) && !s->eof)
+		bufferevent_enable(s->bev, EV_READ);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+	switch (st) {
+	case SS_DATA:
+		if (from == SS_FLUSH) {
+			session_arm(s, now + (s->paused < idle ? s->paused :
+			    idle));
+			break;
+		}
+		/* FALLTHROUGH */
+	case SS_CMD:
+	case SS_CLOSING:
+		session_arm(s, now + idle);
+		break;
+	case SS_FLUSH:
+		s->paused = s->deadline > now ? s->deadline - now : 0;
+		/* FALLTHROUGH */
+	case SS_COMMIT:
+		evtimer_del(s->timer);
+		break;
+	}
+}
 
 /*
  * Replies.
@@ -215,11 +346,27 @@ session_txn_reset(struct session *s)
 		pst_spool_msg_free(s->msg, s->srv->pool);
 	s->msg = NULL;
 	s->nrcpt = 0;
+	s->overshoot = 0;
 	s->smtputf8 = false;
 	s->body_8bit = false;
 	s->discard = false;
 	if (s->data != NULL)
 		evbuffer_drain(s->data, evbuffer_get_length(s->data));
+}
+
+/* Counts a command that moves no mail: -1, after 421, past the limit. */
+static int
+session_count_junk(struct session *s)
+{
+	if (++s->junk <= session_junk_limit(s))
+		return 0;
+	log_warn("event=junk-limit session=%llu client=%s commands=%u "
+	    "stress=%s", (unsigned long long)s->id, qs(s->peer), s->junk - 1,
+	    s->srv->stress ? "yes" : "no");
+	session_txn_reset(s);
+	session_reply_close(s, 421, "4.7.0", "Error: too many commands "
+	    "without mail");
+	return -1;
 }
 
 /*
@@ -229,7 +376,8 @@ session_txn_reset(struct session *s)
 static int
 check_helo(struct session *s, struct pst_cmd *cmd)
 {
-	return 0;
+	/* The first is needed; more are junk (RFC 5321 allows them). */
+	return s->helo[0] != '\0' ? session_count_junk(s) : 0;
 }
 
 static void
@@ -355,8 +503,13 @@ check_rcpt(struct session *s, struct pst_cmd *cmd)
 		return -1;
 	}
 	if (s->nrcpt >= s->cfg->limits.recipients) {
-		/* RFC 5321 §4.5.3.1.10: 452, and the client goes on. */
+		/*
+		 * RFC 5321 §4.5.3.1.10: 452, and the client goes on; as many
+		 * again are errors.
+		 */
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
+		if (++s->overshoot > s->cfg->limits.recipients)
+			s->errors++;
 		return -1;
 	}
 	return 0;
@@ -469,7 +622,7 @@ proceed_data(struct session *s, struct pst_cmd *cmd)
 	}
 	pst_dot_init(&s->dot, s->cfg->limits.message_size, PST_DOT_LINE_MAX);
 	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	s->state = SS_DATA;
+	session_set_state(s, SS_DATA);
 }
 
 static void
@@ -514,6 +667,8 @@ session_dispatch(struct session *s, struct pst_cmd *cmd)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (commands[i].verb != cmd->verb)
 			continue;
+		if (commands[i].junk && session_count_junk(s) == -1)
+			return;
 		if (commands[i].check != NULL && commands[i].check(s, cmd) ==
 		    -1)
 			return;
@@ -538,6 +693,9 @@ session_commands(struct session *s)
 
 	while (s->state == SS_CMD) {
 		if (s->errors >= ERROR_LIMIT) {
+			log_info("event=error-limit session=%llu client=%s "
+			    "errors=%u", (unsigned long long)s->id,
+			    qs(s->peer), s->errors);
 			session_reply_close(s, 421, "4.7.0", "Error: too many "
 			    "errors");
 			return;
@@ -548,6 +706,7 @@ session_commands(struct session *s)
 			return;
 		case PST_LINE_TOOLONG:
 		case PST_LINE_BAD:
+			session_arm(s, now_us() + session_idle_us(s));
 			session_reply_err(s, &err);
 			continue;
 		case PST_LINE_FATAL:
@@ -560,6 +719,8 @@ session_commands(struct session *s)
 		case PST_LINE_OK:
 			break;
 		}
+		/* A whole line: the next request's time starts. */
+		session_arm(s, now_us() + session_idle_us(s));
 		/* An HTTP request line parses: close on its verb alone. */
 		if (pst_cmd_parse(s->line, len, s->ext |
 		    (s->smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1 ||
@@ -603,14 +764,12 @@ session_start_commit(struct session *s)
 {
 	struct pst_err err;
 
-	s->state = SS_COMMIT;
-	bufferevent_disable(s->bev, EV_READ);
+	session_set_state(s, SS_COMMIT);
 	if (pst_spool_msg_commit(s->msg, s->srv->pool, session_commit_done,
 	    s, &err) == -1) {
 		log_warn("event=commit-failed session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err.text));
-		s->state = SS_CMD;
-		bufferevent_enable(s->bev, EV_READ);
+		session_set_state(s, SS_CMD);
 		session_txn_reset(s);
 		session_reply(s, 451, "4.3.0", "Local error in processing");
 	}
@@ -622,9 +781,12 @@ session_data(struct session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	enum pst_dot_status st;
 	struct pst_err err;
+	size_t avail;
 
 	while (s->state == SS_DATA) {
+		avail = evbuffer_get_length(in);
 		st = pst_dot_read(&s->dot, in, s->data, &err);
+		session_data_progress(s, avail - evbuffer_get_length(in));
 		if (st == PST_DOT_FATAL) {
 			log_info("event=protocol-error session=%llu client=%s "
 			    "reason=%s", (unsigned long long)s->id,
@@ -642,21 +804,21 @@ session_data(struct session *s)
 		}
 		if ((st == PST_DOT_REFUSED || st == PST_DOT_DONE) &&
 		    s->discard) {
-			s->state = SS_CMD;
+			session_set_state(s, SS_CMD);
 			session_txn_reset(s);
 			session_reply(s, 451, "4.3.0", "Local error in "
 			    "processing: cannot write the message");
 			return;
 		}
 		if (st == PST_DOT_REFUSED) {
-			s->state = SS_CMD;
+			session_set_state(s, SS_CMD);
 			session_txn_reset(s);
 			session_reply_err(s, &err);
 			return;
 		}
 		if (st == PST_DOT_DONE) {
 			if (s->dot.received >= RECEIVED_LIMIT) {
-				s->state = SS_CMD;
+				session_set_state(s, SS_CMD);
 				session_txn_reset(s);
 				session_reply(s, 554, "5.4.0", "Error: too "
 				    "many hops (%u Received: headers): mail "
@@ -668,11 +830,9 @@ session_data(struct session *s)
 		}
 		/* PST_DOT_MORE: all input consumed. */
 		if (!s->discard && pst_spool_msg_need_flush(s->msg)) {
-			s->state = SS_FLUSH;
-			bufferevent_disable(s->bev, EV_READ);
+			session_set_state(s, SS_FLUSH);
 			if (pst_spool_msg_flush(s->msg, s->srv->pool,
 			    session_flush_done, s, &err) == -1) {
-				s->state = SS_DATA;
 				session_txn_reset(s);
 				session_reply_close(s, 451, "4.3.0", "Local "
 				    "error in processing");
@@ -701,7 +861,16 @@ session_input(struct session *s)
 		else
 			return;
 		if (s->dead || s->state == before)
-			return;
+			break;
+	}
+	/* Nothing more will come: send what is due, then close. */
+	if (!s->dead && s->eof && (s->state == SS_CMD ||
+	    s->state == SS_DATA)) {
+		log_debug("event=client-eof session=%llu client=%s state=%s",
+		    (unsigned long long)s->id, qs(s->peer),
+		    session_state_names[s->state]);
+		session_txn_reset(s);
+		session_close(s);
 	}
 }
 
@@ -715,7 +884,7 @@ session_flush_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_free(s);
 		return;
 	}
-	s->state = SS_DATA;
+	session_set_state(s, SS_DATA);
 	if (err != NULL) {
 		/*
 		 * The message is lost to us, but the client is still sending
@@ -726,7 +895,6 @@ session_flush_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		    (unsigned long long)s->id, qs(err->text));
 		s->discard = true;
 	}
-	bufferevent_enable(s->bev, EV_READ);
 	session_input(s);
 }
 
@@ -757,9 +925,14 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_free(s);
 		return;
 	}
-	s->state = SS_CMD;
 	if (err == NULL) {
+		/*
+		 * A session that moves mail is doing its job: the junk count
+		 * starts again, so that a long-lived connection with an RSET
+		 * or NOOP per message is never cut (as in Postfix).
+		 */
 		s->messages++;
+		s->junk = 0;
 		session_reply(s, 250, "2.0.0", "Ok: queued as %s",
 		    pst_spool_msg_id(msg));
 	} else
@@ -770,7 +943,7 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_reply_close(s, 421, "4.3.2", "Service shutting down");
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
+	session_set_state(s, SS_CMD);
 	session_input(s);
 }
 
@@ -796,21 +969,19 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
-	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->state == SS_CLOSING) {
-			session_free(s);
-			return;
-		}
-		log_info("event=timeout session=%llu client=%s",
-		    (unsigned long long)s->id, qs(s->peer));
-		bufferevent_disable(bev, EV_READ);
-		session_txn_reset(s);
-		session_reply_close(s, 421, "4.4.2", "Error: timeout exceeded");
+	/*
+	 * EOF: the client half-closed but can still read: what it sent is
+	 * answered and the replies due are sent before the close.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		s->eof = true;
+		session_input(s);
 		return;
 	}
-	/* EOF or error: the client is gone. */
+	/* An error: nobody is left to write to. */
 	if (s->state == SS_FLUSH || s->state == SS_COMMIT) {
 		s->dead = true;
+		evtimer_del(s->timer);
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 		return;
@@ -818,12 +989,28 @@ session_eventcb(struct bufferevent *bev, short what, void *arg)
 	session_free(s);
 }
 
+/* The deadline passed: 421, or the last reply never left. */
+static void
+session_timeoutcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == SS_CLOSING) {
+		session_free(s);
+		return;
+	}
+	log_info("event=timeout session=%llu client=%s state=%s stress=%s",
+	    (unsigned long long)s->id, qs(s->peer),
+	    session_state_names[s->state], s->srv->stress ? "yes" : "no");
+	session_txn_reset(s);
+	session_reply_close(s, 421, "4.4.2", "Error: timeout exceeded");
+}
+
 /* Stops reading; frees the session once the output has drained. */
 static void
 session_close(struct session *s)
 {
-	s->state = SS_CLOSING;
-	bufferevent_disable(s->bev, EV_READ);
+	session_set_state(s, SS_CLOSING);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		/* Let the loop call us back rather than free under our feet. */
 		bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS |
@@ -844,12 +1031,60 @@ session_free(struct session *s)
 		bufferevent_free(s->bev);
 	if (s->data != NULL)
 		evbuffer_free(s->data);
+	if (s->timer != NULL)
+		event_free(s->timer);
 	TAILQ_REMOVE(&srv->sessions, s, entry);
 	srv->nsessions--;
 	config_unref(s->cfg);
 	free(s);
+	server_pressure(srv);
 	if (srv->draining && srv->nsessions == 0 && srv->drained != NULL)
 		srv->drained(srv->drained_arg);
+}
+
+/*
+ * Stress (Postfix's stress-adaptive behaviour).  While the sessions in
+ * use reach limits.stress_threshold percent of limits.sessions, every
+ * session gets the shorter stress_idle and stress_junk_commands, so that
+ * clients that hold sessions without sending mail make room sooner for
+ * those that retry.  It ends when the sessions in use fall to half the
+ * threshold, so that a server at the threshold does not flip with every
+ * connection.
+ */
+
+/* Shortens the deadlines running now to the stress ones. */
+static void
+server_tighten(struct server *srv)
+{
+	struct session *s;
+	uint64_t cap;
+
+	for (s = TAILQ_FIRST(&srv->sessions); s != NULL;
+	    s = TAILQ_NEXT(s, entry)) {
+		/* A job in flight has no deadline; a dead one no connection. */
+		if (s->state == SS_FLUSH || s->state == SS_COMMIT)
+			continue;
+		cap = now_us() + session_idle_us(s);
+		if (s->deadline > cap)
+			session_arm(s, cap);
+	}
+}
+
+static void
+server_pressure(struct server *srv)
+{
+	const struct config_limits *lim = &srv->cfg->limits;
+	unsigned at = (lim->sessions * lim->stress_threshold + 99) / 100;
+
+	if (!srv->stress && srv->nsessions >= at) {
+		srv->stress = true;
+		log_warn("event=stress-begin sessions=%u threshold=%u limit=%u",
+		    srv->nsessions, at, lim->sessions);
+		server_tighten(srv);
+	} else if (srv->stress && srv->nsessions <= at / 2) {
+		srv->stress = false;
+		log_info("event=stress-end sessions=%u", srv->nsessions);
+	}
 }
 
 /*
@@ -890,17 +1125,20 @@ void
 server_accept(struct server *srv, int fd, const struct sockaddr *sa,
     socklen_t salen, const struct pst_endpoint *ep)
 {
-	struct timeval idle;
 	struct session *s;
 	int one = 1;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
 	    (s->data = evbuffer_new()) == NULL ||
+	    (s->timer = evtimer_new(srv->base, session_timeoutcb, s)) ==
+	    NULL ||
 	    (s->bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		log_error("event=accept-failed reason=%s", qs("out of memory"));
 		if (s != NULL && s->data != NULL)
 			evbuffer_free(s->data);
+		if (s != NULL && s->timer != NULL)
+			event_free(s->timer);
 		free(s);
 		close(fd);
 		return;
@@ -910,6 +1148,7 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 	s->cfg = config_ref(srv->cfg);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
+	server_pressure(srv);
 	pst_sockaddr_format(sa, salen, s->peer, sizeof(s->peer));
 	peer_ip(sa, s->peer_ip, sizeof(s->peer_ip));
 	if (sa->sa_family != AF_UNIX)
@@ -917,10 +1156,8 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 	pst_line_init(&s->lr, pst_cmd_line_max(0));
 	bufferevent_setcb(s->bev, session_readcb, session_writecb,
 	    session_eventcb, s);
-	idle.tv_sec = (time_t)(s->cfg->limits.idle_ms / 1000);
-	idle.tv_usec = (suseconds_t)(s->cfg->limits.idle_ms % 1000) * 1000;
-	bufferevent_set_timeouts(s->bev, &idle, &idle);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_WRITE);
+	session_set_state(s, SS_CMD);
 
 	srv->total++;
 	if (!peer_allowed(s->cfg, sa)) {

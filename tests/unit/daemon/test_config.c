@@ -102,6 +102,11 @@ START_TEST(defaults_when_file_is_empty)
 	ck_assert_uint_eq(cfg->limits.recipients, 1000);
 	ck_assert_uint_eq(cfg->limits.sessions, 100);
 	ck_assert_uint_eq(cfg->limits.idle_ms, 300000);
+	ck_assert_uint_eq(cfg->limits.min_data_rate, 500);
+	ck_assert_uint_eq(cfg->limits.junk_commands, 100);
+	ck_assert_uint_eq(cfg->limits.stress_threshold, 80);
+	ck_assert_uint_eq(cfg->limits.stress_idle_ms, 10000);
+	ck_assert_uint_eq(cfg->limits.stress_junk_commands, 10);
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
 	ck_assert_ptr_nonnull(cfg->hostname);
 	ck_assert_str_eq(cfg->default_domain, cfg->hostname);
@@ -118,7 +123,9 @@ START_TEST(full_file_is_read)
 	    "allow = [ \"10.0.0.0/8\" ];\n"
 	    "log = { level = \"debug\"; };\n"
 	    "limits = { message_size = \"10M\"; recipients = 200;\n"
-	    "  sessions = 5; idle = 90; };\n"
+	    "  sessions = 5; idle = 90; min_data_rate = \"1K\";\n"
+	    "  junk_commands = 20; stress_threshold = 50;\n"
+	    "  stress_idle = \"5s\"; stress_junk_commands = 2; };\n"
 	    "aliases = { Root = \"postmaster\"; postmaster = "
 	    "( \"a@example.org\", \"b@example.org\" ); };\n"
 	    "default_domain = \"example.org\";\n");
@@ -134,6 +141,11 @@ START_TEST(full_file_is_read)
 	ck_assert_uint_eq(cfg->limits.recipients, 200);
 	ck_assert_uint_eq(cfg->limits.sessions, 5);
 	ck_assert_uint_eq(cfg->limits.idle_ms, 90000);
+	ck_assert_uint_eq(cfg->limits.min_data_rate, 1024);
+	ck_assert_uint_eq(cfg->limits.junk_commands, 20);
+	ck_assert_uint_eq(cfg->limits.stress_threshold, 50);
+	ck_assert_uint_eq(cfg->limits.stress_idle_ms, 5000);
+	ck_assert_uint_eq(cfg->limits.stress_junk_commands, 2);
 	a = config_alias_find(cfg, "ROOT");
 	ck_assert_ptr_nonnull(a);
 	ck_assert_str_eq(a->targets[0], "postmaster");
@@ -178,6 +190,17 @@ static const struct {
 	  ":1: limits.recipients: 5 is out of range (100 to 100000)" },
 	{ "limits = { idle = \"2h\"; };\n",
 	  ":1: limits.idle: 2h is out of range (1s to 1h)" },
+	{ "limits = {\n  min_data_rate = 0; };\n",
+	  ":2: limits.min_data_rate: 0 bytes is out of range (1 to " },
+	{ "limits = { junk_commands = 0; };\n",
+	  ":1: limits.junk_commands: 0 is out of range (1 to 100000)" },
+	{ "limits = { stress_threshold = 101; };\n",
+	  ":1: limits.stress_threshold: 101 is out of range (1 to 100)" },
+	{ "limits = { stress_idle = \"100ms\"; };\n",
+	  ":1: limits.stress_idle: 100ms is out of range (1s to 1h)" },
+	{ "limits = { stress_junk_commands = \"few\"; };\n",
+	  ":1: limits.stress_junk_commands: must be an integer, not a "
+	  "string" },
 	{ "limits = { message_size = \"5T\"; };\n",
 	  ":1: limits.message_size: \"5T\" is not a size" },
 	{ "listen = ( \"127.0.0.1:25\",\n \"::1:25\" );\n",
