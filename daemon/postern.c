@@ -194,12 +194,27 @@ cmd_probe(int argc, char *argv[])
 	return status;
 }
 
+/* The answer's leading "warning TEXT" lines go to stderr; returns the rest. */
+static char *
+print_warnings(char *reply)
+{
+	size_t len;
+
+	while (strncmp(reply, "warning ", 8) == 0) {
+		len = strcspn(reply, "\n");
+		fprintf(stderr, "postern: warning: %.*s\n", (int)len - 8,
+		    reply + 8);
+		reply += len + (reply[len] == '\n');
+	}
+	return reply;
+}
+
 /* Asks the running daemon; prints its answer or why there is none. */
 static int
 ask_daemon(int argc, char *argv[], const char *request, bool raw)
 {
 	struct config *cfg;
-	char why[512], *reply;
+	char why[512], hint[2048], *reply, *body;
 	const char *path;
 	bool explicit;
 	int status = 0;
@@ -209,18 +224,24 @@ ask_daemon(int argc, char *argv[], const char *request, bool raw)
 		return 1;
 	if (control_request(cfg->spool_dir, request, &reply, why,
 	    sizeof(why)) == -1) {
-		fprintf(stderr, "postern: %s\n", why);
+		/* The configuration may name a spool no daemon serves. */
+		control_hint_others(cfg->spool_dir, cfg->path, hint,
+		    sizeof(hint));
+		fprintf(stderr, "postern: %s (spool_dir from %s)%s\n", why,
+		    cfg->path != NULL ? cfg->path : "the defaults and "
+		    "environment", hint);
 		config_unref(cfg);
 		return 1;
 	}
-	if (strncmp(reply, "error ", 6) == 0) {
-		fprintf(stderr, "postern: %s", reply + 6);
+	body = print_warnings(reply);
+	if (strncmp(body, "error ", 6) == 0) {
+		fprintf(stderr, "postern: %s", body + 6);
 		status = 1;
-	} else if (raw || strncmp(reply, "ok ", 3) != 0)
-		fputs(reply, stdout);
+	} else if (raw || strncmp(body, "ok ", 3) != 0)
+		fputs(body, stdout);
 	else
 		printf("%.*s message(s) due now\n",
-		    (int)strcspn(reply + 3, "\n"), reply + 3);
+		    (int)strcspn(body + 3, "\n"), body + 3);
 	free(reply);
 	config_unref(cfg);
 	return status;
@@ -270,6 +291,13 @@ cmd_reload(int argc, char *argv[])
 	if (load_or_report(path, explicit, &cfg) == -1) {
 		fprintf(stderr, "postern: the configuration is invalid: not "
 		    "reloading; posternd keeps running on its current one\n");
+		return 1;
+	}
+	if (cfg->file_empty) {
+		fprintf(stderr, "postern: %s holds no settings (empty, or a "
+		    "write cut short?): not reloading; posternd keeps running "
+		    "on its current configuration\n", cfg->path);
+		config_unref(cfg);
 		return 1;
 	}
 	config_unref(cfg);
