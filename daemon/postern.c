@@ -18,10 +18,12 @@
 #include <string.h>
 
 #include "build_config.h"
+#include "common/err.h"
 #include "config.h"
 #include "control.h"
 #include "probe.h"
 #include "queue.h"
+#include "spool/spool.h"
 
 struct command {
 	const char	*name;
@@ -36,6 +38,7 @@ static int	cmd_flush(int, char *[]);
 static int	cmd_status(int, char *[]);
 static int	cmd_reload(int, char *[]);
 static int	cmd_metrics(int, char *[]);
+static int	cmd_init_spool(int, char *[]);
 static void	usage(FILE *, int) __attribute__((noreturn));
 
 static const struct command commands[] = {
@@ -58,6 +61,10 @@ static const struct command commands[] = {
 	{ "metrics", "[-c FILE]",
 	    "counters and gauges in OpenMetrics text",
 	    cmd_metrics },
+	{ "init-spool", "[-c FILE]",
+	    "create the spool's layout, owned like the spool directory, so\n"
+	    "      that sendmail queues mail before posternd first starts",
+	    cmd_init_spool },
 	{ "queue", "[-c FILE] [--json] list | show ID | delete ID | hold ID "
 	    "| release ID",
 	    "list the queue, show one message, or delete, hold or release it",
@@ -308,6 +315,42 @@ static int
 cmd_metrics(int argc, char *argv[])
 {
 	return ask_daemon(argc, argv, "metrics", true);
+}
+
+/*
+ * The layout that sendmail needs and never creates itself: what posternd
+ * creates at start, for a spool whose daemon has not started yet.  It is
+ * given to the spool directory's owner and group when root runs this.
+ */
+static int
+cmd_init_spool(int argc, char *argv[])
+{
+	struct pst_spool_opts opts = {
+		.flags = PST_SPOOL_CREATE,
+		.file_mode = CONFIG_SPOOL_FILE_MODE,
+		.dir_mode = CONFIG_SPOOL_DIR_MODE,
+	};
+	struct pst_spool *spool;
+	struct config *cfg;
+	struct pst_err err;
+	const char *path;
+	bool explicit;
+
+	path = common_options(argc, argv, &explicit);
+	if (optind != argc)
+		usage(stderr, 2);
+	if (load_or_report(path, explicit, &cfg) == -1)
+		return 1;
+	if ((spool = pst_spool_open(cfg->spool_dir, &opts, &err)) == NULL) {
+		fprintf(stderr, "postern: cannot initialise the spool: %s\n",
+		    err.text);
+		config_unref(cfg);
+		return 1;
+	}
+	printf("spool %s is ready\n", cfg->spool_dir);
+	pst_spool_close(spool);
+	config_unref(cfg);
+	return 0;
 }
 
 int

@@ -39,6 +39,9 @@
 
 static const char hexdigits[] = "0123456789abcdef";
 
+static int	 spool_missing(struct pst_spool *, const char *,
+		    struct pst_err *);
+static int	 spool_give(struct pst_spool *, int);
 static int	 open_subdir(struct pst_spool *, int, const char *,
 		    const char *, bool, int *, struct pst_err *);
 static int	 check_format(struct pst_spool *, bool, struct pst_err *);
@@ -326,6 +329,41 @@ spool_quarantine(struct pst_spool *spool, int dirfd, const char *name,
  * Opening.
  */
 
+/*
+ * What the spool lacks: ENOENT, so that a tool can tell "not set up"
+ * from any other trouble.
+ */
+static int
+spool_missing(struct pst_spool *spool, const char *rel, struct pst_err *err)
+{
+	if (rel == NULL)
+		pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "%s is missing",
+		    spool->path);
+	else
+		pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "%s/%s is "
+		    "missing: the spool is not initialised", spool->path, rel);
+	err->sys_errno = ENOENT;
+	return -1;
+}
+
+/*
+ * The layout belongs to the spool directory's owner and group, also when
+ * root creates it (an operator's command, a daemon started as root).
+ */
+static int
+spool_give(struct pst_spool *spool, int fd)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;	/* an owner creates for itself */
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (st.st_uid == spool->owner && st.st_gid == spool->group)
+		return 0;
+	return fchown(fd, spool->owner, spool->group);
+}
+
 static int
 open_subdir(struct pst_spool *spool, int parent, const char *name,
     const char *rel, bool create, int *out, struct pst_err *err)
@@ -350,13 +388,12 @@ again:
 		    "are not followed below the spool directory)",
 		    spool->path, rel);
 	if (fd == -1 && errno == ENOENT)
-		return spool_bad(err, "%s/%s is missing: the spool is not "
-		    "set up", spool->path, rel);
+		return spool_missing(spool, rel, err);
 	if (fd == -1)
 		return spool_sys(err, errno, "opening %s/%s", spool->path,
 		    rel);
 	if (made && (fchmod(fd, spool->dir_mode) == -1 ||
-	    fsync(parent) == -1)) {
+	    spool_give(spool, fd) == -1 || fsync(parent) == -1)) {
 		spool_sys(err, errno, "creating %s/%s", spool->path, rel);
 		close(fd);
 		return -1;
@@ -398,7 +435,7 @@ check_format(struct pst_spool *spool, bool create, struct pst_err *err)
 		if (fd == -1)
 			return spool_sys(err, errno, "creating %s/%s",
 			    spool->path, FORMAT_FILE);
-		if (fchmod(fd, 0644) == -1 ||
+		if (fchmod(fd, 0644) == -1 || spool_give(spool, fd) == -1 ||
 		    spool_write_all(fd, want, strlen(want)) == -1 ||
 		    fsync(fd) == -1 ||
 		    (spool_rename_excl(spool->tmpfd, tmpname, spool->dirfd,
@@ -416,8 +453,7 @@ check_format(struct pst_spool *spool, bool create, struct pst_err *err)
 		return check_format(spool, false, err);
 	}
 	if (fd == -1 && errno == ENOENT)
-		return spool_bad(err, "%s is not a postern spool (no %s file)",
-		    spool->path, FORMAT_FILE);
+		return spool_missing(spool, FORMAT_FILE, err);
 	if (fd == -1)
 		return spool_sys(err, errno, "opening %s/%s", spool->path,
 		    FORMAT_FILE);
@@ -507,6 +543,7 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 {
 	static const struct pst_spool_opts defaults;
 	struct pst_spool *spool;
+	struct stat st;
 	char rel[16];
 	unsigned flags;
 	bool create;
@@ -553,9 +590,18 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	/* The spool directory itself may be a symlink; nothing below. */
 	if ((spool->dirfd = open(dir, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			spool_missing(spool, NULL, err);
+		else
+			spool_sys(err, errno, "opening spool %s", dir);
+		goto fail;
+	}
+	if (fstat(spool->dirfd, &st) == -1) {
 		spool_sys(err, errno, "opening spool %s", dir);
 		goto fail;
 	}
+	spool->owner = st.st_uid;
+	spool->group = st.st_gid;
 	if (open_subdir(spool, spool->dirfd, "tmp", "tmp", create,
 	    &spool->tmpfd, err) == -1 ||
 	    open_subdir(spool, spool->dirfd, "queue", "queue", create,

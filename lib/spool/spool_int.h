@@ -37,6 +37,8 @@ struct pst_spool {
 	int			 lockfd;	/* daemon lock, or -1 */
 	mode_t			 file_mode;
 	mode_t			 dir_mode;
+	uid_t			 owner;		/* of the spool directory */
+	gid_t			 group;
 	pst_spool_problem_fn	 problem;
 	void			*problem_arg;
 	uint64_t		 last_id;	/* pst_spool_msg_begin() only */

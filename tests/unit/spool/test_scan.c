@@ -365,7 +365,9 @@ START_TEST(open_creates_the_documented_layout)
 
 	spool = pst_spool_open(dir, NULL, &err);
 	ck_assert_ptr_null(spool);
-	ck_assert_ptr_nonnull(strstr(err.text, "not set up"));
+	ck_assert_ptr_nonnull(strstr(err.text, "not initialised"));
+	/* A tool tells "not set up" from other trouble by ENOENT. */
+	ck_assert_int_eq(err.sys_errno, ENOENT);
 	spool = st_open(dir, PST_SPOOL_CREATE, NULL);
 	ck_assert_str_eq(pst_spool_path(spool), dir);
 	pst_spool_close(spool);
