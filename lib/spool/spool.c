@@ -87,6 +87,26 @@ spool_sys(struct pst_err *err, int errnum, const char *fmt, ...)
 	    "%s", text);
 }
 
+/*
+ * A committed file we may not read has the wrong owner or mode, which the
+ * operator can fix: that may pass, like EIO, and is never taken for
+ * damage (which would quarantine good mail).
+ */
+int
+spool_sys_read(struct pst_err *err, int errnum, const char *fmt, ...)
+{
+	char text[PST_ERR_TEXT_MAX];
+	va_list ap;
+	int cls = errno_class(errnum);
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (errnum == EACCES || errnum == EPERM)
+		cls = PST_TEMP;
+	return pst_err_sys(err, cls, PST_STAGE_SPOOL, errnum, "%s", text);
+}
+
 int
 spool_bad(struct pst_err *err, const char *fmt, ...)
 {
@@ -246,7 +266,8 @@ spool_read_env(int dirfd, const char *name, const char *id,
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1)
-		return spool_sys(err, errno, "opening envelope %s", name);
+		return spool_sys_read(err, errno, "opening envelope %s",
+		    name);
 	for (;;) {
 		if (len == cap) {
 			if (len > PST_SPOOL_ENV_MAX) {
@@ -280,7 +301,7 @@ spool_read_env(int dirfd, const char *name, const char *id,
 		len += (size_t)n;
 	}
 	if (n == -1) {
-		spool_sys(err, errno, "reading envelope %s", name);
+		spool_sys_read(err, errno, "reading envelope %s", name);
 		close(fd);
 		if (buf != stackbuf)
 			free(buf);

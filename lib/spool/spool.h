@@ -409,8 +409,12 @@ struct pst_spool_lock;
  * Locks message 'id' and reads its envelope.  Without PST_SPOOL_WAIT a
  * message locked elsewhere fails at once with sys_errno EWOULDBLOCK
  * (PST_TEMP, "message ID is locked").  A message that does not exist
- * (or disappears while we wait) fails with sys_errno ENOENT.  Returns the
- * lock, or NULL with 'err'.
+ * (or disappears while we wait) fails with sys_errno ENOENT.  An envelope
+ * that does not decode under the lock is damaged (writers rename whole
+ * files into place): it is moved to quarantine/ with its body, and the
+ * call fails with sys_errno EBADMSG and the reason.  An envelope this
+ * process may not read (EACCES, EPERM) is a PST_TEMP error, never damage.
+ * Returns the lock, or NULL with 'err'.
  */
 struct pst_spool_lock *pst_spool_lock_msg(struct pst_spool *spool,
 	    const char *id, unsigned flags, struct pst_err *err);
