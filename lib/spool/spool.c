@@ -36,6 +36,11 @@
 #define LOCK_FILE	"lock"
 #define LOCK_TRIES	5	/* a checker's brief shared lock */
 #define READ_STACK	16384	/* most envelopes fit on the stack */
+/*
+ * The reserve never takes more than this share of the file system, so a
+ * small volume (a container's, a tmpfs) still takes mail.
+ */
+#define RESERVE_SHARE	8
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -726,6 +731,8 @@ pst_spool_space(struct pst_spool *spool, uint64_t need, uint64_t reserve,
 		if (reserve > (1u << 30))
 			reserve = 1u << 30;
 	}
+	if (reserve > total / RESERVE_SHARE)
+		reserve = total / RESERVE_SHARE;
 	want = need > UINT64_MAX - reserve ? UINT64_MAX : need + reserve;
 	if (avail < want) {
 		pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "spool %s has "
@@ -743,6 +750,8 @@ pst_spool_space(struct pst_spool *spool, uint64_t need, uint64_t reserve,
 		if (reserve_inodes < 1000)
 			reserve_inodes = 1000;
 	}
+	if (reserve_inodes > (uint64_t)sv.f_files / RESERVE_SHARE)
+		reserve_inodes = (uint64_t)sv.f_files / RESERVE_SHARE;
 	/* A message takes two inodes. */
 	want = reserve_inodes > UINT64_MAX - 2 ? UINT64_MAX :
 	    reserve_inodes + 2;

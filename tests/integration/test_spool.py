@@ -213,3 +213,59 @@ def test_envelope_torn_while_running_is_quarantined(tmp_path, daemon_factory):
         [msg_id + ".body", msg_id + ".env"]
     assert spool_messages(d.spool) == []
     assert not any("event=load-failed" in line for line in d.lines)
+
+
+@pytest.fixture
+def tmpfs16(tmp_path):
+    """A 16 MiB volume, below the 64 MiB smallest default reserve."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "vol"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs",
+                        str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs: %s" % r.stderr.decode())
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)])
+
+
+def mail_from(port, size=None):
+    """The reply to MAIL FROM, with SIZE= when given."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        f = s.makefile("rwb")
+        f.readline()
+        f.write(b"EHLO me.test\r\n")
+        f.flush()
+        while f.readline()[3:4] == b"-":
+            pass
+        f.write(b"MAIL FROM:<a@example.org>%s\r\n" %
+                (b" SIZE=%d" % size if size is not None else b""))
+        f.flush()
+        return f.readline().decode()
+
+
+def test_small_volume_takes_mail_with_a_reserve_sized_to_it(
+        tmp_path, daemon_factory, tmpfs16):
+    """The reserve is at most an eighth of the volume (2 MiB here): mail
+    is taken; a SIZE that does not fit with the reserve is 452 4.3.1;
+    without SIZE only the reserve is checked, and once the volume is
+    filled into it, MAIL is 452 4.3.1 as well."""
+    spool = str(tmpfs16 / "spool")
+    d = start_posternd(daemon_factory, tmp_path,
+                       env={"POSTERN_SPOOL_DIR": spool})
+    reply = send_raw(d.port, "a@example.org", ["b@example.org"],
+                     message(1000 * 1000))
+    assert reply.startswith("250 2.0.0"), reply
+    assert mail_from(d.port, 10 * 1000 * 1000).startswith("250")
+    assert mail_from(d.port, 15 * 1000 * 1000).startswith("452 4.3.1")
+    # Fill the volume until less than the reserve is left.
+    st = os.statvfs(spool)
+    filler = os.path.join(str(tmpfs16), "filler")
+    with open(filler, "wb") as f:
+        f.write(b"\0" * (st.f_bavail * st.f_frsize - 1024 * 1024))
+    assert mail_from(d.port).startswith("452 4.3.1")
+    d.wait_for("event=spool-full")
+    os.unlink(filler)
+    reply = send_raw(d.port, "a@example.org", ["b@example.org"], message())
+    assert reply.startswith("250 2.0.0"), reply
