@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -176,6 +177,13 @@ append(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
+static bool
+later(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec > b->tv_sec || (a->tv_sec == b->tv_sec &&
+	    a->tv_nsec > b->tv_nsec);
+}
+
 void
 control_hint_others(const char *spool_dir, const char *config_path,
     char *hint, size_t len)
@@ -206,7 +214,7 @@ control_hint_others(const char *spool_dir, const char *config_path,
 		    LOCK_SUFFIX);
 		if (config_path != NULL && stat(config_path, &cst) == 0 &&
 		    stat(lockpath, &lst) == 0 &&
-		    cst.st_mtime > lst.st_mtime)
+		    later(&cst.st_mtim, &lst.st_mtim))
 			append(hint, len, ", and %s was changed after it "
 			    "started: if spool_dir changed, restart posternd "
 			    "(a reload keeps the spool it started with)",
