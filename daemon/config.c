@@ -2014,6 +2014,8 @@ config_load(const char *path, bool must_exist, struct config **out,
 		} else {
 			load_root(&L, config_root_setting(&lc));
 			cfg->path = absolute_path(path);
+			cfg->file_empty = config_setting_length(
+			    config_root_setting(&lc)) == 0;
 		}
 		config_destroy(&lc);
 		free(dir);
@@ -2030,6 +2032,59 @@ config_load(const char *path, bool must_exist, struct config **out,
 	}
 	*out = cfg;
 	return 0;
+}
+
+static bool
+same_endpoint(const struct pst_endpoint *a, const struct pst_endpoint *b)
+{
+	char x[PST_HOST_MAX + 128], y[PST_HOST_MAX + 128];
+
+	return strcmp(pst_endpoint_format(a, x, sizeof(x)),
+	    pst_endpoint_format(b, y, sizeof(y))) == 0;
+}
+
+/* The same addresses, in any order. */
+static bool
+same_listen(const struct config *a, const struct config *b)
+{
+	size_t i, j;
+
+	if (a->nlisten != b->nlisten)
+		return false;
+	for (i = 0; i < a->nlisten; i++) {
+		for (j = 0; j < b->nlisten; j++)
+			if (same_endpoint(&a->listen[i], &b->listen[j]))
+				break;
+		if (j == b->nlisten)
+			return false;
+	}
+	return true;
+}
+
+static void
+note_key(char *buf, size_t len, size_t *n, const char *key)
+{
+	size_t used = strlen(buf);
+
+	snprintf(buf + used, len - used, "%s%s", *n > 0 ? "," : "", key);
+	(*n)++;
+}
+
+size_t
+config_restart_keys(const struct config *old, const struct config *new,
+    char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!same_listen(old, new))
+		note_key(buf, len, &n, "listen");
+	if (old->has_metrics != new->has_metrics || (old->has_metrics &&
+	    !same_endpoint(&old->metrics_listen, &new->metrics_listen)))
+		note_key(buf, len, &n, "metrics_listen");
+	if (strcmp(old->spool_dir, new->spool_dir) != 0)
+		note_key(buf, len, &n, "spool_dir");
+	return n;
 }
 
 struct config *

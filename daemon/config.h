@@ -139,6 +139,7 @@ struct config {
 	struct config_queue	 queue;
 	bool			 has_metrics;
 	struct pst_endpoint	 metrics_listen;	/* HTTP /metrics */
+	bool			 file_empty;	/* the file holds no setting */
 };
 
 /* Every error of one load, in file order, then the environment's. */
@@ -163,6 +164,15 @@ const char	*config_default_path(void);
  */
 int		 config_load(const char *path, bool must_exist,
 		    struct config **out, struct config_errors *errs);
+
+/*
+ * config_restart_keys()
+ * The keys posternd reads only at start (spool_dir, listen,
+ * metrics_listen) whose values differ between 'old' and 'new', as a
+ * comma list in 'buf' ("" when none).  Returns how many.
+ */
+size_t		 config_restart_keys(const struct config *old,
+		    const struct config *new, char *buf, size_t len);
 
 struct config	*config_ref(struct config *cfg);
 void		 config_unref(struct config *cfg);

@@ -74,4 +74,14 @@ void		 control_close(struct control *c);
 int		 control_request(const char *spool_dir, const char *request,
 		    char **reply, char *why, size_t whylen);
 
+/*
+ * control_hint_others()
+ * For "posternd is not running on spool_dir": the posternd processes
+ * running on other spools, one "\n  posternd pid N runs on spool X" line
+ * each, noting when 'config_path' (may be NULL) changed after that
+ * daemon started.  "" when there are none.
+ */
+void		 control_hint_others(const char *spool_dir,
+		    const char *config_path, char *hint, size_t len);
+
 #endif /* POSTERN_CONTROL_H */

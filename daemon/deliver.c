@@ -161,6 +161,7 @@ load_work(void *arg)
 	if (d->lock == NULL) {
 		d->load_status = d->job_err.sys_errno == ENOENT ? LOAD_GONE :
 		    d->job_err.sys_errno == EWOULDBLOCK ? LOAD_LOCKED :
+		    d->job_err.sys_errno == EBADMSG ? LOAD_DAMAGED :
 		    LOAD_ERROR;
 		return;
 	}

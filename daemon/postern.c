@@ -18,10 +18,12 @@
 #include <string.h>
 
 #include "build_config.h"
+#include "common/err.h"
 #include "config.h"
 #include "control.h"
 #include "probe.h"
 #include "queue.h"
+#include "spool/spool.h"
 
 struct command {
 	const char	*name;
@@ -36,6 +38,7 @@ static int	cmd_flush(int, char *[]);
 static int	cmd_status(int, char *[]);
 static int	cmd_reload(int, char *[]);
 static int	cmd_metrics(int, char *[]);
+static int	cmd_init_spool(int, char *[]);
 static void	usage(FILE *, int) __attribute__((noreturn));
 
 static const struct command commands[] = {
@@ -58,6 +61,10 @@ static const struct command commands[] = {
 	{ "metrics", "[-c FILE]",
 	    "counters and gauges in OpenMetrics text",
 	    cmd_metrics },
+	{ "init-spool", "[-c FILE]",
+	    "create the spool's layout, owned like the spool directory, so\n"
+	    "      that sendmail queues mail before posternd first starts",
+	    cmd_init_spool },
 	{ "queue", "[-c FILE] [--json] list | show ID | delete ID | hold ID "
 	    "| release ID",
 	    "list the queue, show one message, or delete, hold or release it",
@@ -194,12 +201,27 @@ cmd_probe(int argc, char *argv[])
 	return status;
 }
 
+/* The answer's leading "warning TEXT" lines go to stderr; returns the rest. */
+static char *
+print_warnings(char *reply)
+{
+	size_t len;
+
+	while (strncmp(reply, "warning ", 8) == 0) {
+		len = strcspn(reply, "\n");
+		fprintf(stderr, "postern: warning: %.*s\n", (int)len - 8,
+		    reply + 8);
+		reply += len + (reply[len] == '\n');
+	}
+	return reply;
+}
+
 /* Asks the running daemon; prints its answer or why there is none. */
 static int
 ask_daemon(int argc, char *argv[], const char *request, bool raw)
 {
 	struct config *cfg;
-	char why[512], *reply;
+	char why[512], hint[2048], *reply, *body;
 	const char *path;
 	bool explicit;
 	int status = 0;
@@ -209,18 +231,24 @@ ask_daemon(int argc, char *argv[], const char *request, bool raw)
 		return 1;
 	if (control_request(cfg->spool_dir, request, &reply, why,
 	    sizeof(why)) == -1) {
-		fprintf(stderr, "postern: %s\n", why);
+		/* The configuration may name a spool no daemon serves. */
+		control_hint_others(cfg->spool_dir, cfg->path, hint,
+		    sizeof(hint));
+		fprintf(stderr, "postern: %s (spool_dir from %s)%s\n", why,
+		    cfg->path != NULL ? cfg->path : "the defaults and "
+		    "environment", hint);
 		config_unref(cfg);
 		return 1;
 	}
-	if (strncmp(reply, "error ", 6) == 0) {
-		fprintf(stderr, "postern: %s", reply + 6);
+	body = print_warnings(reply);
+	if (strncmp(body, "error ", 6) == 0) {
+		fprintf(stderr, "postern: %s", body + 6);
 		status = 1;
-	} else if (raw || strncmp(reply, "ok ", 3) != 0)
-		fputs(reply, stdout);
+	} else if (raw || strncmp(body, "ok ", 3) != 0)
+		fputs(body, stdout);
 	else
 		printf("%.*s message(s) due now\n",
-		    (int)strcspn(reply + 3, "\n"), reply + 3);
+		    (int)strcspn(body + 3, "\n"), body + 3);
 	free(reply);
 	config_unref(cfg);
 	return status;
@@ -272,6 +300,13 @@ cmd_reload(int argc, char *argv[])
 		    "reloading; posternd keeps running on its current one\n");
 		return 1;
 	}
+	if (cfg->file_empty) {
+		fprintf(stderr, "postern: %s holds no settings (empty, or a "
+		    "write cut short?): not reloading; posternd keeps running "
+		    "on its current configuration\n", cfg->path);
+		config_unref(cfg);
+		return 1;
+	}
 	config_unref(cfg);
 	return ask_daemon(argc, argv, "reload", true);
 }
@@ -280,6 +315,42 @@ static int
 cmd_metrics(int argc, char *argv[])
 {
 	return ask_daemon(argc, argv, "metrics", true);
+}
+
+/*
+ * The layout that sendmail needs and never creates itself: what posternd
+ * creates at start, for a spool whose daemon has not started yet.  It is
+ * given to the spool directory's owner and group when root runs this.
+ */
+static int
+cmd_init_spool(int argc, char *argv[])
+{
+	struct pst_spool_opts opts = {
+		.flags = PST_SPOOL_CREATE,
+		.file_mode = CONFIG_SPOOL_FILE_MODE,
+		.dir_mode = CONFIG_SPOOL_DIR_MODE,
+	};
+	struct pst_spool *spool;
+	struct config *cfg;
+	struct pst_err err;
+	const char *path;
+	bool explicit;
+
+	path = common_options(argc, argv, &explicit);
+	if (optind != argc)
+		usage(stderr, 2);
+	if (load_or_report(path, explicit, &cfg) == -1)
+		return 1;
+	if ((spool = pst_spool_open(cfg->spool_dir, &opts, &err)) == NULL) {
+		fprintf(stderr, "postern: cannot initialise the spool: %s\n",
+		    err.text);
+		config_unref(cfg);
+		return 1;
+	}
+	printf("spool %s is ready\n", cfg->spool_dir);
+	pst_spool_close(spool);
+	config_unref(cfg);
+	return 0;
 }
 
 int

@@ -277,6 +277,64 @@ on_spool_problem(const struct pst_spool_problem *p, void *arg)
 	    p->moved_to != NULL ? qs(p->moved_to) : "", qs(p->reason));
 }
 
+/* A reload that is not applied: logged, told to the control client. */
+static int
+refuse_reload(struct daemon *d, struct evbuffer *out, const char *what,
+    const char *why)
+{
+	log_error("event=reload-refused config=%s %s reason=%s",
+	    qs(d->config_path), what, qs(why));
+	if (out != NULL)
+		evbuffer_add_printf(out, "error %s\n", why);
+	sd_notifyf(0, "READY=1\nSTATUS=reload refused: %s", why);
+	return -1;
+}
+
+/*
+ * The keys that only a start reads (the spool with its lock, recovery and
+ * control socket; the listening and metrics sockets, which may be
+ * privileged or come from systemd) are not applied by a reload: one that
+ * changes them is refused whole, so the daemon never runs half on the
+ * old file and half on the new.  A file holding no setting at all is
+ * most likely a write cut short, not a wish for every default.
+ */
+static int
+check_reload(struct daemon *d, const struct config *cfg,
+    struct evbuffer *out)
+{
+	char keys[128], what[192], why[512];
+
+	if (cfg->file_empty) {
+		snprintf(why, sizeof(why), "%s holds no settings (empty, or "
+		    "a write cut short?); still running on the previous "
+		    "configuration", d->config_path);
+		return refuse_reload(d, out, "errors=1", why);
+	}
+	if (config_restart_keys(d->cfg, cfg, keys, sizeof(keys)) == 0)
+		return 0;
+	snprintf(what, sizeof(what), "keys=%s", keys);
+	snprintf(why, sizeof(why), "%s changed, which only a start reads: "
+	    "restart posternd to apply it; still running on the previous "
+	    "configuration (spool %s)", keys, d->cfg->spool_dir);
+	return refuse_reload(d, out, what, why);
+}
+
+/* Worth a warning, not a refusal: the operator may mean it. */
+static void
+warn_reload(struct daemon *d, const struct config *cfg,
+    struct evbuffer *out)
+{
+	static const char why[] = "the new configuration has no upstream: "
+	    "mail is accepted and queued but nothing is delivered";
+
+	if (cfg->nupstreams > 0 || d->cfg->nupstreams == 0)
+		return;
+	log_warn("event=reload-warning config=%s upstreams=0 reason=%s",
+	    qs(d->config_path), qs(why));
+	if (out != NULL)
+		evbuffer_add_printf(out, "warning %s\n", why);
+}
+
 /*
  * Loads the file again and swaps it in only when it is valid; the
  * errors are logged, and also appended to 'out' for the control socket.
@@ -293,9 +351,10 @@ reload(struct daemon *d, struct evbuffer *out)
 	if (config_load(d->config_path, d->config_explicit, &cfg, &errs) ==
 	    -1) {
 		log_config_errors(&errs);
-		log_error("event=reload-refused errors=%zu reason=%s",
-		    errs.count, qs("the new configuration is invalid; "
-		    "still running on the previous one"));
+		log_error("event=reload-refused config=%s errors=%zu "
+		    "reason=%s", qs(d->config_path), errs.count,
+		    qs("the new configuration is invalid; still running on "
+		    "the previous one"));
 		if (out != NULL) {
 			evbuffer_add_printf(out, "error the configuration is "
 			    "invalid; still running on the previous one\n");
@@ -308,6 +367,11 @@ reload(struct daemon *d, struct evbuffer *out)
 		    "configuration");
 		return -1;
 	}
+	if (check_reload(d, cfg, out) == -1) {
+		config_unref(cfg);
+		return -1;
+	}
+	warn_reload(d, cfg, out);
 	config_unref(d->cfg);
 	d->cfg = cfg;
 	server_set_config(d->server, cfg);

@@ -455,21 +455,29 @@ again:
 	}
 }
 
+/*
+ * The spool's layout is posternd's (or the package's, or the operator's
+ * "postern init-spool"): created here, setgid, it would belong to
+ * whichever user ran sendmail first.
+ */
 static int
 open_spool(struct sendmail *sm)
 {
 	struct pst_spool_opts opts = {
-		.flags = PST_SPOOL_CREATE,
 		.file_mode = CONFIG_SPOOL_FILE_MODE,
 		.dir_mode = CONFIG_SPOOL_DIR_MODE,
 	};
 	struct pst_err err;
 
-	if ((sm->spool = pst_spool_open(sm->cfg->spool_dir, &opts, &err)) ==
+	if ((sm->spool = pst_spool_open(sm->cfg->spool_dir, &opts, &err)) !=
 	    NULL)
-		return say(sm, EX_TEMPFAIL, "cannot open the spool: %s",
-		    err.text);
-	return 0;
+		return 0;
+	if (err.sys_errno == ENOENT)
+		return say(sm, EX_TEMPFAIL, "spool %s is not initialised: "
+		    "start posternd once, or run \"postern init-spool\" as "
+		    "root or as the spool's owner; nothing was queued",
+		    sm->cfg->spool_dir);
+	return say(sm, EX_TEMPFAIL, "cannot open the spool: %s", err.text);
 }
 
 /*

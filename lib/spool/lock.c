@@ -41,6 +41,7 @@ static int	 keep_owner(int, int);
 static int	 check_id(const char *, struct pst_err *);
 static int	 relock(struct pst_spool *, int, const char *, const char *,
 		    unsigned, struct pst_err *);
+static void	 quarantine_damaged(struct pst_spool_lock *, struct pst_err *);
 
 /*
  * A rewrite must stay readable by whoever could read the old envelope:
@@ -133,6 +134,31 @@ relock(struct pst_spool *spool, int bfd, const char *id, const char *name,
 	return -1;
 }
 
+/*
+ * An envelope that does not decode under its lock is damaged, not half
+ * written (committers and rewriters rename whole files into place): it
+ * goes to quarantine/ with its body now, rather than fail every attempt
+ * until the next start's recovery.  'err' says why, and sys_errno
+ * becomes EBADMSG once it is moved.
+ */
+static void
+quarantine_damaged(struct pst_spool_lock *lock, struct pst_err *err)
+{
+	struct pst_err qerr;
+	size_t used;
+
+	if (pst_spool_lock_quarantine(lock, &qerr) == -1) {
+		used = strlen(err->text);
+		snprintf(err->text + used, sizeof(err->text) - used, "; "
+		    "cannot move it to quarantine: %s", qerr.text);
+		return;
+	}
+	used = strlen(err->text);
+	snprintf(err->text + used, sizeof(err->text) - used, "; moved to "
+	    "quarantine/ with its body");
+	err->sys_errno = EBADMSG;
+}
+
 struct pst_spool_lock *
 pst_spool_lock_msg(struct pst_spool *spool, const char *id, unsigned flags,
     struct pst_err *err)
@@ -155,6 +181,8 @@ pst_spool_lock_msg(struct pst_spool *spool, const char *id, unsigned flags,
 		return NULL;
 	}
 	if (spool_read_env(lock->bfd, name, id, &lock->env, err) == -1) {
+		if (err->cls == PST_LOCAL && err->sys_errno == 0)
+			quarantine_damaged(lock, err);
 		close(lock->fd);
 		free(lock);
 		return NULL;
@@ -355,7 +383,8 @@ pst_spool_body_open(struct pst_spool *spool, const struct pst_spool_env *env,
 	fd = openat(spool->bucketfd[spool_bucket(env->id)], name,
 	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1)
-		return spool_sys(err, errno, "opening body of %s", env->id);
+		return spool_sys_read(err, errno, "opening body of %s",
+		    env->id);
 	if (fstat(fd, &st) == -1) {
 		spool_sys(err, errno, "body of %s", env->id);
 		close(fd);

@@ -309,6 +309,17 @@ pair(struct walk *w, const char *id, const struct ent *env,
 	if (spool_read_env(w->bfd, ename, id, &e, &rerr) == -1) {
 		if (rerr.sys_errno == ENOENT)
 			return 0;	/* removed meanwhile */
+		if (rerr.sys_errno == EACCES || rerr.sys_errno == EPERM) {
+			/*
+			 * Not damage, and not worth refusing to start for:
+			 * the operator fixes the owner or mode.
+			 */
+			rel_path(rel, sizeof(rel), w->bucket, ename);
+			spool_report(w->spool, PST_SPOOL_SKIPPED, rel, NULL,
+			    "%s; left in the queue: fix its owner or mode, "
+			    "and the next start reads it", rerr.text);
+			return 0;
+		}
 		if (rerr.cls == PST_TEMP) {
 			/* Never judge a file by a failing disk. */
 			*w->err = rerr;

@@ -36,9 +36,17 @@
 #define LOCK_FILE	"lock"
 #define LOCK_TRIES	5	/* a checker's brief shared lock */
 #define READ_STACK	16384	/* most envelopes fit on the stack */
+/*
+ * The reserve never takes more than this share of the file system, so a
+ * small volume (a container's, a tmpfs) still takes mail.
+ */
+#define RESERVE_SHARE	8
 
 static const char hexdigits[] = "0123456789abcdef";
 
+static int	 spool_missing(struct pst_spool *, const char *,
+		    struct pst_err *);
+static int	 spool_give(struct pst_spool *, int);
 static int	 open_subdir(struct pst_spool *, int, const char *,
 		    const char *, bool, int *, struct pst_err *);
 static int	 check_format(struct pst_spool *, bool, struct pst_err *);
@@ -82,6 +90,26 @@ spool_sys(struct pst_err *err, int errnum, const char *fmt, ...)
 	va_end(ap);
 	return pst_err_sys(err, errno_class(errnum), PST_STAGE_SPOOL, errnum,
 	    "%s", text);
+}
+
+/*
+ * A committed file we may not read has the wrong owner or mode, which the
+ * operator can fix: that may pass, like EIO, and is never taken for
+ * damage (which would quarantine good mail).
+ */
+int
+spool_sys_read(struct pst_err *err, int errnum, const char *fmt, ...)
+{
+	char text[PST_ERR_TEXT_MAX];
+	va_list ap;
+	int cls = errno_class(errnum);
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (errnum == EACCES || errnum == EPERM)
+		cls = PST_TEMP;
+	return pst_err_sys(err, cls, PST_STAGE_SPOOL, errnum, "%s", text);
 }
 
 int
@@ -243,7 +271,8 @@ spool_read_env(int dirfd, const char *name, const char *id,
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 	    O_CLOEXEC);
 	if (fd == -1)
-		return spool_sys(err, errno, "opening envelope %s", name);
+		return spool_sys_read(err, errno, "opening envelope %s",
+		    name);
 	for (;;) {
 		if (len == cap) {
 			if (len > PST_SPOOL_ENV_MAX) {
@@ -277,7 +306,7 @@ spool_read_env(int dirfd, const char *name, const char *id,
 		len += (size_t)n;
 	}
 	if (n == -1) {
-		spool_sys(err, errno, "reading envelope %s", name);
+		spool_sys_read(err, errno, "reading envelope %s", name);
 		close(fd);
 		if (buf != stackbuf)
 			free(buf);
@@ -326,6 +355,41 @@ spool_quarantine(struct pst_spool *spool, int dirfd, const char *name,
  * Opening.
  */
 
+/*
+ * What the spool lacks: ENOENT, so that a tool can tell "not set up"
+ * from any other trouble.
+ */
+static int
+spool_missing(struct pst_spool *spool, const char *rel, struct pst_err *err)
+{
+	if (rel == NULL)
+		pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "%s is missing",
+		    spool->path);
+	else
+		pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "%s/%s is "
+		    "missing: the spool is not initialised", spool->path, rel);
+	err->sys_errno = ENOENT;
+	return -1;
+}
+
+/*
+ * The layout belongs to the spool directory's owner and group, also when
+ * root creates it (an operator's command, a daemon started as root).
+ */
+static int
+spool_give(struct pst_spool *spool, int fd)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;	/* an owner creates for itself */
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (st.st_uid == spool->owner && st.st_gid == spool->group)
+		return 0;
+	return fchown(fd, spool->owner, spool->group);
+}
+
 static int
 open_subdir(struct pst_spool *spool, int parent, const char *name,
     const char *rel, bool create, int *out, struct pst_err *err)
@@ -350,13 +414,12 @@ again:
 		    "are not followed below the spool directory)",
 		    spool->path, rel);
 	if (fd == -1 && errno == ENOENT)
-		return spool_bad(err, "%s/%s is missing: the spool is not "
-		    "set up", spool->path, rel);
+		return spool_missing(spool, rel, err);
 	if (fd == -1)
 		return spool_sys(err, errno, "opening %s/%s", spool->path,
 		    rel);
 	if (made && (fchmod(fd, spool->dir_mode) == -1 ||
-	    fsync(parent) == -1)) {
+	    spool_give(spool, fd) == -1 || fsync(parent) == -1)) {
 		spool_sys(err, errno, "creating %s/%s", spool->path, rel);
 		close(fd);
 		return -1;
@@ -398,7 +461,7 @@ check_format(struct pst_spool *spool, bool create, struct pst_err *err)
 		if (fd == -1)
 			return spool_sys(err, errno, "creating %s/%s",
 			    spool->path, FORMAT_FILE);
-		if (fchmod(fd, 0644) == -1 ||
+		if (fchmod(fd, 0644) == -1 || spool_give(spool, fd) == -1 ||
 		    spool_write_all(fd, want, strlen(want)) == -1 ||
 		    fsync(fd) == -1 ||
 		    (spool_rename_excl(spool->tmpfd, tmpname, spool->dirfd,
@@ -416,8 +479,7 @@ check_format(struct pst_spool *spool, bool create, struct pst_err *err)
 		return check_format(spool, false, err);
 	}
 	if (fd == -1 && errno == ENOENT)
-		return spool_bad(err, "%s is not a postern spool (no %s file)",
-		    spool->path, FORMAT_FILE);
+		return spool_missing(spool, FORMAT_FILE, err);
 	if (fd == -1)
 		return spool_sys(err, errno, "opening %s/%s", spool->path,
 		    FORMAT_FILE);
@@ -507,6 +569,7 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 {
 	static const struct pst_spool_opts defaults;
 	struct pst_spool *spool;
+	struct stat st;
 	char rel[16];
 	unsigned flags;
 	bool create;
@@ -553,9 +616,18 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	/* The spool directory itself may be a symlink; nothing below. */
 	if ((spool->dirfd = open(dir, O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			spool_missing(spool, NULL, err);
+		else
+			spool_sys(err, errno, "opening spool %s", dir);
+		goto fail;
+	}
+	if (fstat(spool->dirfd, &st) == -1) {
 		spool_sys(err, errno, "opening spool %s", dir);
 		goto fail;
 	}
+	spool->owner = st.st_uid;
+	spool->group = st.st_gid;
 	if (open_subdir(spool, spool->dirfd, "tmp", "tmp", create,
 	    &spool->tmpfd, err) == -1 ||
 	    open_subdir(spool, spool->dirfd, "queue", "queue", create,
@@ -659,6 +731,8 @@ pst_spool_space(struct pst_spool *spool, uint64_t need, uint64_t reserve,
 		if (reserve > (1u << 30))
 			reserve = 1u << 30;
 	}
+	if (reserve > total / RESERVE_SHARE)
+		reserve = total / RESERVE_SHARE;
 	want = need > UINT64_MAX - reserve ? UINT64_MAX : need + reserve;
 	if (avail < want) {
 		pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "spool %s has "
@@ -676,6 +750,8 @@ pst_spool_space(struct pst_spool *spool, uint64_t need, uint64_t reserve,
 		if (reserve_inodes < 1000)
 			reserve_inodes = 1000;
 	}
+	if (reserve_inodes > (uint64_t)sv.f_files / RESERVE_SHARE)
+		reserve_inodes = (uint64_t)sv.f_files / RESERVE_SHARE;
 	/* A message takes two inodes. */
 	want = reserve_inodes > UINT64_MAX - 2 ? UINT64_MAX :
 	    reserve_inodes + 2;

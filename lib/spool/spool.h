@@ -346,7 +346,11 @@ bool	pst_spool_id_valid(const char *s);
  * file systems that count inodes, at least 'reserve_inodes' + 2 inodes.
  * PST_SPOOL_RESERVE_AUTO picks the defaults: bytes 1% of the file system
  * but at least 64 MiB and at most 1 GiB; inodes 1% of them, at least
- * 1000.  Returns 1 when there is room, 0 when there is not ('err' says
+ * 1000.  Either reserve, given or picked, is at most an eighth of the
+ * file system's bytes or inodes, so that a small volume (a container's,
+ * a tmpfs) still takes mail.  A caller that does not know the size (no
+ * SIZE= at MAIL) passes 0: a message larger than what is left then fails
+ * its write with ENOSPC, cleanly.  Returns 1 when there is room, 0 when there is not ('err' says
  * how much is free, PST_TEMP: the server answers 452 4.3.1, RFC 3463),
  * -1 with 'err' when statvfs fails.
  */
@@ -409,8 +413,12 @@ struct pst_spool_lock;
  * Locks message 'id' and reads its envelope.  Without PST_SPOOL_WAIT a
  * message locked elsewhere fails at once with sys_errno EWOULDBLOCK
  * (PST_TEMP, "message ID is locked").  A message that does not exist
- * (or disappears while we wait) fails with sys_errno ENOENT.  Returns the
- * lock, or NULL with 'err'.
+ * (or disappears while we wait) fails with sys_errno ENOENT.  An envelope
+ * that does not decode under the lock is damaged (writers rename whole
+ * files into place): it is moved to quarantine/ with its body, and the
+ * call fails with sys_errno EBADMSG and the reason.  An envelope this
+ * process may not read (EACCES, EPERM) is a PST_TEMP error, never damage.
+ * Returns the lock, or NULL with 'err'.
  */
 struct pst_spool_lock *pst_spool_lock_msg(struct pst_spool *spool,
 	    const char *id, unsigned flags, struct pst_err *err);

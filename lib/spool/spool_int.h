@@ -37,6 +37,8 @@ struct pst_spool {
 	int			 lockfd;	/* daemon lock, or -1 */
 	mode_t			 file_mode;
 	mode_t			 dir_mode;
+	uid_t			 owner;		/* of the spool directory */
+	gid_t			 group;
 	pst_spool_problem_fn	 problem;
 	void			*problem_arg;
 	uint64_t		 last_id;	/* pst_spool_msg_begin() only */
@@ -47,6 +49,9 @@ int	 spool_sys(struct pst_err *, int, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
 int	 spool_bad(struct pst_err *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* Reading committed files: a permission error is temporary, not damage. */
+int	 spool_sys_read(struct pst_err *, int, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
 
 /* Problems found by recovery and scans go to the caller's hook. */
 void	 spool_report(struct pst_spool *, enum pst_spool_action,

@@ -458,10 +458,14 @@ def small_fs(tmp_path):
 
 def test_full_disk_gives_452_and_recovers(tmp_path, daemon_factory,
                                           small_fs):
-    """Below the free-space reserve (64 MiB at least) MAIL gets 452 4.3.1;
-    the daemon stays up and accepts again once there is room."""
+    """Below the free-space reserve (on a 2 MiB volume an eighth of it)
+    MAIL gets 452 4.3.1; the daemon stays up and accepts again once there
+    is room."""
     d = start_posternd(daemon_factory, tmp_path, env={
         "POSTERN_SPOOL_DIR": str(small_fs / "spool")})
+    st = os.statvfs(str(small_fs))
+    with open(str(small_fs / "filler"), "wb") as f:
+        f.write(b"\0" * (st.f_bavail * st.f_frsize - 64 * 1024))
     out = smtp_chat(d.port, ["HELO me.test", "MAIL FROM:<a@example.org>"])
     assert out[2].startswith("452 4.3.1"), out
     d.wait_for("event=spool-full")

@@ -5,6 +5,8 @@ import shutil
 import signal
 import subprocess
 
+import pytest
+
 from conftest import POSTERN, POSTERND, SOURCE, free_port
 
 EXAMPLE = os.path.join(SOURCE, "conf", "postern.conf")
@@ -114,3 +116,125 @@ def test_sigint_stops_too(tmp_path, daemon_factory):
     d.signal(signal.SIGINT)
     assert d.proc.wait(10) == 0
     d.wait_for("event=stopped")
+
+
+def _relay(tmp_path, daemon_factory, peer):
+    """posternd relaying to a real aiosmtpd; returns (daemon, peer)."""
+    from conftest import start_posternd
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path,
+                       'upstreams = ( { host = "127.0.0.1"; port = %d; '
+                       'security = "none"; } );\n'
+                       'queue = { retry = ( "1s" ); };\n' % p.port)
+    return d, p
+
+
+def _delivered(d, p, subject):
+    """A message sent to the daemon's first listener reaches the peer."""
+    import time
+    from conftest import send_raw
+    reply = send_raw(d.port, "a@example.org", ["b@example.org"],
+                     b"Subject: %s\r\n\r\nhi\r\n" % subject.encode())
+    assert reply.startswith("250 "), reply
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if any(b"Subject: " + subject.encode() in m for m in p.messages()):
+            return
+        time.sleep(0.1)
+    raise AssertionError("%s was not delivered" % subject)
+
+
+@pytest.mark.parametrize("change", ["listen", "spool_dir", "both",
+                                    "metrics_listen"])
+def test_reload_refuses_restart_only_keys(tmp_path, daemon_factory, peer,
+                                          change):
+    """spool_dir, listen and metrics_listen are read once, at start: a
+    reload that changes them is refused by name, and the daemon goes on
+    with what it has, accepting and delivering mail."""
+    d, p = _relay(tmp_path, daemon_factory, peer)
+    conf = tmp_path / "postern.conf"
+    text = conf.read_text()
+    keys = []
+    if change in ("listen", "both"):
+        text = text.replace("127.0.0.1:%d" % d.port,
+                            "127.0.0.1:%d" % free_port())
+        keys.append("listen")
+    if change in ("spool_dir", "both"):
+        text = text.replace(d.spool, str(tmp_path / "other-spool"))
+        keys.append("spool_dir")
+    if change == "metrics_listen":
+        text += 'metrics_listen = "127.0.0.1:%d";\n' % free_port()
+        keys.append("metrics_listen")
+    conf.write_text(text)
+    d.signal(signal.SIGHUP)
+    i = d.wait_for("event=reload-refused")
+    line = d.lines[i]
+    assert "keys=%s" % ",".join(sorted(keys)) in line, line
+    assert "restart posternd" in line, line
+    assert not any("event=reloaded" in l for l in d.lines[i:])
+    # `postern reload` says the same, or, following the new spool_dir,
+    # which daemon runs where.
+    r = run(POSTERN, "reload", "-c", str(conf))
+    assert r.returncode == 1
+    assert "restart posternd" in r.stderr, r.stderr
+    if "spool_dir" in keys:
+        assert "posternd pid %d runs on spool %s" % (d.proc.pid, d.spool) \
+            in r.stderr, r.stderr
+    # Still on the old listener and spool: mail is accepted and delivered.
+    _delivered(d, p, "after-refused-reload")
+    assert not os.path.exists(tmp_path / "other-spool")
+
+
+def test_reload_refuses_an_empty_file(tmp_path, daemon_factory, peer):
+    """A truncated write leaves an empty file: not a configuration of
+    defaults, but an error; the daemon keeps its upstreams."""
+    d, p = _relay(tmp_path, daemon_factory, peer)
+    conf = tmp_path / "postern.conf"
+    conf.write_text("")
+    d.signal(signal.SIGHUP)
+    i = d.wait_for("event=reload-refused")
+    assert "holds no settings" in d.lines[i], d.lines[i]
+    assert not any("event=reloaded" in l for l in d.lines[i:])
+    conf.write_text("# only a comment\n\n")
+    r = run(POSTERN, "reload", "-c", str(conf))
+    assert r.returncode == 1 and "holds no settings" in r.stderr, r.stderr
+    _delivered(d, p, "after-empty-reload")
+
+
+def test_reload_dropping_every_upstream_warns(tmp_path, daemon_factory, peer):
+    d, p = _relay(tmp_path, daemon_factory, peer)
+    conf = tmp_path / "postern.conf"
+    text = conf.read_text()
+    conf.write_text("\n".join(l for l in text.split("\n")
+                              if not l.startswith("upstreams")))
+    r = run(POSTERN, "reload", "-c", str(conf))
+    assert r.returncode == 0, r.stderr
+    assert "postern: warning: the new configuration has no upstream" \
+        in r.stderr, r.stderr
+    i = d.wait_for("event=reloaded")
+    warn = [l for l in d.lines[:i] if "event=reload-warning" in l]
+    assert warn and "level=warn" in warn[-1] and \
+        "no upstream" in warn[-1], d.lines
+
+
+def test_status_names_the_spool_it_looked_at(tmp_path, daemon_factory):
+    """The file now names a spool no daemon serves, while one runs on the
+    old spool: `postern status` says which spool it looked at, where the
+    running daemon is, and that the file changed after it started."""
+    from conftest import start_posternd
+    d = start_posternd(daemon_factory, tmp_path)
+    conf = tmp_path / "postern.conf"
+    new = tmp_path / "new-spool"
+    conf.write_text(conf.read_text().replace(d.spool, str(new)))
+    r = run(POSTERN, "status", "-c", str(conf))
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[0] == ("postern: posternd is not running on spool %s (no "
+                        "control socket at %s/control) (spool_dir from %s)"
+                        % (new, new, conf)), r.stderr
+    # Other daemons on this machine may be listed too.
+    assert ("  posternd pid %d runs on spool %s, and %s was "
+                        "changed after it started: if spool_dir changed, "
+                        "restart posternd (a reload keeps the spool it "
+                        "started with)" % (d.proc.pid, d.spool, conf)) in lines[1:], \
+        r.stderr

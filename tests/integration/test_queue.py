@@ -27,6 +27,10 @@ default_domain = "example.org";
 def conf(tmp_path):
     path = tmp_path / "postern.conf"
     path.write_text(CONF % (tmp_path / "spool"))
+    # What posternd's first start does; sendmail never creates it.
+    r = subprocess.run([POSTERN, "init-spool", "-c", str(path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
     return str(path)
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, POSTERND, POSTERN_SENDMAIL, free_port, \
+from conftest import BUILD, POSTERN, POSTERND, POSTERN_SENDMAIL, free_port, \
     smtp_chat, spool_messages, start_posternd
 
 SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
@@ -25,11 +25,21 @@ DEAD_UPSTREAM = ('upstreams = ( { name = "dead"; host = "127.0.0.1"; '
                  'port = %d; security = "none"; } );\n')
 
 
+def init_spool(conf):
+    """What the package or a first start of posternd does: sendmail never
+    creates the spool's layout itself."""
+    r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.fixture
 def conf(tmp_path):
-    """A configuration whose spool is under tmp_path; no daemon runs."""
+    """A configuration whose spool under tmp_path is set up; no daemon
+    runs."""
     path = tmp_path / "postern.conf"
     path.write_text(CONF % (tmp_path / "spool", ""))
+    init_spool(path)
     return str(path)
 
 
@@ -386,6 +396,7 @@ def test_message_over_the_size_limit_is_65(tmp_path):
     conf = tmp_path / "postern.conf"
     conf.write_text(CONF % (tmp_path / "spool",
                             "limits = { message_size = 65536; };\n"))
+    init_spool(conf)
     r = sendmail(str(conf), "bob@example.net",
                  data="Subject: big\n\n" + ("z" * 99 + "\n") * 2000)
     assert r.returncode == 65
@@ -424,6 +435,7 @@ def test_full_spool_is_75_and_leaves_nothing(tmp_path, full_tmpfs):
     conf = tmp_path / "postern.conf"
     spool = full_tmpfs / "spool"
     conf.write_text(CONF % (spool, ""))
+    init_spool(conf)
     r = sendmail(str(conf), "bob@example.net",
                  data="Subject: big\n\n" + ("z" * 99 + "\n") * 2000)
     assert r.returncode == 75, r.stderr
@@ -473,8 +485,9 @@ def test_q_without_daemon(conf):
     assert sendmail(conf, "a@example.net", data="x\n").returncode == 0
     r = sendmail(conf, "-q")
     assert r.returncode == 0
-    assert r.stderr.startswith(b"sendmail: posternd is not running (no "
-                               b"control socket at ")
+    assert r.stderr.startswith(b"sendmail: posternd is not running on "
+                               b"spool %s (no control socket at "
+                               % spool_of(conf).encode())
     assert r.stderr.endswith(b"queued mail is delivered once it starts\n")
 
 
@@ -600,6 +613,7 @@ def test_recipient_limit_counts_distinct_addresses(tmp_path):
     conf = tmp_path / "postern.conf"
     conf.write_text(CONF % (tmp_path / "spool",
                             "limits = { recipients = 100; };\n"))
+    init_spool(conf)
     rcpts = ["u%03d@example.net" % i for i in range(100)]
     # Duplicates (in any case) count once.
     to = ", ".join(rcpts + [r.upper() for r in rcpts])
@@ -716,3 +730,88 @@ def run_setgid_case(tmp_path, daemon_factory, gid):
                        timeout=30)
     assert r.returncode == 64
     assert b"-C is not allowed" in r.stderr
+
+
+def test_sendmail_never_creates_the_spool_layout(tmp_path):
+    """A spool directory without its layout (the package made it, no
+    daemon ever started): sendmail run by another user creates nothing,
+    so nothing in the spool ends up owned by that user, and it exits 75
+    saying what to do."""
+    import grp
+    import pwd
+    import shutil
+    import tempfile
+    from pathlib import Path
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run as another user")
+    nobody = pwd.getpwnam("nobody")
+    nogroup = grp.getgrgid(nobody.pw_gid).gr_gid
+    # Somewhere user nobody can reach (pytest's own directory is 0700).
+    top = Path(tempfile.mkdtemp(prefix="postern-layout-"))
+    try:
+        top.chmod(0o755)
+        spool = top / "spool"
+        spool.mkdir()
+        os.chown(spool, 0, nogroup)     # owned by root, writable by the
+        spool.chmod(0o2770)             # group of the user running it
+        conf = top / "postern.conf"
+        conf.write_text(CONF % (spool, ""))
+        conf.chmod(0o644)
+        prog = top / "sendmail"
+        shutil.copy(SENDMAIL, prog)
+        prog.chmod(0o755)
+
+        def become_nobody():
+            os.setgroups([])
+            os.setgid(nogroup)
+            os.setuid(nobody.pw_uid)
+
+        r = subprocess.run([str(prog), "-C", str(conf), "bob@example.net"],
+                           input=b"Subject: x\n\nhi\n", capture_output=True,
+                           timeout=30, preexec_fn=become_nobody)
+        assert r.returncode == 75, r.stderr
+        assert os.listdir(spool) == []
+        assert r.stderr == (
+            b"sendmail: spool %s is not initialised: start posternd once, "
+            b"or run \"postern init-spool\" as root or as the spool's owner;"
+            b" nothing was queued\n" % str(spool).encode()), r.stderr
+        # The operator's command creates it, owned like the spool itself.
+        r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        for sub in ["format", "tmp", "queue", "queue/0", "queue/f",
+                    "quarantine"]:
+            st = (spool / sub).stat()
+            assert (st.st_uid, st.st_gid) == (0, nogroup), sub
+        r = subprocess.run([str(prog), "-C", str(conf), "bob@example.net"],
+                           input=b"Subject: x\n\nhi\n", capture_output=True,
+                           timeout=30, preexec_fn=become_nobody)
+        assert r.returncode == 0, r.stderr
+        assert len(spool_messages(str(spool))) == 1
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_tmpfiles_creates_a_spool_sendmail_accepts(tmp_path):
+    """The package's tmpfiles.d entry makes the whole layout, so that
+    sendmail works before posternd first starts."""
+    from conftest import SOURCE
+    if os.geteuid() != 0:
+        pytest.skip("systemd-tmpfiles --root needs root")
+    with open(os.path.join(SOURCE, "systemd", "postern.tmpfiles")) as f:
+        text = f.read()
+    # User postern exists only where the package is installed.
+    entries = text.replace("@SPOOL_DIR@", "/spool").replace(
+        "postern\tpostern", "root\troot")
+    (tmp_path / "postern.conf").write_text(entries)
+    root = tmp_path / "root"
+    root.mkdir()
+    r = subprocess.run(["systemd-tmpfiles", "--create", "--root",
+                        str(root), str(tmp_path / "postern.conf")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    conf = tmp_path / "sendmail.conf"
+    conf.write_text(CONF % (root / "spool", ""))
+    r = sendmail(str(conf), "bob@example.net", data="Subject: x\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    assert len(spool_messages(str(root / "spool"))) == 1
