@@ -31,8 +31,8 @@ struct out {
 };
 
 enum key {
-	K_ID, K_ARRIVAL, K_SIZE, K_ORIGIN, K_BODY, K_SMTPUTF8, K_RET, K_ENVID,
-	K_SENDER, K_ATTEMPTS, K_NEXT, K_LAST_CODE, K_LAST_ESC, K_LAST_ERROR,
+	K_ID, K_ARRIVAL, K_SIZE, K_ORIGIN, K_BODY, K_SMTPUTF8, K_UTF8_NEEDED,
+	K_RET, K_ENVID, K_SENDER, K_ATTEMPTS, K_NEXT, K_LAST_CODE, K_LAST_ESC, K_LAST_ERROR,
 	K_HELD, K_RCPT, K_R_STATE, K_R_NOTIFY, K_R_ORCPT, K_R_CODE, K_R_ESC,
 	K_R_ERROR, K__COUNT
 };
@@ -50,6 +50,8 @@ static const struct {
 	[K_ORIGIN] = { "origin", 0 },
 	[K_BODY] = { "body", 0 },
 	[K_SMTPUTF8] = { "smtputf8", 0 },
+	/* An "x-" key: older readers skip it (doc/spool.md). */
+	[K_UTF8_NEEDED] = { "x-smtputf8-needed", 0 },
 	[K_RET] = { "ret", 0 },
 	[K_ENVID] = { "envid", 0 },
 	[K_SENDER] = { "sender", KF_REQUIRED },
@@ -87,7 +89,8 @@ static const struct {
 
 #define NOTIFY_ALL	(PST_SPOOL_NOTIFY_NEVER | PST_SPOOL_NOTIFY_SUCCESS | \
 			 PST_SPOOL_NOTIFY_FAILURE | PST_SPOOL_NOTIFY_DELAY)
-#define FLAGS_ALL	(PST_SPOOL_F_8BITMIME | PST_SPOOL_F_SMTPUTF8)
+#define FLAGS_ALL	(PST_SPOOL_F_8BITMIME | PST_SPOOL_F_SMTPUTF8 | \
+			 PST_SPOOL_F_UTF8_CHECKED | PST_SPOOL_F_UTF8_NEEDED)
 
 static int	 value_check(const char *, const char *, struct pst_err *);
 static int	 set_string(char **, const char *, const char *, bool,
@@ -495,6 +498,8 @@ env_check(const struct pst_spool_env *env, struct pst_err *err)
 		return spool_bad(err, "envelope %s has a negative time",
 		    env->id);
 	if ((env->flags & ~FLAGS_ALL) != 0 ||
+	    ((env->flags & PST_SPOOL_F_UTF8_NEEDED) &&
+	    !(env->flags & PST_SPOOL_F_UTF8_CHECKED)) ||
 	    (unsigned)env->ret > PST_SPOOL_RET_HDRS)
 		return spool_bad(err, "envelope %s has invalid flags",
 		    env->id);
@@ -548,6 +553,9 @@ pst_spool_env_encode(const struct pst_spool_env *env, char **out,
 	    "8bitmime" : "7bit", err);
 	rc |= out_kv(&o, "smtputf8", (env->flags & PST_SPOOL_F_SMTPUTF8) ?
 	    "yes" : "no", err);
+	if (env->flags & PST_SPOOL_F_UTF8_CHECKED)
+		rc |= out_kv(&o, "x-smtputf8-needed",
+		    (env->flags & PST_SPOOL_F_UTF8_NEEDED) ? "yes" : "no", err);
 	if (env->ret != PST_SPOOL_RET_UNSET)
 		rc |= out_kv(&o, "ret", env->ret == PST_SPOOL_RET_FULL ?
 		    "full" : "hdrs", err);
@@ -786,6 +794,12 @@ decode_line(struct pst_spool_env *env, enum key k, const char *v, size_t n,
 			env->held = true;
 		else if (v[0] == 'y')
 			env->flags |= PST_SPOOL_F_SMTPUTF8;
+		return 0;
+	case K_UTF8_NEEDED:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return -1;
+		env->flags |= PST_SPOOL_F_UTF8_CHECKED |
+		    (v[0] == 'y' ? PST_SPOOL_F_UTF8_NEEDED : 0);
 		return 0;
 	case K_RET:
 		if (strcmp(v, "full") == 0)
