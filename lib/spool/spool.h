@@ -235,6 +235,13 @@ int	pst_spool_env_set_error(struct pst_spool_env *env, int code,
 size_t	pst_spool_env_pending(const struct pst_spool_env *env);
 
 /*
+ * pst_spool_env_utf8_addrs()
+ * Whether the sender or a recipient address holds a byte above 127 (an
+ * internationalized address: RFC 6531 §3.4).
+ */
+bool	pst_spool_env_utf8_addrs(const struct pst_spool_env *env);
+
+/*
  * pst_spool_rcpt_state_name()
  * "pending", "deferred", "delivered", "failed".
  */
