@@ -138,7 +138,7 @@ struct submit {
 
 	/* The header section. */
 	bool			 headers_done;	/* written out */
-	bool			 hdr_8bit;	/* a byte above 127 in it */
+	bool			 hdr_8bit;	/* a byte above 127 */
 	unsigned		 received;	/* Received: fields */
 	char			*hdr;
 	size_t			 hdr_len;

@@ -92,7 +92,7 @@ struct pst_dot {
 	size_t			 max_line;	/* line bound, CRLF included */
 	uint64_t		 size;		/* octets so far (see above) */
 	bool			 eightbit;	/* a byte above 127 was seen */
-	bool			 hdr_8bit;	/* ... in the header section */
+	bool			 hdr_8bit;	/* ... in the header */
 	unsigned		 received;	/* "Received:" header fields */
 	size_t			 line_len;	/* octets of the current line */
 	bool			 in_header;	/* in the header section */
