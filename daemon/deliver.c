@@ -84,6 +84,7 @@ struct delivery {
 	struct pst_spool_lock	*lock;
 	struct pst_spool_env	*env;
 	int			 body_fd;
+	uint64_t		 size;		/* body bytes */
 	bool			 utf8;		/* needs SMTPUTF8 */
 	unsigned char		*unable;	/* by upstream index */
 	struct pst_client_mail	 mail;
@@ -241,6 +242,7 @@ load_work(void *arg)
 			d->load_status = LOAD_ERROR;
 		goto release;
 	}
+	d->size = d->env->size;
 	d->utf8 = needs_smtputf8(d->env, d->body_fd);
 	d->load_status = LOAD_OK;
 	return;
@@ -442,10 +444,10 @@ can_take(const struct delivery *d, bool smtputf8, uint64_t size_max,
 		    "not support SMTPUTF8, which this message needs (RFC 6531 "
 		    "3.4)");
 		strcpy(why->esc, "5.6.7");
-	} else if (size_max > 0 && d->env->size > size_max) {
+	} else if (size_max > 0 && d->size > size_max) {
 		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the message (%llu "
 		    "bytes) exceeds the server's size limit (%llu bytes)",
-		    (unsigned long long)d->env->size,
+		    (unsigned long long)d->size,
 		    (unsigned long long)size_max);
 		strcpy(why->esc, "5.3.4");
 	} else

@@ -31,10 +31,10 @@ struct out {
 };
 
 enum key {
-	K_ID, K_ARRIVAL, K_SIZE, K_ORIGIN, K_BODY, K_SMTPUTF8, K_UTF8_NEEDED,
-	K_RET, K_ENVID, K_SENDER, K_ATTEMPTS, K_NEXT, K_LAST_CODE, K_LAST_ESC,
-	K_LAST_ERROR, K_HELD, K_RCPT, K_R_STATE, K_R_NOTIFY, K_R_ORCPT,
-	K_R_CODE, K_R_ESC, K_R_ERROR, K__COUNT
+	K_ID, K_ARRIVAL, K_SIZE, K_ORIGIN, K_BODY, K_SMTPUTF8, K_RET, K_ENVID,
+	K_SENDER, K_ATTEMPTS, K_NEXT, K_LAST_CODE, K_LAST_ESC, K_LAST_ERROR,
+	K_HELD, K_RCPT, K_R_STATE, K_R_NOTIFY, K_R_ORCPT, K_R_CODE, K_R_ESC,
+	K_R_ERROR, K_UTF8_NEEDED, K__COUNT
 };
 
 #define KF_RCPT		0x01	/* describes the last "rcpt" */
@@ -50,8 +50,6 @@ static const struct {
 	[K_ORIGIN] = { "origin", 0 },
 	[K_BODY] = { "body", 0 },
 	[K_SMTPUTF8] = { "smtputf8", 0 },
-	/* An "x-" key: older readers skip it (doc/spool.md). */
-	[K_UTF8_NEEDED] = { "x-smtputf8-needed", 0 },
 	[K_RET] = { "ret", 0 },
 	[K_ENVID] = { "envid", 0 },
 	[K_SENDER] = { "sender", KF_REQUIRED },
@@ -68,6 +66,8 @@ static const struct {
 	[K_R_CODE] = { "rcpt.code", KF_RCPT },
 	[K_R_ESC] = { "rcpt.esc", KF_RCPT },
 	[K_R_ERROR] = { "rcpt.error", KF_RCPT },
+	/* An "x-" key: older readers skip it (doc/spool.md). */
+	[K_UTF8_NEEDED] = { "x-smtputf8-needed", 0 },
 };
 
 static const char *const state_names[PST_SPOOL_RCPT__COUNT] = {
@@ -809,19 +809,19 @@ decode_line(struct pst_spool_env *env, enum key k, const char *v, size_t n,
 			return -1;
 		return 0;
 	case K_SMTPUTF8:
+	case K_UTF8_NEEDED:
 	case K_HELD:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
 			return -1;
-		if (v[0] == 'y' && k == K_HELD)
+		if (k == K_UTF8_NEEDED)
+			env->flags |= PST_SPOOL_F_UTF8_CHECKED;
+		if (v[0] != 'y')
+			return 0;
+		if (k == K_HELD)
 			env->held = true;
-		else if (v[0] == 'y')
-			env->flags |= PST_SPOOL_F_SMTPUTF8;
-		return 0;
-	case K_UTF8_NEEDED:
-		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
-			return -1;
-		env->flags |= PST_SPOOL_F_UTF8_CHECKED |
-		    (v[0] == 'y' ? PST_SPOOL_F_UTF8_NEEDED : 0);
+		else
+			env->flags |= k == K_SMTPUTF8 ? PST_SPOOL_F_SMTPUTF8 :
+			    PST_SPOOL_F_UTF8_NEEDED;
 		return 0;
 	case K_RET:
 		if (strcmp(v, "full") == 0)
