@@ -19,6 +19,17 @@
 #include "common/err.h"
 #include "config.h"
 
+#define CTE_8BIT	"Content-Transfer-Encoding: 8bit\r\n"
+
+static bool
+has_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
 bool
 bounce_wanted(const struct pst_spool_rcpt *r)
 {
@@ -64,17 +75,19 @@ status_of(const struct pst_spool_rcpt *r)
 
 /*
  * Copies the original message: whole (CRLF text already), or its header
- * section only.  Returns 0 or -1 with 'err'.
+ * section only; with 'msg' NULL it only looks.  '*eightbit' tells whether
+ * what it copied holds a byte above 127.  Returns 0 or -1 with 'err'.
  */
 static int
 copy_original(struct pst_spool_msg *msg, int fd, bool headers_only,
-    struct pst_err *err)
+    bool *eightbit, struct pst_err *err)
 {
 	char buf[16384];
 	ssize_t n;
 	size_t i, len;
 	int matched = 0;	/* of "\r\n\r\n", the header's end */
 
+	*eightbit = false;
 	if (lseek(fd, 0, SEEK_SET) == -1)
 		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, errno,
 		    "bounce: reading the original");
@@ -90,9 +103,11 @@ copy_original(struct pst_spool_msg *msg, int fd, bool headers_only,
 				break;
 			}
 		}
-		if (pst_spool_msg_write(msg, buf, len, err) == -1 ||
-		    (pst_spool_msg_need_flush(msg) &&
-		    pst_spool_msg_flush_sync(msg, err) == -1))
+		for (i = 0; i < len && !*eightbit; i++)
+			*eightbit = (unsigned char)buf[i] >= 0x80;
+		if (msg != NULL && (pst_spool_msg_write(msg, buf, len,
+		    err) == -1 || (pst_spool_msg_need_flush(msg) &&
+		    pst_spool_msg_flush_sync(msg, err) == -1)))
 			return -1;
 		if (matched == 4)
 			return 0;
@@ -112,8 +127,8 @@ bounce_relay_wanted(const struct pst_spool_rcpt *r)
 int
 bounce_create(struct pst_spool *spool, const struct config *cfg,
     const struct pst_spool_env *env, const unsigned char *action,
-    const char *reporter,
-    int body_fd, char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
+    const char *reporter, int body_fd, bool utf8,
+    char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
     struct pst_err *err)
 {
 	struct pst_spool_msg *msg;
@@ -123,7 +138,7 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	unsigned char rnd[8];
 	struct tm tm;
 	time_t now = time(NULL);
-	bool headers_only, failed = false, too_big = false;
+	bool headers_only, failed = false, too_big = false, quoted8, addrs8;
 	size_t i;
 
 	for (i = 0; i < env->nrcpts; i++) {
@@ -154,6 +169,21 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	/* A success report quotes only the header (as Postfix does). */
 	headers_only = !failed || too_big || env->ret == PST_SPOOL_RET_HDRS ||
 	    env->size > BOUNCE_FULL_MAX;
+	/*
+	 * The report is sent with what its content needs: BODY=8BITMIME for
+	 * 8-bit data (the original, UTF-8 addresses), and for an original
+	 * that needs SMTPUTF8 the RFC 6533 types; the report itself needs
+	 * SMTPUTF8 only when the address it goes to is UTF-8.
+	 */
+	if (copy_original(NULL, body_fd, headers_only, &quoted8, err) == -1)
+		goto fail;
+	addrs8 = pst_spool_env_utf8_addrs(env);
+	if (quoted8 || addrs8)
+		benv->flags |= PST_SPOOL_F_8BITMIME;
+	if (utf8)
+		benv->flags |= PST_SPOOL_F_SMTPUTF8 | PST_SPOOL_F_UTF8_CHECKED |
+		    (pst_spool_env_utf8_addrs(benv) ? PST_SPOOL_F_UTF8_NEEDED :
+		    0);
 
 	if (out(msg, err,
 	    "Received: by %s (postern) id %s; %s\r\n"
@@ -164,13 +194,15 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	    "Message-ID: <%s.bounce@%s>\r\n"
 	    "Auto-Submitted: auto-replied\r\n"
 	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	    "Content-Type: multipart/report; report-type=%s;\r\n"
 	    "\tboundary=\"%s\"\r\n"
+	    "%s"
 	    "\r\n"
 	    "This is a MIME-encapsulated message.\r\n"
 	    "\r\n"
 	    "--%s\r\n"
-	    "Content-Type: text/plain; charset=us-ascii\r\n"
+	    "Content-Type: text/plain; charset=%s\r\n"
+	    "%s"
 	    "\r\n"
 	    "This is the mail system at host %s.\r\n"
 	    "\r\n"
@@ -179,7 +211,10 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	    cfg->hostname, pst_spool_msg_id(msg), date, cfg->hostname,
 	    env->sender, failed ? "Undelivered Mail Returned to Sender" :
 	    "Successful Mail Delivery Report", date, pst_spool_msg_id(msg),
-	    cfg->hostname, boundary, boundary, cfg->hostname,
+	    cfg->hostname, utf8 ? "global-delivery-status" :
+	    "delivery-status", boundary, quoted8 || addrs8 ? CTE_8BIT : "",
+	    boundary, addrs8 ? "utf-8" : "us-ascii", addrs8 ? CTE_8BIT : "",
+	    cfg->hostname,
 	    failed ? "Your message could not be delivered to one or more "
 	    "recipients.\r\nIt is attached below." : "Your message was "
 	    "relayed to a server that does not send delivery\r\n"
@@ -198,13 +233,15 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	}
 	if (out(msg, err,
 	    "--%s\r\n"
-	    "Content-Type: message/delivery-status\r\n"
+	    "Content-Type: message/%sdelivery-status\r\n"
+	    "%s"
 	    "\r\n"
 	    "Reporting-MTA: dns; %s\r\n"
 	    "X-Postern-Queue-ID: %s\r\n"
 	    "%s%s%s"
 	    "Arrival-Date: %s\r\n",
-	    boundary, cfg->hostname, env->id,
+	    boundary, utf8 ? "global-" : "", addrs8 ? CTE_8BIT : "",
+	    cfg->hostname, env->id,
 	    env->envid != NULL ? "Original-Envelope-Id: " : "",
 	    env->envid != NULL ? env->envid : "",
 	    env->envid != NULL ? "\r\n" : "", arrived) == -1)
@@ -221,12 +258,12 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 			    r->error != NULL ? r->error : "");
 		if (out(msg, err,
 		    "\r\n"
-		    "Final-Recipient: rfc822; %s\r\n"
+		    "Final-Recipient: %s; %s\r\n"
 		    "%s%s%s"
 		    "Action: %s\r\n"
 		    "Status: %s\r\n"
 		    "%s",
-		    r->addr,
+		    utf8 && has_8bit(r->addr) ? "utf-8" : "rfc822", r->addr,
 		    r->orcpt != NULL ? "Original-Recipient: " : "",
 		    r->orcpt != NULL ? r->orcpt : "",
 		    r->orcpt != NULL ? "\r\n" : "",
@@ -235,9 +272,11 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 		    diag) == -1)
 			goto fail;
 	}
-	if (out(msg, err, "\r\n--%s\r\nContent-Type: %s\r\n\r\n", boundary,
-	    headers_only ? "text/rfc822-headers" : "message/rfc822") == -1 ||
-	    copy_original(msg, body_fd, headers_only, err) == -1 ||
+	if (out(msg, err, "\r\n--%s\r\nContent-Type: %s\r\n%s\r\n",
+	    boundary, utf8 ? (headers_only ? "message/global-headers" :
+	    "message/global") : (headers_only ? "text/rfc822-headers" :
+	    "message/rfc822"), quoted8 ? CTE_8BIT : "") == -1 ||
+	    copy_original(msg, body_fd, headers_only, &quoted8, err) == -1 ||
 	    out(msg, err, "\r\n--%s--\r\n", boundary) == -1)
 		goto fail;
 	if (pst_spool_msg_commit_sync(msg, err) == -1)

@@ -7,6 +7,8 @@
  *   SECRET   fetch the upstream's password (pool; files and commands)
  *   CONNECT  negotiate a session (dial, TLS mode, EHLO, AUTH)
  *   SEND     one message through the client
+ *   SWITCH   QUIT sent to an upstream that cannot take the message (its
+ *            EHLO said so); CONNECT to the next one follows
  *   SAVE     bounce, then update or remove the envelope (pool)
  *   QUIT     no more due messages, or enough on this connection
  *
@@ -48,6 +50,7 @@ enum dstate {
 	D_SECRET,	/* fetching the password (pool) */
 	D_CONNECT,	/* negotiating a session */
 	D_SEND,		/* the client is sending the message */
+	D_SWITCH,	/* leaving an upstream that cannot take it */
 	D_SAVE,		/* writing the outcome (pool) */
 	D_QUIT,		/* QUIT sent, waiting for the answer */
 };
@@ -81,6 +84,9 @@ struct delivery {
 	struct pst_spool_lock	*lock;
 	struct pst_spool_env	*env;
 	int			 body_fd;
+	uint64_t		 size;		/* body bytes */
+	bool			 utf8;		/* needs SMTPUTF8 */
+	unsigned char		*unable;	/* by upstream index */
 	struct pst_client_mail	 mail;
 	struct pst_client_rcpt	*rcpts;
 	char			**notify;
@@ -121,6 +127,9 @@ enum load_status {
 };
 
 static void	arm_total(struct delivery *);
+static bool	known_unable(const struct delivery *, const struct upstate *,
+		    struct pst_err *);
+static void	d_cannot_take(struct delivery *, const struct pst_err *);
 static void	d_load(struct delivery *);
 static void	d_connect(struct delivery *);
 static void	d_send(struct delivery *);
@@ -150,6 +159,51 @@ submit(struct delivery *d, pst_pool_fn work, pst_pool_fn done)
 /*
  * LOAD
  */
+
+/*
+ * Whether the header section of the body on 'fd' holds a byte above 127;
+ * true also when it cannot be read (the safe answer).
+ */
+static bool
+header_8bit(int fd)
+{
+	char buf[4096];
+	const char *end = "\r\n\r\n";
+	unsigned matched = 2;	/* an empty first line ends it too */
+	off_t off = 0;
+	ssize_t n, i;
+
+	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+		for (i = 0; i < n; i++) {
+			if ((unsigned char)buf[i] >= 0x80)
+				return true;
+			if (buf[i] == end[matched])
+				matched++;
+			else
+				matched = buf[i] == '\r' ? 1 : 0;
+			if (matched == 4)
+				return false;
+		}
+		off += n;
+	}
+	return n == -1;
+}
+
+/*
+ * RFC 6531 §3.4: a message needs SMTPUTF8 when its envelope or header
+ * section holds UTF-8, not because its client asked for it.  Intake
+ * records which (PST_SPOOL_F_UTF8_CHECKED); for envelopes written before
+ * it did, look.
+ */
+static bool
+needs_smtputf8(const struct pst_spool_env *env, int fd)
+{
+	if (!(env->flags & PST_SPOOL_F_SMTPUTF8))
+		return false;
+	if (env->flags & PST_SPOOL_F_UTF8_CHECKED)
+		return (env->flags & PST_SPOOL_F_UTF8_NEEDED) != 0;
+	return pst_spool_env_utf8_addrs(env) || header_8bit(fd);
+}
 
 static void
 load_work(void *arg)
@@ -189,6 +243,8 @@ load_work(void *arg)
 			d->load_status = LOAD_ERROR;
 		goto release;
 	}
+	d->size = d->env->size;
+	d->utf8 = needs_smtputf8(d->env, d->body_fd);
 	d->load_status = LOAD_OK;
 	return;
 release:
@@ -202,6 +258,7 @@ load_done(void *arg)
 {
 	struct delivery *d = arg;
 	const char *id = qent_id(d->e);
+	struct pst_err why;
 	time_t now = time(NULL);
 
 	if (d->aborted) {
@@ -212,8 +269,11 @@ load_done(void *arg)
 	switch (d->load_status) {
 	case LOAD_OK:
 		arm_total(d);
+		memset(d->unable, 0, d->cfg->nupstreams);
 		if (d->client != NULL)
 			d_send(d);
+		else if (d->neg == NULL && known_unable(d, d->cur, &why))
+			d_cannot_take(d, &why);
 		else if (d->neg == NULL)
 			d_connect(d);
 		return;
@@ -264,7 +324,8 @@ total_expired(evutil_socket_t fd, short what, void *arg)
 	const struct config_upstream *u = &d->cfg->upstreams[d->upi];
 	char limit[32];
 
-	if (d->state != D_CONNECT && d->state != D_SEND)
+	if (d->state != D_CONNECT && d->state != D_SEND &&
+	    d->state != D_SWITCH)
 		return;		/* a pool job runs; it ends by itself */
 	pst_duration_format(u->timeouts.total, limit, sizeof(limit));
 	pst_err_set(&d->msg_err, PST_TEMP, PST_STAGE_NONE, "the delivery "
@@ -369,11 +430,60 @@ d_connect(struct delivery *d)
 		on_negotiated(NULL, NULL, &err, d);
 }
 
-/* The next upstream after the current one whose breaker lets it through. */
+/*
+ * Whether an upstream whose EHLO offered SMTPUTF8 or not ('smtputf8') and
+ * announced 'size_max' (0: no limit) can take the message; if not, 'why'
+ * says so, with the status RFC 3463 has for it.  It is about that one
+ * upstream: another may well take the message.
+ */
+static bool
+can_take(const struct delivery *d, bool smtputf8, uint64_t size_max,
+    struct pst_err *why)
+{
+	if (d->utf8 && !smtputf8) {
+		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the server does "
+		    "not support SMTPUTF8, which this message needs (RFC 6531 "
+		    "3.4)");
+		strcpy(why->esc, "5.6.7");
+	} else if (size_max > 0 && d->size > size_max) {
+		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the message (%llu "
+		    "bytes) exceeds the server's size limit (%llu bytes)",
+		    (unsigned long long)d->size,
+		    (unsigned long long)size_max);
+		strcpy(why->esc, "5.3.4");
+	} else
+		return true;
+	why->scope = PST_SCOPE_MESSAGE;
+	return false;
+}
+
+/* Whether the last EHLO seen from 'up' rules the message out. */
+static bool
+known_unable(const struct delivery *d, const struct upstate *up,
+    struct pst_err *why)
+{
+	return up->caps_known && !can_take(d, up->smtputf8, up->size_max,
+	    why);
+}
+
+static void
+mark_unable(struct delivery *d, size_t i, const struct pst_err *why)
+{
+	d->unable[i] = 1;
+	log_info("event=upstream-unable id=%s upstream=%s code=0 esc=%s "
+	    "reason=%s", qent_id(d->e), qs(d->cfg->upstreams[i].name),
+	    why->esc, qs(why->text));
+}
+
+/*
+ * Moves on to the next upstream after the current one whose breaker lets
+ * it through and whose last EHLO did not rule the message out.
+ */
 static bool
 failover(struct delivery *d)
 {
 	struct upstate *up;
+	struct pst_err why;
 	time_t now = time(NULL);
 	size_t i;
 
@@ -382,6 +492,10 @@ failover(struct delivery *d)
 		if (up == NULL || (up->open_until != 0 &&
 		    (now < up->open_until || up->probing)))
 			continue;
+		if (known_unable(d, up, &why)) {
+			mark_unable(d, i, &why);
+			continue;
+		}
 		log_info("event=failover id=%s from=%s to=%s", qent_id(d->e),
 		    qs(up_name(d)), qs(up->name));
 		d->upi = i;
@@ -390,6 +504,63 @@ failover(struct delivery *d)
 		return true;
 	}
 	return false;
+}
+
+/* Whether every upstream is known to be unable to take the message. */
+static bool
+none_can_take(struct delivery *d)
+{
+	struct upstate *up;
+	struct pst_err why;
+	size_t i;
+
+	for (i = 0; i < d->cfg->nupstreams; i++) {
+		if (d->unable[i])
+			continue;
+		up = scheduler_upstate(d->s, d->cfg->upstreams[i].name);
+		if (up == NULL || !known_unable(d, up, &why))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The current upstream cannot take the message, by its EHLO ('why'):
+ * a limit of one upstream, not a verdict on the message.  The next
+ * upstream gets it at once, in the same attempt; the message fails only
+ * when no upstream can take it, and waits while one that might is out
+ * of reach.
+ */
+static void
+d_cannot_take(struct delivery *d, const struct pst_err *why)
+{
+	struct pst_err own = *why;
+	size_t n;
+
+	mark_unable(d, d->upi, why);
+	if (!d->aborted && failover(d)) {
+		if (d->client == NULL) {
+			d_connect(d);
+			return;
+		}
+		/* client_closed() or client_failed() connects on. */
+		d->state = D_SWITCH;
+		pst_client_quit(d->client);
+		return;
+	}
+	d->msg_err = own;
+	n = strlen(d->msg_err.text);
+	if (none_can_take(d)) {
+		if (d->cfg->nupstreams > 1)
+			snprintf(d->msg_err.text + n, sizeof(d->msg_err.text) -
+			    n, "; no other upstream can take it either");
+	} else {
+		d->msg_err.cls = PST_TEMP;
+		d->msg_err.esc[0] = '4';
+		snprintf(d->msg_err.text + n, sizeof(d->msg_err.text) - n,
+		    "; waiting for an upstream that can take it");
+	}
+	d_save(d);
 }
 
 static void	client_rcpt(struct pst_client *, size_t, const struct pst_err *,
@@ -406,6 +577,16 @@ static const struct pst_client_cbs delivery_cbs = {
 	.failed = client_failed,
 	.closed = client_closed,
 };
+
+/* What the upstream's EHLO said it can take, for the next messages. */
+static void
+remember_caps(struct upstate *up, const struct pst_client_info *info)
+{
+	up->caps_known = true;
+	up->smtputf8 = (info->ehlo.caps & PST_EHLO_SMTPUTF8) != 0;
+	up->size_max = (info->ehlo.caps & PST_EHLO_SIZE) ?
+	    info->ehlo.size_max : 0;
+}
 
 static void
 on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
@@ -449,6 +630,7 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 	/* Without an error the negotiation hands over its result. */
 	/* cppcheck-suppress nullPointer */
 	scheduler_conn_result(d->s, d->cur, NULL, res->learned);
+	remember_caps(d->cur, pst_client_info(c));
 	d->connected_once = true;
 	/* cppcheck-suppress nullPointer */
 	log_debug("event=connected upstream=%s mode=%s path=%s",
@@ -516,7 +698,6 @@ d_prepare(struct delivery *d)
 	d->mail.nrcpts = n;
 	d->mail.size = env->size;
 	d->mail.body_8bit = (env->flags & PST_SPOOL_F_8BITMIME) != 0;
-	d->mail.smtputf8 = (env->flags & PST_SPOOL_F_SMTPUTF8) != 0;
 	d->mail.ret = env->ret == PST_SPOOL_RET_FULL ? "FULL" :
 	    env->ret == PST_SPOOL_RET_HDRS ? "HDRS" : NULL;
 	d->mail.envid = env->envid;
@@ -527,16 +708,25 @@ d_prepare(struct delivery *d)
 static void
 d_send(struct delivery *d)
 {
+	const struct pst_client_info *info = pst_client_info(d->client);
 	struct pst_err err;
 
 	d->state = D_SEND;
 	pst_err_clear(&d->msg_err);
+	remember_caps(d->cur, info);
+	if (!can_take(d, d->cur->smtputf8, d->cur->size_max, &err)) {
+		d_cannot_take(d, &err);
+		return;
+	}
 	if (lseek(d->body_fd, 0, SEEK_SET) == -1 || d_prepare(d) == -1) {
 		pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA, errno,
 		    "preparing the message");
 		d_save(d);
 		return;
 	}
+	/* Asked for, and offered: keep it (it does no harm). */
+	d->mail.smtputf8 = (d->env->flags & PST_SPOOL_F_SMTPUTF8) &&
+	    d->cur->smtputf8;
 	d->messages++;
 	if (pst_client_send(d->client, &d->mail, &err) == -1) {
 		d->msg_err = err;
@@ -583,6 +773,10 @@ client_failed(struct pst_client *c, const struct pst_err *err, void *arg)
 		d_end(d);
 		return;
 	}
+	if (d->state == D_SWITCH) {
+		d_connect(d);
+		return;
+	}
 	if (d->state == D_LOAD || d->state == D_SAVE) {
 		/* A pool job runs; d_next() ends us when it is back. */
 		return;
@@ -612,6 +806,10 @@ client_closed(struct pst_client *c, void *arg)
 
 	d->client = NULL;
 	pst_client_free(c);
+	if (d->state == D_SWITCH) {
+		d_connect(d);
+		return;
+	}
 	d_end(d);
 }
 
@@ -638,10 +836,11 @@ verdict(const struct delivery *d, size_t i, const struct pst_err **why)
 	*why = e;
 	/*
 	 * Only a 5xx about this message or recipient is final: the
-	 * upstream's own, or one the client decided from the upstream's
-	 * EHLO (a message over its SIZE, SMTPUTF8 it lacks: 5.3.4, 5.6.7).
-	 * Connection, TLS, AUTH and our own trouble wait: the recipient is
-	 * not at fault (Postfix soft-bounces those too).
+	 * upstream's own, or one decided from the EHLO of every upstream
+	 * (d_cannot_take(): no upstream takes its size, or has the SMTPUTF8
+	 * it needs: 5.3.4, 5.6.7).  Connection, TLS, AUTH and our own
+	 * trouble wait: the recipient is not at fault (Postfix soft-bounces
+	 * those too).
 	 */
 	if (e->cls == PST_PERM && (e->smtp_code >= 500 || e->esc[0] == '5') &&
 	    (e->scope == PST_SCOPE_RECIPIENT || e->scope == PST_SCOPE_MESSAGE))
@@ -754,7 +953,7 @@ save_work(void *arg)
 
 	pst_err_clear(&d->job_err);
 	if (d->bounce && bounce_create(scheduler_spool(d->s), d->cfg, d->env,
-	    d->bounce_for, up_name(d), d->body_fd, d->bounce_id,
+	    d->bounce_for, up_name(d), d->body_fd, d->utf8, d->bounce_id,
 	    &d->bounce_arrival, &err) == -1) {
 		/* Keep the message: the bounce is tried again later. */
 		d->job_err = err;
@@ -889,6 +1088,7 @@ d_end(struct delivery *d)
 	secret_free(d->secret);
 	d_message_reset(d);
 	event_free(d->total);
+	free(d->unable);
 	config_unref(d->cfg);
 	LIST_REMOVE(d, entry);
 	free(d);
@@ -904,8 +1104,10 @@ delivery_start(struct scheduler *s, const struct config_upstream *u,
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -1;
-	if ((d->total = evtimer_new(scheduler_base(s), total_expired, d)) ==
+	if ((d->unable = calloc(cfg->nupstreams + 1, 1)) == NULL ||
+	    (d->total = evtimer_new(scheduler_base(s), total_expired, d)) ==
 	    NULL) {
+		free(d->unable);
 		free(d);
 		return -1;
 	}
@@ -934,7 +1136,7 @@ deliver_abort_all(struct scheduler *s)
 		/* Only what waits on the network can go now; pool jobs end
 		 * themselves when they come back. */
 		if (d->state == D_CONNECT || d->state == D_SEND ||
-		    d->state == D_QUIT) {
+		    d->state == D_SWITCH || d->state == D_QUIT) {
 			if (d->neg != NULL) {
 				pst_negotiate_cancel(d->neg);
 				d->neg = NULL;

@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "client/negotiate.h"
@@ -43,6 +44,10 @@ struct upstate {
 	time_t		 last_ok;
 	time_t		 last_fail;
 	char		 last_error[256];
+	/* What its last EHLO said it can take (deliver.c). */
+	bool		 caps_known;
+	bool		 smtputf8;	/* SMTPUTF8 offered */
+	uint64_t	 size_max;	/* SIZE limit, 0: none */
 	/* Counters since start, per recipient or per connection. */
 	unsigned long	 delivered;
 	unsigned long	 deferred;

@@ -759,11 +759,29 @@ session_take_data(struct session *s)
 	return 0;
 }
 
+/*
+ * RFC 6531 §3.4: of the mail whose client asked for SMTPUTF8, only what
+ * has UTF-8 in its envelope or header section needs it; delivery sends
+ * the rest to upstreams without SMTPUTF8 too.
+ */
+static void
+note_smtputf8(struct session *s)
+{
+	struct pst_spool_env *env = pst_spool_msg_env(s->msg);
+
+	if (!(env->flags & PST_SPOOL_F_SMTPUTF8))
+		return;
+	env->flags |= PST_SPOOL_F_UTF8_CHECKED;
+	if (s->dot.hdr_8bit || pst_spool_env_utf8_addrs(env))
+		env->flags |= PST_SPOOL_F_UTF8_NEEDED;
+}
+
 static void
 session_start_commit(struct session *s)
 {
 	struct pst_err err;
 
+	note_smtputf8(s);
 	session_set_state(s, SS_COMMIT);
 	if (pst_spool_msg_commit(s->msg, s->srv->pool, session_commit_done,
 	    s, &err) == -1) {

@@ -138,6 +138,7 @@ struct submit {
 
 	/* The header section. */
 	bool			 headers_done;	/* written out */
+	bool			 hdr_8bit;	/* a byte above 127 */
 	unsigned		 received;	/* Received: fields */
 	char			*hdr;
 	size_t			 hdr_len;
@@ -701,10 +702,12 @@ out_write(struct submit *s, const void *data, size_t len, struct pst_err *err)
 	const unsigned char *p = data;
 	size_t i;
 
-	if (!(s->env->flags & PST_SPOOL_F_8BITMIME))
+	if (!(s->env->flags & PST_SPOOL_F_8BITMIME) ||
+	    (!s->headers_done && !s->hdr_8bit))
 		for (i = 0; i < len; i++)
 			if (p[i] & 0x80) {
 				s->env->flags |= PST_SPOOL_F_8BITMIME;
+				s->hdr_8bit = !s->headers_done;
 				break;
 			}
 	if (pst_spool_msg_size(s->msg) + len > s->cfg->limits.message_size)
@@ -1364,6 +1367,16 @@ submit_finish(struct submit *s, struct pst_err *err)
 		return submit_fail(s, err, 554, "5.5.1", "no recipients%s",
 		    s->extract ? " (none in To:, Cc: or Bcc: and none on "
 		    "the command line)" : "");
+	/*
+	 * Mail with UTF-8 in its envelope or header section needs SMTPUTF8
+	 * (RFC 6531 §3.4), whether or not it was asked for (as Postfix's
+	 * smtputf8_autodetect_classes does for sendmail).
+	 */
+	if (s->hdr_8bit || pst_spool_env_utf8_addrs(s->env))
+		s->env->flags |= PST_SPOOL_F_SMTPUTF8 |
+		    PST_SPOOL_F_UTF8_CHECKED | PST_SPOOL_F_UTF8_NEEDED;
+	else if (s->env->flags & PST_SPOOL_F_SMTPUTF8)
+		s->env->flags |= PST_SPOOL_F_UTF8_CHECKED;
 	if (pst_spool_msg_commit_sync(s->msg, err) == -1)
 		return submit_spool_fail(s, err);
 	s->state = SUBMIT_COMMITTED;

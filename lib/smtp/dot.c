@@ -92,8 +92,10 @@ dot_count(struct pst_dot *d, unsigned char c)
 	/* RFC 5321 §4.5.3.1.6; the dropped dot was never counted. */
 	if (d->max_line != 0 && d->line_len > d->max_line)
 		d->refuse |= REFUSE_LINE;
-	if (c >= 0x80)
+	if (c >= 0x80) {
 		d->eightbit = true;
+		d->hdr_8bit = d->hdr_8bit || d->in_header;
+	}
 	if (c == '\0')
 		d->refuse |= REFUSE_NUL;
 }

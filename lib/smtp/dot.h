@@ -31,12 +31,14 @@
  * The reader also reports what the server needs to decide or record: the
  * message size (octets after unstuffing, CRLF included, the end-of-data
  * line excluded: the size RFC 1870 means), whether a byte above 127 was
- * seen (to check BODY=8BITMIME), and the number of "Received:" fields in
- * the header section, so that the server can refuse a looping message
- * (RFC 5321 §6.3: 554 5.4.0 past a count such as 100).  The header
- * section ends at the first empty line; field names match without
- * regard to case, with optional white space before the colon (RFC 5322
- * §4.5.7 obs-received); continuation lines are not fields.
+ * seen (to check BODY=8BITMIME) and whether one was in the header
+ * section (UTF-8 there needs SMTPUTF8, RFC 6531 §3.4), and the number of
+ * "Received:" fields in the header section, so that the server can
+ * refuse a looping message (RFC 5321 §6.3: 554 5.4.0 past a count such
+ * as 100).  The header section ends at the first empty line; field
+ * names match without regard to case, with optional white space before
+ * the colon (RFC 5322 §4.5.7 obs-received); continuation lines are not
+ * fields.
  *
  * Writing (client side).  pst_dot_encode() turns message bytes into DATA
  * stream bytes: a "." at the start of a line is doubled.  It is a
@@ -81,8 +83,8 @@ enum pst_dot_state {
 };
 
 /*
- * DATA reader.  Read 'size', 'eightbit' and 'received' freely; leave the
- * rest to the reader.
+ * DATA reader.  Read 'size', 'eightbit', 'hdr_8bit' and 'received'
+ * freely; leave the rest to the reader.
  */
 struct pst_dot {
 	enum pst_dot_state	 state;
@@ -90,6 +92,7 @@ struct pst_dot {
 	size_t			 max_line;	/* line bound, CRLF included */
 	uint64_t		 size;		/* octets so far (see above) */
 	bool			 eightbit;	/* a byte above 127 was seen */
+	bool			 hdr_8bit;	/* ... in the header */
 	unsigned		 received;	/* "Received:" header fields */
 	size_t			 line_len;	/* octets of the current line */
 	bool			 in_header;	/* in the header section */

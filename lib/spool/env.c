@@ -34,7 +34,7 @@ enum key {
 	K_ID, K_ARRIVAL, K_SIZE, K_ORIGIN, K_BODY, K_SMTPUTF8, K_RET, K_ENVID,
 	K_SENDER, K_ATTEMPTS, K_NEXT, K_LAST_CODE, K_LAST_ESC, K_LAST_ERROR,
 	K_HELD, K_RCPT, K_R_STATE, K_R_NOTIFY, K_R_ORCPT, K_R_CODE, K_R_ESC,
-	K_R_ERROR, K__COUNT
+	K_R_ERROR, K_UTF8_NEEDED, K__COUNT
 };
 
 #define KF_RCPT		0x01	/* describes the last "rcpt" */
@@ -66,6 +66,8 @@ static const struct {
 	[K_R_CODE] = { "rcpt.code", KF_RCPT },
 	[K_R_ESC] = { "rcpt.esc", KF_RCPT },
 	[K_R_ERROR] = { "rcpt.error", KF_RCPT },
+	/* An "x-" key: older readers skip it (doc/spool.md). */
+	[K_UTF8_NEEDED] = { "x-smtputf8-needed", 0 },
 };
 
 static const char *const state_names[PST_SPOOL_RCPT__COUNT] = {
@@ -87,7 +89,8 @@ static const struct {
 
 #define NOTIFY_ALL	(PST_SPOOL_NOTIFY_NEVER | PST_SPOOL_NOTIFY_SUCCESS | \
 			 PST_SPOOL_NOTIFY_FAILURE | PST_SPOOL_NOTIFY_DELAY)
-#define FLAGS_ALL	(PST_SPOOL_F_8BITMIME | PST_SPOOL_F_SMTPUTF8)
+#define FLAGS_ALL	(PST_SPOOL_F_8BITMIME | PST_SPOOL_F_SMTPUTF8 | \
+			 PST_SPOOL_F_UTF8_CHECKED | PST_SPOOL_F_UTF8_NEEDED)
 
 static int	 value_check(const char *, const char *, struct pst_err *);
 static int	 set_string(char **, const char *, const char *, bool,
@@ -367,6 +370,28 @@ pst_spool_env_pending(const struct pst_spool_env *env)
 	return n;
 }
 
+static bool
+has_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+bool
+pst_spool_env_utf8_addrs(const struct pst_spool_env *env)
+{
+	size_t i;
+
+	if (env->sender != NULL && has_8bit(env->sender))
+		return true;
+	for (i = 0; i < env->nrcpts; i++)
+		if (has_8bit(env->rcpts[i].addr))
+			return true;
+	return false;
+}
+
 const char *
 pst_spool_rcpt_state_name(enum pst_spool_rcpt_state state)
 {
@@ -495,6 +520,8 @@ env_check(const struct pst_spool_env *env, struct pst_err *err)
 		return spool_bad(err, "envelope %s has a negative time",
 		    env->id);
 	if ((env->flags & ~FLAGS_ALL) != 0 ||
+	    ((env->flags & PST_SPOOL_F_UTF8_NEEDED) &&
+	    !(env->flags & PST_SPOOL_F_UTF8_CHECKED)) ||
 	    (unsigned)env->ret > PST_SPOOL_RET_HDRS)
 		return spool_bad(err, "envelope %s has invalid flags",
 		    env->id);
@@ -548,6 +575,9 @@ pst_spool_env_encode(const struct pst_spool_env *env, char **out,
 	    "8bitmime" : "7bit", err);
 	rc |= out_kv(&o, "smtputf8", (env->flags & PST_SPOOL_F_SMTPUTF8) ?
 	    "yes" : "no", err);
+	if (env->flags & PST_SPOOL_F_UTF8_CHECKED)
+		rc |= out_kv(&o, "x-smtputf8-needed",
+		    (env->flags & PST_SPOOL_F_UTF8_NEEDED) ? "yes" : "no", err);
 	if (env->ret != PST_SPOOL_RET_UNSET)
 		rc |= out_kv(&o, "ret", env->ret == PST_SPOOL_RET_FULL ?
 		    "full" : "hdrs", err);
@@ -779,13 +809,19 @@ decode_line(struct pst_spool_env *env, enum key k, const char *v, size_t n,
 			return -1;
 		return 0;
 	case K_SMTPUTF8:
+	case K_UTF8_NEEDED:
 	case K_HELD:
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
 			return -1;
-		if (v[0] == 'y' && k == K_HELD)
+		if (k == K_UTF8_NEEDED)
+			env->flags |= PST_SPOOL_F_UTF8_CHECKED;
+		if (v[0] != 'y')
+			return 0;
+		if (k == K_HELD)
 			env->held = true;
-		else if (v[0] == 'y')
-			env->flags |= PST_SPOOL_F_SMTPUTF8;
+		else
+			env->flags |= k == K_SMTPUTF8 ? PST_SPOOL_F_SMTPUTF8 :
+			    PST_SPOOL_F_UTF8_NEEDED;
 		return 0;
 	case K_RET:
 		if (strcmp(v, "full") == 0)

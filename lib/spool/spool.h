@@ -37,7 +37,8 @@
  *   - "rcpt ADDR" starts a recipient; "rcpt.*" keys that follow describe
  *     it.  Unknown keys are an error unless they start with "x-" (or
  *     "rcpt.x-"): those are optional and ignored (not kept on rewrite).
- *   Keys: id, arrival, size, origin, body, smtputf8, ret, envid, sender,
+ *   Keys: id, arrival, size, origin, body, smtputf8, x-smtputf8-needed
+ *   (an "x-" key that this version knows), ret, envid, sender,
  *   attempts, next-attempt, last-code, last-esc, last-error, held, rcpt,
  *   rcpt.state, rcpt.notify, rcpt.orcpt, rcpt.code, rcpt.esc, rcpt.error.
  *   id, arrival, size, sender, one rcpt and each rcpt.state are required.
@@ -126,6 +127,14 @@ enum pst_spool_ret {
 /* Message flags (struct pst_spool_env 'flags'). */
 #define PST_SPOOL_F_8BITMIME	0x01	/* BODY=8BITMIME (RFC 6152) */
 #define PST_SPOOL_F_SMTPUTF8	0x02	/* SMTPUTF8 (RFC 6531) */
+/*
+ * Whether the message needs SMTPUTF8 (RFC 6531 §3.4: UTF-8 in an envelope
+ * address or in the header section), as its writer found: NEEDED only
+ * with CHECKED.  Without CHECKED nobody looked (an envelope from before
+ * this was recorded): a reader that must know looks at the message.
+ */
+#define PST_SPOOL_F_UTF8_CHECKED 0x04
+#define PST_SPOOL_F_UTF8_NEEDED	0x08
 
 struct pst_spool_rcpt {
 	char			*addr;		/* forward path, no <> */
@@ -224,6 +233,13 @@ int	pst_spool_env_set_error(struct pst_spool_env *env, int code,
  * the message is done and can be removed (after any bounce).
  */
 size_t	pst_spool_env_pending(const struct pst_spool_env *env);
+
+/*
+ * pst_spool_env_utf8_addrs()
+ * Whether the sender or a recipient address holds a byte above 127 (an
+ * internationalized address: RFC 6531 §3.4).
+ */
+bool	pst_spool_env_utf8_addrs(const struct pst_spool_env *env);
 
 /*
  * pst_spool_rcpt_state_name()

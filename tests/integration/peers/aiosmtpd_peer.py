@@ -7,14 +7,18 @@ write) as an upstream for the tests, in the mode a test asks for.
                    [--auth-plaintext] [--maildir DIR] [--ready FILE]
                    [--reject ADDR]... [--defer ADDR]...
                    [--defer-data N] [--slow-data SECONDS] [--sessions FILE]
+                   [--size BYTES] [--smtputf8]
 
 The policy options are what a real server's configuration decides: refuse
 a recipient (550 5.1.1), greylist one (451 4.7.1), answer 451 to the first
 N messages' data, or take its time over the data.  --sessions appends a
-line per EHLO (one per plain connection) to FILE.
+line per EHLO (one per plain connection) to FILE.  --size announces
+SIZE (and refuses larger messages), --smtputf8 offers SMTPUTF8 (aiosmtpd
+does not by default).
 
 Received messages go to DIR/N.eml with an envelope line first
-("X-Peer: ip", "X-Mail-From:", "X-Rcpt-To:"); "READY" is written to the
+("X-Peer: ip", "X-Mail-From:", "X-Mail-Options:" with the MAIL
+parameters, "X-Rcpt-To:"); "READY" is written to the
 ready file once the server listens.  Runs until killed.
 """
 
@@ -71,6 +75,8 @@ class Handler:
             with open(path + ".tmp", "wb") as f:
                 f.write(b"X-Peer: %s\r\n" % session.peer[0].encode())
                 f.write(b"X-Mail-From: %s\r\n" % envelope.mail_from.encode())
+                f.write(b"X-Mail-Options: %s\r\n" %
+                        " ".join(envelope.mail_options).encode())
                 for r in envelope.rcpt_tos:
                     f.write(b"X-Rcpt-To: %s\r\n" % r.encode())
                 f.write(b"X-TLS: %s\r\n" %
@@ -147,6 +153,8 @@ def main():
     ap.add_argument("--sessions")
     ap.add_argument("--size", type=int, default=0,
                     help="announce SIZE and refuse larger messages")
+    ap.add_argument("--smtputf8", action="store_true",
+                    help="offer SMTPUTF8")
     args = ap.parse_args()
 
     user, password = (args.auth.split(":", 1) if args.auth
@@ -157,6 +165,7 @@ def main():
     smtp_kwargs = {}
     if args.size:
         smtp_kwargs["data_size_limit"] = args.size
+    smtp_kwargs["enable_SMTPUTF8"] = args.smtputf8
     if args.auth:
         smtp_kwargs["authenticator"] = make_authenticator(user, password)
         smtp_kwargs["auth_require_tls"] = not args.auth_plaintext

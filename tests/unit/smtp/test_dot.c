@@ -20,6 +20,7 @@ struct result {
 	uint64_t		 size;
 	unsigned		 received;
 	bool			 eightbit;
+	bool			 hdr_8bit;
 	int			 code;
 	char			 esc[16];
 };
@@ -77,6 +78,7 @@ run_cuts(const char *in, size_t len, uint64_t max_size, size_t max_line,
 	r->size = d.size;
 	r->received = d.received;
 	r->eightbit = d.eightbit;
+	r->hdr_8bit = d.hdr_8bit;
 	evbuffer_free(ib);
 	evbuffer_free(ob);
 }
@@ -275,6 +277,38 @@ START_TEST(dot_reports_size_and_eightbit)
 	ck_assert_int_eq(r.st, PST_DOT_REFUSED);
 	ck_assert_uint_le(r.outlen, 4);
 	ck_assert_uint_eq(r.size, 14);
+	result_free(&r);
+}
+END_TEST
+
+/* 8-bit in the header section is told apart from 8-bit in the body. */
+START_TEST(dot_reports_eightbit_in_the_header_section)
+{
+	static const char body8[] = "Subject: hi\r\n\r\nGr\xc3\xbc\xc3\x9f"
+	    "e\r\n.\r\n";
+	static const char hdr8[] = "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n"
+	    "\r\nx\r\n.\r\n";
+	static const char cont8[] = "Subject: a\r\n \xc3\xa9\r\n\r\n.\r\n";
+	static const char nohdr[] = "\r\n\xc3\xa9\r\n.\r\n";
+	struct result r;
+
+	run_cuts(body8, sizeof(body8) - 1, BIG, PST_DOT_LINE_MAX, NULL, 0,
+	    &r);
+	ck_assert_int_eq(r.st, PST_DOT_DONE);
+	ck_assert(r.eightbit && !r.hdr_8bit);
+	result_free(&r);
+	run_cuts(hdr8, sizeof(hdr8) - 1, BIG, PST_DOT_LINE_MAX, NULL, 0, &r);
+	ck_assert(r.eightbit && r.hdr_8bit);
+	result_free(&r);
+	/* A continuation line is part of its field. */
+	run_cuts(cont8, sizeof(cont8) - 1, BIG, PST_DOT_LINE_MAX, NULL, 0,
+	    &r);
+	ck_assert(r.hdr_8bit);
+	result_free(&r);
+	/* An empty first line: no header section at all. */
+	run_cuts(nohdr, sizeof(nohdr) - 1, BIG, PST_DOT_LINE_MAX, NULL, 0,
+	    &r);
+	ck_assert(r.eightbit && !r.hdr_8bit);
 	result_free(&r);
 }
 END_TEST
@@ -545,6 +579,7 @@ unit_suite(void)
 	    NELEMS(vectors));
 	tcase_add_test(rd, dot_counts_received_fields_in_header_only);
 	tcase_add_test(rd, dot_reports_size_and_eightbit);
+	tcase_add_test(rd, dot_reports_eightbit_in_the_header_section);
 	tcase_add_test(rd, dot_line_length_limit);
 	tcase_add_test(rd, dot_reader_must_be_reinitialised);
 	tcase_add_test(rd, dot_reader_stops_at_an_empty_chain);

@@ -265,7 +265,7 @@ START_TEST(env_encode_refuses_invalid_envelopes)
 	size_t len;
 	int i;
 
-	for (i = 0; i < 10; i++) {
+	for (i = 0; i < 11; i++) {
 		env = full_env();
 		switch (i) {
 		case 0:
@@ -302,6 +302,10 @@ START_TEST(env_encode_refuses_invalid_envelopes)
 			break;
 		case 9:
 			env->arrival = -5;
+			break;
+		case 10:
+			/* "Needed" means nothing unless someone looked. */
+			env->flags |= PST_SPOOL_F_UTF8_NEEDED;
 			break;
 		}
 		ck_assert_msg(pst_spool_env_encode(env, &rec, &len, &err) == -1,
@@ -478,6 +482,8 @@ static const struct {
 	{ "bad boolean", GOOD "held maybe\n", "bad value for held" },
 	{ "bad body", GOOD "body binarymime\n", "bad value for body" },
 	{ "bad ret", GOOD "ret some\n", "bad value for ret" },
+	{ "bad smtputf8-needed", GOOD "x-smtputf8-needed maybe\n",
+	    "bad value for x-smtputf8-needed" },
 	{ "empty recipient", HEAD "sender s@x\nrcpt\nrcpt.state pending\n",
 	    "bad recipient" },
 	{ "empty key", GOOD " x\n", "unknown key" },
@@ -520,6 +526,47 @@ START_TEST(env_decode_accepts_minimal_and_optional_keys)
 	ck_assert_uint_eq(back->nrcpts, 1);
 	ck_assert_int_eq(back->rcpts[0].state, PST_SPOOL_RCPT_PENDING);
 	ck_assert_int_eq(err.cls, PST_OK);
+	free(rec);
+	pst_spool_env_free(back);
+}
+END_TEST
+
+/*
+ * Whether a message needs SMTPUTF8 is kept when it was recorded; an
+ * envelope without the key (an older writer) says nobody looked.
+ */
+START_TEST(env_smtputf8_needed_is_kept_or_unknown)
+{
+	static const unsigned cases[] = {
+		PST_SPOOL_F_SMTPUTF8 | PST_SPOOL_F_UTF8_CHECKED,
+		PST_SPOOL_F_SMTPUTF8 | PST_SPOOL_F_UTF8_CHECKED |
+		    PST_SPOOL_F_UTF8_NEEDED,
+	};
+	struct pst_spool_env *env, *back;
+	struct pst_err err;
+	size_t len, i;
+	char *rec;
+
+	for (i = 0; i < NELEMS(cases); i++) {
+		env = full_env();
+		env->flags = cases[i];
+		ck_assert_int_eq(pst_spool_env_encode(env, &rec, &len, &err),
+		    0);
+		rec[len - 1] = '\0';
+		ck_assert_ptr_nonnull(strstr(rec, i == 0 ?
+		    "\nx-smtputf8-needed no\n" : "\nx-smtputf8-needed yes\n"));
+		rec[len - 1] = '\n';
+		back = pst_spool_env_decode(rec, len, &err);
+		ck_assert_msg(back != NULL, "decode: %s", err.text);
+		ck_assert_uint_eq(back->flags, cases[i]);
+		free(rec);
+		pst_spool_env_free(env);
+		pst_spool_env_free(back);
+	}
+	rec = st_seal(HEAD "smtputf8 yes\nsender s@x\n" RCPT, &len);
+	back = pst_spool_env_decode(rec, len, &err);
+	ck_assert_msg(back != NULL, "%s", err.text);
+	ck_assert_uint_eq(back->flags, PST_SPOOL_F_SMTPUTF8);
 	free(rec);
 	pst_spool_env_free(back);
 }
@@ -630,6 +677,7 @@ unit_suite(void)
 	tcase_add_loop_test(tc, env_decode_refuses_bad_content, 0,
 	    NELEMS(bad_records));
 	tcase_add_test(tc, env_decode_accepts_minimal_and_optional_keys);
+	tcase_add_test(tc, env_smtputf8_needed_is_kept_or_unknown);
 	tcase_add_test(tc, env_decode_refuses_torn_end_lines);
 	tcase_add_test(tc, env_decode_refuses_overlong_line_and_record);
 	tcase_add_test(tc, env_decode_refuses_too_many_recipients);
