@@ -519,6 +519,27 @@ client_tls_done(struct bufferevent *bev, const struct pst_tls_info *info,
 	client_unbusy(c);
 }
 
+/*
+ * A server that offers STARTTLS and then refuses it has TLS, just not
+ * now: a temporary failure in every mode, never a reason to go on in
+ * plain text (that is for a server that offers no TLS at all).
+ */
+static void
+client_starttls_refused(struct pst_client *c)
+{
+	struct pst_err err;
+	char text[256];
+
+	pst_reply_text(&c->reply, text, sizeof(text));
+	pst_err_set(&err, PST_TEMP, PST_STAGE_STARTTLS, "STARTTLS refused: "
+	    "%d%s%s %s (TLS was offered: not going on in plain text)",
+	    c->reply.code, c->reply.esc[0] != '\0' ? " " : "", c->reply.esc,
+	    text);
+	err.smtp_code = c->reply.code;
+	memcpy(err.esc, c->reply.esc, sizeof(c->reply.esc));
+	client_fail(c, &err);
+}
+
 /* What to do once EHLO (or HELO) was answered 250. */
 static void
 client_after_ehlo(struct pst_client *c)
@@ -1021,17 +1042,7 @@ client_reply(struct pst_client *c)
 		break;
 	case CLIENT_ST_STARTTLS:
 		if (c->reply.code != 220) {
-			reply_err(c, &err, PST_STAGE_STARTTLS,
-			    PST_SCOPE_SESSION);
-			if (c->p.tls == PST_CLIENT_TLS_OPPORTUNISTIC) {
-				/* Offered, then refused: go on in plain. */
-				client_trace(c, "starttls refused, going on "
-				    "without TLS: %s", err.text);
-				client_start_auth(c);
-				break;
-			}
-			err.cls = PST_TEMP;
-			client_fail(c, &err);
+			client_starttls_refused(c);
 			break;
 		}
 		client_start_tls(c);

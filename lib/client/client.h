@@ -47,7 +47,8 @@ struct pst_client;
 enum pst_client_tls {
 	PST_CLIENT_TLS_NONE = 0,	/* plain, never STARTTLS */
 	PST_CLIENT_TLS_STARTTLS,	/* STARTTLS required: fail without */
-	PST_CLIENT_TLS_OPPORTUNISTIC,	/* STARTTLS when offered */
+	PST_CLIENT_TLS_OPPORTUNISTIC,	/* STARTTLS when offered: a refusal
+					   of it fails, as when required */
 	PST_CLIENT_TLS_IMPLICIT,	/* the connection is TLS already */
 };
 

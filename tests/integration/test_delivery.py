@@ -185,6 +185,30 @@ def test_failover_and_breaker(tmp_path, daemon_factory, peer):
     d.wait_for("event=breaker-closed upstream=first")
 
 
+def test_auto_never_sends_in_clear_after_starttls_refused(
+        tmp_path, daemon_factory, peer, pki):
+    """security "auto" and a server that offers STARTTLS, then answers it
+    454: the message waits with that reason; neither MAIL nor the body
+    goes out in plain text."""
+    transactions = tmp_path / "transactions"
+    p = peer("starttls", extra=["--starttls-refuse", "--transactions",
+                                str(transactions)])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1h" );').replace(
+            'security = "none";', 'security = "auto"; tls = { ca_file = '
+            '"%s"; };' % (pki / "ca.pem")))
+    send_raw(d.port, "a@example.org", ["b@example.org"],
+             b"Subject: secret\r\n\r\nx\r\n")
+    d.wait_for("event=deferred")
+    wait_until(lambda: spool_messages(d.spool)[0][0]["attempts"] == "1",
+               what="the saved attempt")
+    env, _ = spool_messages(d.spool)[0]
+    assert env["rcpt.state"] == ["deferred"]
+    assert "STARTTLS refused: 454 4.7.0" in env["rcpt.error"][0]
+    assert p.messages() == []
+    assert not transactions.exists()
+
+
 @pytest.mark.skipif(not os.path.exists(SMTP_SOURCE),
                     reason="smtp-source missing")
 def test_connection_reuse(tmp_path, daemon_factory, peer):

@@ -607,6 +607,59 @@ START_TEST(two_messages_on_one_connection)
 }
 END_TEST
 
+START_TEST(starttls_refused_is_not_a_downgrade)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250-mx",
+		"S: 250 STARTTLS",
+		"C! STARTTLS",
+		"S: 454 4.7.0 TLS not available",
+		NULL,
+	};
+
+	/* Opportunistic: TLS was offered, so plain text is no way on. */
+	R.p.tls = PST_CLIENT_TLS_OPPORTUNISTIC;
+	run(script);
+	ck_assert_msg(peer_done(&R.peer), "%s", R.transcript);
+	ck_assert_int_eq(R.failed, 1);
+	ck_assert_int_eq(R.ready, 0);
+	ck_assert_int_eq(R.fail_err.cls, PST_TEMP);
+	ck_assert_int_eq(R.fail_err.stage, PST_STAGE_STARTTLS);
+	ck_assert_int_eq(R.fail_err.smtp_code, 454);
+	ck_assert_str_eq(R.fail_err.esc, "4.7.0");
+	ck_assert_str_eq(R.fail_err.text, "STARTTLS refused: 454 4.7.0 TLS "
+	    "not available (TLS was offered: not going on in plain text)");
+	/* Nothing after the refusal: no MAIL, no body in clear. */
+	ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_input(
+	    R.peer.bev)), 0);
+}
+END_TEST
+
+START_TEST(starttls_refused_when_required)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250-mx",
+		"S: 250 STARTTLS",
+		"C! STARTTLS",
+		"S: 554 no TLS for you",
+		NULL,
+	};
+
+	R.p.tls = PST_CLIENT_TLS_STARTTLS;
+	run(script);
+	ck_assert_int_eq(R.failed, 1);
+	/* Our choice to insist, not the server's verdict on the mail. */
+	ck_assert_int_eq(R.fail_err.cls, PST_TEMP);
+	ck_assert_int_eq(R.fail_err.stage, PST_STAGE_STARTTLS);
+	ck_assert_str_eq(R.fail_err.text, "STARTTLS refused: 554 no TLS for "
+	    "you (TLS was offered: not going on in plain text)");
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -631,6 +684,8 @@ unit_suite(void)
 	tcase_add_test(tc, garbage_reply_fails_the_session);
 	tcase_add_test(tc, server_closing_mid_session);
 	tcase_add_test(tc, two_messages_on_one_connection);
+	tcase_add_test(tc, starttls_refused_is_not_a_downgrade);
+	tcase_add_test(tc, starttls_refused_when_required);
 	suite_add_tcase(s, tc);
 	return s;
 }
