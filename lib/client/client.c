@@ -7,7 +7,10 @@
  * the state).  Commands of a transaction are queued as expectations: with
  * PIPELINING they all go out at once (MAIL, every RCPT, DATA: RFC 2920
  * §3.1), without it the next one is sent when the previous reply came;
- * replies are matched against the head of the queue either way.
+ * replies are matched against the head of the queue either way.  A
+ * server that has taken all the recipients it takes in one transaction
+ * (452 4.5.3) gets DATA for those; the rest are reported as "too many"
+ * for the caller to send in another transaction.
  *
  * Invariants:
  * - Only the loop thread touches a client.
@@ -119,8 +122,10 @@ struct pst_client {
 	size_t				 accepted;
 	size_t				 reported;	/* rcpt callbacks */
 	bool				 mail_refused;
+	bool				 too_many;	/* the server is full */
 	struct pst_err			 msg_err;	/* why it failed */
 	struct pst_err			 rcpt_err;	/* last refusal */
+	struct pst_err			 too_many_err;	/* its reply */
 	struct pst_dot_enc		 enc;
 	uint64_t			 body_bytes;
 	bool				 body_eof;
@@ -768,8 +773,10 @@ pst_client_send(struct pst_client *c, const struct pst_client_mail *m,
 	c->accepted = 0;
 	c->reported = 0;
 	c->mail_refused = false;
+	c->too_many = false;
 	pst_err_clear(&c->msg_err);
 	pst_err_clear(&c->rcpt_err);
+	pst_err_clear(&c->too_many_err);
 	c->expect[0].kind = EXPECT_MAIL;
 	for (i = 0; i < m->nrcpts; i++) {
 		c->expect[i + 1].kind = EXPECT_RCPT;
@@ -863,6 +870,44 @@ client_report_sent(struct pst_client *c)
 		c->cbs.sent(c, err.cls == PST_OK ? NULL : &err, c->arg);
 }
 
+/*
+ * RFC 5321 4.5.3.1.10: a server that has as many recipients as it takes
+ * in one transaction says 452 to the next (RFC 821 said 552, which is
+ * temporary all the same).  Only after it took one, and only when an
+ * enhanced code, if any, says so (X.5.3): a 452 4.2.2 is a full mailbox.
+ */
+static bool
+reply_too_many(const struct pst_client *c)
+{
+	if (c->accepted == 0)
+		return false;
+	if (c->reply.code == 452)
+		return c->reply.esc[0] == '\0' ||
+		    strcmp(c->reply.esc, "4.5.3") == 0;
+	return c->reply.code == 552 && strcmp(c->reply.esc, "5.5.3") == 0;
+}
+
+/*
+ * Unpipelined, after "too many recipients": the RCPTs not sent yet would
+ * only be refused the same way, so they are not sent and share the reply.
+ */
+static void
+client_skip_rcpts(struct pst_client *c)
+{
+	struct expect *x;
+
+	while (c->next_send < c->nexpect &&
+	    c->expect[c->next_send].kind == EXPECT_RCPT) {
+		x = &c->expect[c->next_send++];
+		c->next_expect = c->next_send;
+		c->reported++;
+		if (c->cbs.rcpt != NULL)
+			c->cbs.rcpt(c, x->rcpt, &c->too_many_err, c->arg);
+		if (c->free_asked || c->state != CLIENT_ST_MAIL)
+			return;
+	}
+}
+
 static void
 client_transaction_reply(struct pst_client *c)
 {
@@ -890,6 +935,13 @@ client_transaction_reply(struct pst_client *c)
 		} else {
 			reply_err(c, &err, PST_STAGE_RCPT,
 			    PST_SCOPE_RECIPIENT);
+			if (reply_too_many(c)) {
+				/* Not refused: for the next transaction. */
+				err.cls = PST_TEMP;
+				err.detail = PST_CLIENT_E_TOO_MANY;
+				c->too_many = true;
+				c->too_many_err = err;
+			}
 			/* The last refusal stands for all when none pass. */
 			c->rcpt_err = err;
 			if (c->cbs.rcpt != NULL)
@@ -897,6 +949,11 @@ client_transaction_reply(struct pst_client *c)
 		}
 		if (c->free_asked || c->state != CLIENT_ST_MAIL)
 			return;
+		if (c->too_many && !c->info.pipelining) {
+			client_skip_rcpts(c);
+			if (c->free_asked || c->state != CLIENT_ST_MAIL)
+				return;
+		}
 		break;
 	case EXPECT_DATA:
 		if (!c->mail_refused && c->accepted == 0)

@@ -19,8 +19,10 @@ ready file once the server listens.  Runs until killed.
 
 More policies of real servers: --starttls-refuse (with --mode starttls)
 offers STARTTLS and answers it 454 4.7.0, as a server whose TLS is
-broken for now does.  --transactions FILE appends a line per MAIL
-command ("MAIL sender") to FILE.
+broken for now does.  --rcpt-limit N takes N recipients per transaction
+and answers 452 4.5.3 to each RCPT past them (RFC 5321 4.5.3.1.10).
+--transactions FILE appends a line per MAIL command ("MAIL sender") to
+FILE.
 """
 
 import argparse
@@ -65,6 +67,9 @@ class Handler:
 
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
+        if self.args.rcpt_limit and \
+                len(envelope.rcpt_tos) >= self.args.rcpt_limit:
+            return "452 4.5.3 Too many recipients"
         if address in self.args.reject:
             return "550 5.1.1 <%s>: Recipient address rejected" % address
         if address in self.args.defer:
@@ -172,6 +177,7 @@ def main():
     ap.add_argument("--defer-data", type=int, default=0)
     ap.add_argument("--slow-data", type=float, default=0)
     ap.add_argument("--starttls-refuse", action="store_true")
+    ap.add_argument("--rcpt-limit", type=int, default=0)
     ap.add_argument("--transactions")
     ap.add_argument("--sessions")
     ap.add_argument("--size", type=int, default=0,
