@@ -6,7 +6,8 @@
  *   LOAD     lock the message, read its envelope, open its body (pool)
  *   SECRET   fetch the upstream's password (pool; files and commands)
  *   CONNECT  negotiate a session (dial, TLS mode, EHLO, AUTH)
- *   SEND     one message through the client
+ *   SEND     one message through the client: one transaction, or more
+ *            when the upstream takes its recipients in batches (452 4.5.3)
  *   SWITCH   QUIT sent to an upstream that cannot take the message (its
  *            EHLO said so); CONNECT to the next one follows
  *   SAVE     bounce, then update or remove the envelope (pool)
@@ -57,6 +58,7 @@ enum dstate {
 
 struct result {
 	bool		 done;		/* the upstream answered */
+	bool		 taken;		/* an earlier transaction delivered */
 	struct pst_err	 err;		/* cls PST_OK: accepted */
 };
 
@@ -90,9 +92,11 @@ struct delivery {
 	struct pst_client_mail	 mail;
 	struct pst_client_rcpt	*rcpts;
 	char			**notify;
-	size_t			*map;		/* client rcpt -> env rcpt */
+	size_t			*map;		/* rcpts -> env rcpt */
 	struct result		*res;
 	size_t			 nsend;
+	struct pst_client_rcpt	*brcpts;	/* this transaction's */
+	size_t			*batch;		/* brcpts -> rcpts */
 	struct pst_err		 msg_err;	/* message or session level */
 
 	/* Pool job results. */
@@ -676,8 +680,11 @@ d_prepare(struct delivery *d)
 	d->map = calloc(env->nrcpts, sizeof(*d->map));
 	d->res = calloc(env->nrcpts, sizeof(*d->res));
 	d->bounce_for = calloc(env->nrcpts, sizeof(*d->bounce_for));
+	d->brcpts = calloc(env->nrcpts, sizeof(*d->brcpts));
+	d->batch = calloc(env->nrcpts, sizeof(*d->batch));
 	if (d->rcpts == NULL || d->notify == NULL || d->map == NULL ||
-	    d->res == NULL || d->bounce_for == NULL)
+	    d->res == NULL || d->bounce_for == NULL || d->brcpts == NULL ||
+	    d->batch == NULL)
 		return -1;
 	for (i = 0; i < env->nrcpts; i++) {
 		if (env->rcpts[i].state != PST_SPOOL_RCPT_PENDING &&
@@ -694,14 +701,42 @@ d_prepare(struct delivery *d)
 	d->nsend = n;
 	memset(&d->mail, 0, sizeof(d->mail));
 	d->mail.sender = env->sender;
-	d->mail.rcpts = d->rcpts;
-	d->mail.nrcpts = n;
 	d->mail.size = env->size;
 	d->mail.body_8bit = (env->flags & PST_SPOOL_F_8BITMIME) != 0;
 	d->mail.ret = env->ret == PST_SPOOL_RET_FULL ? "FULL" :
 	    env->ret == PST_SPOOL_RET_HDRS ? "HDRS" : NULL;
 	d->mail.envid = env->envid;
 	d->mail.body_fd = d->body_fd;
+	return 0;
+}
+
+/*
+ * Starts a transaction for the recipients that have no answer yet in this
+ * attempt, the body read from its start.  Returns -1 with d->msg_err
+ * when it cannot.
+ */
+static int
+d_transaction(struct delivery *d)
+{
+	struct pst_err err;
+	size_t i, n = 0;
+
+	if (lseek(d->body_fd, 0, SEEK_SET) == -1)
+		return pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA,
+		    errno, "reading the message body from its start");
+	for (i = 0; i < d->nsend; i++)
+		if (!d->res[i].done) {
+			d->brcpts[n] = d->rcpts[i];
+			d->batch[n++] = i;
+		}
+	d->mail.rcpts = d->brcpts;
+	d->mail.nrcpts = n;
+	d->messages++;
+	if (pst_client_send(d->client, &d->mail, &err) == -1) {
+		d->msg_err = err;
+		d->msg_err.cls = PST_TEMP;
+		return -1;
+	}
 	return 0;
 }
 
@@ -718,7 +753,7 @@ d_send(struct delivery *d)
 		d_cannot_take(d, &err);
 		return;
 	}
-	if (lseek(d->body_fd, 0, SEEK_SET) == -1 || d_prepare(d) == -1) {
+	if (d_prepare(d) == -1) {
 		pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA, errno,
 		    "preparing the message");
 		d_save(d);
@@ -727,12 +762,47 @@ d_send(struct delivery *d)
 	/* Asked for, and offered: keep it (it does no harm). */
 	d->mail.smtputf8 = (d->env->flags & PST_SPOOL_F_SMTPUTF8) &&
 	    d->cur->smtputf8;
-	d->messages++;
-	if (pst_client_send(d->client, &d->mail, &err) == -1) {
-		d->msg_err = err;
-		d->msg_err.cls = PST_TEMP;
+	if (d_transaction(d) == -1)
 		d_save(d);
+}
+
+/*
+ * After a transaction: recipients the server had no room for (RFC 5321
+ * 4.5.3.1.10, "452 4.5.3 too many recipients") go in another one on
+ * this connection at once, not after a retry delay.  The recipients of
+ * the transaction that ended keep its outcome.  A transaction that says
+ * "too many" took at least one recipient, so each has fewer left and
+ * this ends.  Returns true when another transaction started.
+ */
+static bool
+d_more(struct delivery *d)
+{
+	struct result *r;
+	size_t i, taken = 0, more = 0;
+
+	for (i = 0; i < d->nsend; i++)
+		if (d->res[i].done &&
+		    d->res[i].err.detail == PST_CLIENT_E_TOO_MANY)
+			more++;
+	if (more == 0)
+		return false;
+	for (i = 0; i < d->nsend; i++) {
+		r = &d->res[i];
+		if (r->err.detail == PST_CLIENT_E_TOO_MANY) {
+			r->done = false;
+			pst_err_clear(&r->err);
+		} else if (r->done && r->err.cls == PST_OK && !r->taken) {
+			if (d->msg_err.cls == PST_OK) {
+				r->taken = true;
+				taken++;
+			} else
+				r->err = d->msg_err;
+		}
 	}
+	log_info("event=next-transaction id=%s upstream=%s delivered=%zu "
+	    "left=%zu", qent_id(d->e), qs(up_name(d)), taken, more);
+	pst_err_clear(&d->msg_err);
+	return d_transaction(d) == 0;
 }
 
 static void
@@ -741,8 +811,9 @@ client_rcpt(struct pst_client *c, size_t i, const struct pst_err *err,
 {
 	struct delivery *d = arg;
 
-	if (i >= d->nsend)
+	if (i >= d->mail.nrcpts)
 		return;
+	i = d->batch[i];
 	d->res[i].done = true;
 	if (err != NULL)
 		d->res[i].err = *err;
@@ -757,6 +828,8 @@ client_sent(struct pst_client *c, const struct pst_err *err, void *arg)
 
 	if (err != NULL)
 		d->msg_err = *err;
+	if (d_more(d))
+		return;
 	d_save(d);
 }
 
@@ -825,8 +898,8 @@ verdict(const struct delivery *d, size_t i, const struct pst_err **why)
 
 	if (d->res[i].done && d->res[i].err.cls == PST_OK) {
 		/* Accepted at RCPT: the message's fate decides. */
-		*why = &d->msg_err;
-		if (d->msg_err.cls == PST_OK)
+		*why = d->res[i].taken ? &d->res[i].err : &d->msg_err;
+		if ((*why)->cls == PST_OK)
 			return PST_SPOOL_RCPT_DELIVERED;
 		e = &d->msg_err;
 	} else if (d->res[i].done)
@@ -1052,11 +1125,15 @@ d_message_reset(struct delivery *d)
 	free(d->map);
 	free(d->res);
 	free(d->bounce_for);
+	free(d->brcpts);
+	free(d->batch);
 	d->notify = NULL;
 	d->rcpts = NULL;
 	d->map = NULL;
 	d->res = NULL;
 	d->bounce_for = NULL;
+	d->brcpts = NULL;
+	d->batch = NULL;
 	d->nsend = 0;
 }
 

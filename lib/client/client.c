@@ -7,7 +7,10 @@
  * the state).  Commands of a transaction are queued as expectations: with
  * PIPELINING they all go out at once (MAIL, every RCPT, DATA: RFC 2920
  * §3.1), without it the next one is sent when the previous reply came;
- * replies are matched against the head of the queue either way.
+ * replies are matched against the head of the queue either way.  A
+ * server that has taken all the recipients it takes in one transaction
+ * (452 4.5.3) gets DATA for those; the rest are reported as "too many"
+ * for the caller to send in another transaction.
  *
  * Invariants:
  * - Only the loop thread touches a client.
@@ -120,8 +123,10 @@ struct pst_client {
 	size_t				 accepted;
 	size_t				 reported;	/* rcpt callbacks */
 	bool				 mail_refused;
+	bool				 too_many;	/* the server is full */
 	struct pst_err			 msg_err;	/* why it failed */
 	struct pst_err			 rcpt_err;	/* last refusal */
+	struct pst_err			 too_many_err;	/* its reply */
 	struct pst_dot_enc		 enc;
 	uint64_t			 body_bytes;
 	bool				 body_eof;
@@ -520,6 +525,27 @@ client_tls_done(struct bufferevent *bev, const struct pst_tls_info *info,
 	client_unbusy(c);
 }
 
+/*
+ * A server that offers STARTTLS and then refuses it has TLS, just not
+ * now: a temporary failure in every mode, never a reason to go on in
+ * plain text (that is for a server that offers no TLS at all).
+ */
+static void
+client_starttls_refused(struct pst_client *c)
+{
+	struct pst_err err;
+	char text[256];
+
+	pst_reply_text(&c->reply, text, sizeof(text));
+	pst_err_set(&err, PST_TEMP, PST_STAGE_STARTTLS, "STARTTLS refused: "
+	    "%d%s%s %s (TLS was offered: not going on in plain text)",
+	    c->reply.code, c->reply.esc[0] != '\0' ? " " : "", c->reply.esc,
+	    text);
+	err.smtp_code = c->reply.code;
+	memcpy(err.esc, c->reply.esc, sizeof(c->reply.esc));
+	client_fail(c, &err);
+}
+
 /* What to do once EHLO (or HELO) was answered 250. */
 static void
 client_after_ehlo(struct pst_client *c)
@@ -761,8 +787,10 @@ pst_client_send(struct pst_client *c, const struct pst_client_mail *m,
 	c->accepted = 0;
 	c->reported = 0;
 	c->mail_refused = false;
+	c->too_many = false;
 	pst_err_clear(&c->msg_err);
 	pst_err_clear(&c->rcpt_err);
+	pst_err_clear(&c->too_many_err);
 	c->expect[0].kind = EXPECT_MAIL;
 	for (i = 0; i < m->nrcpts; i++) {
 		c->expect[i + 1].kind = EXPECT_RCPT;
@@ -856,6 +884,44 @@ client_report_sent(struct pst_client *c)
 		c->cbs.sent(c, err.cls == PST_OK ? NULL : &err, c->arg);
 }
 
+/*
+ * RFC 5321 4.5.3.1.10: a server that has as many recipients as it takes
+ * in one transaction says 452 to the next (RFC 821 said 552, which is
+ * temporary all the same).  Only after it took one, and only when an
+ * enhanced code, if any, says so (X.5.3): a 452 4.2.2 is a full mailbox.
+ */
+static bool
+reply_too_many(const struct pst_client *c)
+{
+	if (c->accepted == 0)
+		return false;
+	if (c->reply.code == 452)
+		return c->reply.esc[0] == '\0' ||
+		    strcmp(c->reply.esc, "4.5.3") == 0;
+	return c->reply.code == 552 && strcmp(c->reply.esc, "5.5.3") == 0;
+}
+
+/*
+ * Unpipelined, after "too many recipients": the RCPTs not sent yet would
+ * only be refused the same way, so they are not sent and share the reply.
+ */
+static void
+client_skip_rcpts(struct pst_client *c)
+{
+	struct expect *x;
+
+	while (c->next_send < c->nexpect &&
+	    c->expect[c->next_send].kind == EXPECT_RCPT) {
+		x = &c->expect[c->next_send++];
+		c->next_expect = c->next_send;
+		c->reported++;
+		if (c->cbs.rcpt != NULL)
+			c->cbs.rcpt(c, x->rcpt, &c->too_many_err, c->arg);
+		if (c->free_asked || c->state != CLIENT_ST_MAIL)
+			return;
+	}
+}
+
 static void
 client_transaction_reply(struct pst_client *c)
 {
@@ -883,6 +949,13 @@ client_transaction_reply(struct pst_client *c)
 		} else {
 			reply_err(c, &err, PST_STAGE_RCPT,
 			    PST_SCOPE_RECIPIENT);
+			if (reply_too_many(c)) {
+				/* Not refused: for the next transaction. */
+				err.cls = PST_TEMP;
+				err.detail = PST_CLIENT_E_TOO_MANY;
+				c->too_many = true;
+				c->too_many_err = err;
+			}
 			/* The last refusal stands for all when none pass. */
 			c->rcpt_err = err;
 			if (c->cbs.rcpt != NULL)
@@ -890,6 +963,11 @@ client_transaction_reply(struct pst_client *c)
 		}
 		if (c->free_asked || c->state != CLIENT_ST_MAIL)
 			return;
+		if (c->too_many && !c->info.pipelining) {
+			client_skip_rcpts(c);
+			if (c->free_asked || c->state != CLIENT_ST_MAIL)
+				return;
+		}
 		break;
 	case EXPECT_DATA:
 		if (!c->mail_refused && c->accepted == 0)
@@ -1035,17 +1113,7 @@ client_reply(struct pst_client *c)
 		break;
 	case CLIENT_ST_STARTTLS:
 		if (c->reply.code != 220) {
-			reply_err(c, &err, PST_STAGE_STARTTLS,
-			    PST_SCOPE_SESSION);
-			if (c->p.tls == PST_CLIENT_TLS_OPPORTUNISTIC) {
-				/* Offered, then refused: go on in plain. */
-				client_trace(c, "starttls refused, going on "
-				    "without TLS: %s", err.text);
-				client_start_auth(c);
-				break;
-			}
-			err.cls = PST_TEMP;
-			client_fail(c, &err);
+			client_starttls_refused(c);
 			break;
 		}
 		client_start_tls(c);

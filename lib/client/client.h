@@ -43,11 +43,18 @@ struct pst_client;
 
 /* err->detail of a session failure that was a timeout. */
 #define PST_CLIENT_E_TIMEOUT	1
+/*
+ * err->detail of a recipient the server would not take in this
+ * transaction because it has enough (RFC 5321 4.5.3.1.10): it can go in
+ * the next one, on the same connection.
+ */
+#define PST_CLIENT_E_TOO_MANY	2
 
 enum pst_client_tls {
 	PST_CLIENT_TLS_NONE = 0,	/* plain, never STARTTLS */
 	PST_CLIENT_TLS_STARTTLS,	/* STARTTLS required: fail without */
-	PST_CLIENT_TLS_OPPORTUNISTIC,	/* STARTTLS when offered */
+	PST_CLIENT_TLS_OPPORTUNISTIC,	/* STARTTLS when offered: a refusal
+					   of it fails, as when required */
 	PST_CLIENT_TLS_IMPLICIT,	/* the connection is TLS already */
 };
 
@@ -144,6 +151,9 @@ struct pst_client *pst_client_new(struct bufferevent *bev,
  * the server took the message for every accepted recipient, else the
  * reason (scope message; or scope recipient when no recipient was
  * accepted).  A session-level failure fires 'failed' instead of 'sent'.
+ * Recipients refused with detail PST_CLIENT_E_TOO_MANY (class temporary)
+ * did not fit in this transaction: the message went to those accepted,
+ * and the caller may send it to the rest in another transaction at once.
  * Returns 0, or -1 with 'err' when the client is not ready.
  */
 int		 pst_client_send(struct pst_client *c,

@@ -7,7 +7,8 @@
  *   tls       implicit TLS from the first byte (port 465 style)
  *   tls-auto  implicit TLS or STARTTLS, whichever the server speaks
  *   auto      implicit TLS or STARTTLS when the server speaks it, plain
- *             only when it offers no TLS at all (opportunistic)
+ *             only when it offers no TLS at all (opportunistic); STARTTLS
+ *             offered and then refused fails, as in every mode
  *
  * In tls-auto and auto the first attempt connects in plain and waits for
  * the 220 for the short greeting timeout.  A greeting means a plain-start

@@ -185,6 +185,122 @@ def test_failover_and_breaker(tmp_path, daemon_factory, peer):
     d.wait_for("event=breaker-closed upstream=first")
 
 
+def test_auto_never_sends_in_clear_after_starttls_refused(
+        tmp_path, daemon_factory, peer, pki):
+    """security "auto" and a server that offers STARTTLS, then answers it
+    454: the message waits with that reason; neither MAIL nor the body
+    goes out in plain text."""
+    transactions = tmp_path / "transactions"
+    p = peer("starttls", extra=["--starttls-refuse", "--transactions",
+                                str(transactions)])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1h" );').replace(
+            'security = "none";', 'security = "auto"; tls = { ca_file = '
+            '"%s"; };' % (pki / "ca.pem")))
+    send_raw(d.port, "a@example.org", ["b@example.org"],
+             b"Subject: secret\r\n\r\nx\r\n")
+    d.wait_for("event=deferred")
+    wait_until(lambda: spool_messages(d.spool)[0][0]["attempts"] == "1",
+               what="the saved attempt")
+    env, _ = spool_messages(d.spool)[0]
+    assert env["rcpt.state"] == ["deferred"]
+    assert "STARTTLS refused: 454 4.7.0" in env["rcpt.error"][0]
+    assert p.messages() == []
+    assert not transactions.exists()
+
+
+def batch_peer(peer, tmp_path, limit, extra=()):
+    """aiosmtpd taking 'limit' recipients per transaction (452 4.5.3 to
+    the rest), logging its sessions (one EHLO per connection) and each
+    MAIL; returns the peer and a function returning the number of
+    sessions and the MAIL lines."""
+    sessions, transactions = tmp_path / "sessions", tmp_path / "mails"
+    p = peer(extra=["--rcpt-limit", str(limit), "--sessions",
+                    str(sessions), "--transactions", str(transactions),
+                    *extra])
+
+    def lines(path):
+        return path.read_text().splitlines() if path.exists() else []
+    return p, lambda: (len(lines(sessions)), lines(transactions))
+
+
+def delivered_rcpts(p):
+    return sorted(r for m in p.messages() for r in envelope_of(m)[1]
+                  if envelope_of(m)[0] != "<>")
+
+
+def test_too_many_recipients_go_in_the_next_transaction_at_once(
+        tmp_path, daemon_factory, peer):
+    """An upstream that takes 10 recipients per transaction: the other 15
+    of 25 follow in two more transactions on the same connection, not
+    after a retry delay (an hour here)."""
+    p, count = batch_peer(peer, tmp_path, 10)
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1h" );'))
+    rcpts = ["r%02d@example.org" % i for i in range(25)]
+    send_raw(d.port, "a@example.org", rcpts, b"Subject: many\r\n\r\nx\r\n")
+    wait_until(lambda: spool_messages(d.spool) == [], what="all 25 "
+               "delivered without a retry")
+    assert delivered_rcpts(p) == rcpts
+    assert sorted(len(envelope_of(m)[1]) for m in p.messages()) == \
+        [5, 10, 10]
+    assert all(b"Subject: many\r\n\r\nx\r\n" in m for m in p.messages())
+    # One connection, three transactions.
+    assert count() == (1, ["MAIL a@example.org"] * 3)
+    assert not [l for l in d.lines if "event=deferred" in l or
+                "event=retry" in l]
+
+
+def test_next_transaction_results_are_per_recipient(
+        tmp_path, daemon_factory, peer):
+    """Limit 2, five recipients, the first data refused (451) and r3
+    unknown (550): r0 and r1 wait, r3 bounces, the rest are delivered."""
+    p, count = batch_peer(peer, tmp_path, 2, ["--defer-data", "1",
+                                              "--reject", "r3@example.org"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1h" );'))
+    rcpts = ["r%d@example.org" % i for i in range(5)]
+    send_raw(d.port, "a@example.org", rcpts, b"Subject: mixed\r\n\r\nx\r\n")
+    wait_until(lambda: len(p.messages()) == 2, what="the second batch "
+               "and the bounce")
+    wait_until(lambda: spool_messages(d.spool) and
+               spool_messages(d.spool)[0][0]["attempts"] == "1",
+               what="the saved attempt")
+    env = [e for e, _ in spool_messages(d.spool)
+           if e["sender"] == "a@example.org"][0]
+    assert env["rcpt"] == rcpts
+    assert env["rcpt.state"] == ["deferred", "deferred", "delivered",
+                                 "failed", "delivered"]
+    assert delivered_rcpts(p) == ["r2@example.org", "r4@example.org"]
+    bounce = [m for m in p.messages() if envelope_of(m)[0] == "<>"][0]
+    assert b"Final-Recipient: rfc822; r3@example.org" in bounce
+    assert b"Status: 5.1.1" in bounce
+    assert count()[1].count("MAIL a@example.org") == 2
+
+
+def test_total_timeout_in_a_later_transaction_keeps_earlier_results(
+        tmp_path, daemon_factory, peer):
+    """timeouts.total bounds the whole attempt, all transactions: when it
+    ends one mid-way, recipients an earlier transaction delivered stay
+    delivered and only the others wait."""
+    p, count = batch_peer(peer, tmp_path, 1, ["--slow-data", "2"])
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", p.port), queue='retry = ( "1h" );').replace(
+            'command = "10s";', 'command = "10s"; total = "5s";'))
+    rcpts = ["r%d@example.org" % i for i in range(5)]
+    send_raw(d.port, "a@example.org", rcpts, b"\r\nx\r\n")
+    d.wait_for("event=attempt-timeout", timeout=30)
+    wait_until(lambda: spool_messages(d.spool) and
+               spool_messages(d.spool)[0][0]["attempts"] == "1",
+               what="the saved attempt")
+    env, _ = spool_messages(d.spool)[0]
+    got = delivered_rcpts(p)
+    assert len(count()[1]) >= 2 and got, (count(), got)
+    assert [r for r, st in zip(env["rcpt"], env["rcpt.state"])
+            if st == "delivered"] == got
+    assert "deferred" in env["rcpt.state"]
+
+
 @pytest.mark.skipif(not os.path.exists(SMTP_SOURCE),
                     reason="smtp-source missing")
 def test_connection_reuse(tmp_path, daemon_factory, peer):

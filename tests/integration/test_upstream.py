@@ -107,6 +107,20 @@ def test_auto_against_plain_without_tls(tmp_path, peer):
     assert r["ok"] and r["tls"] is False, r
 
 
+def test_auto_starttls_offered_then_refused_is_a_failure(tmp_path, peer,
+                                                        pki):
+    """auto goes plain only when the server offers no TLS at all: one that
+    offers STARTTLS and answers it 454 is a temporary failure."""
+    p = peer("starttls", extra=["--starttls-refuse"])
+    r = probe(tmp_path, up(p.port, "auto", ca(pki)))
+    assert not r["ok"] and r["exit"] == 1, r
+    assert r["error_stage"] == "starttls"
+    assert r["error_class"] == "temporary"
+    assert r["error_code"] == 454
+    assert r["error"].startswith("STARTTLS refused: 454 4.7.0 TLS not "
+                                 "available"), r["error"]
+
+
 def test_tls_auto_refuses_plain_only_server(tmp_path, peer):
     p = peer("plain")
     r = probe(tmp_path, up(p.port, "tls-auto"))

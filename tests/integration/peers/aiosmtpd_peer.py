@@ -20,6 +20,13 @@ Received messages go to DIR/N.eml with an envelope line first
 ("X-Peer: ip", "X-Mail-From:", "X-Mail-Options:" with the MAIL
 parameters, "X-Rcpt-To:"); "READY" is written to the
 ready file once the server listens.  Runs until killed.
+
+More policies of real servers: --starttls-refuse (with --mode starttls)
+offers STARTTLS and answers it 454 4.7.0, as a server whose TLS is
+broken for now does.  --rcpt-limit N takes N recipients per transaction
+and answers 452 4.5.3 to each RCPT past them (RFC 5321 4.5.3.1.10).
+--transactions FILE appends a line per MAIL command ("MAIL sender") to
+FILE.
 """
 
 import argparse
@@ -53,8 +60,20 @@ class Handler:
                 f.write("%s\n" % hostname)
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address,
+                          mail_options):
+        if self.args.transactions:
+            with open(self.args.transactions, "a") as f:
+                f.write("MAIL %s\n" % address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server, session, envelope, address,
                           rcpt_options):
+        if self.args.rcpt_limit and \
+                len(envelope.rcpt_tos) >= self.args.rcpt_limit:
+            return "452 4.5.3 Too many recipients"
         if address in self.args.reject:
             return "550 5.1.1 <%s>: Recipient address rejected" % address
         if address in self.args.defer:
@@ -124,6 +143,19 @@ def tls_context(args):
     return ctx
 
 
+class RefusingSMTP(SMTP):
+    """Offers STARTTLS (it has a TLS context) and refuses it."""
+
+    async def smtp_STARTTLS(self, arg):
+        await self.push("454 4.7.0 TLS not available due to temporary "
+                        "reason")
+
+
+class RefusingController(Controller):
+    def factory(self):
+        return RefusingSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class ImplicitController(Controller):
     """aiosmtpd listens with TLS from the first byte."""
 
@@ -150,6 +182,9 @@ def main():
     ap.add_argument("--defer", action="append", default=[])
     ap.add_argument("--defer-data", type=int, default=0)
     ap.add_argument("--slow-data", type=float, default=0)
+    ap.add_argument("--starttls-refuse", action="store_true")
+    ap.add_argument("--rcpt-limit", type=int, default=0)
+    ap.add_argument("--transactions")
     ap.add_argument("--sessions")
     ap.add_argument("--size", type=int, default=0,
                     help="announce SIZE and refuse larger messages")
@@ -179,7 +214,8 @@ def main():
                                                  "CRAM-MD5"]
     if args.mode == "starttls":
         smtp_kwargs["tls_context"] = tls_context(args)
-        controller = Controller(handler, **kwargs, **smtp_kwargs)
+        cls = RefusingController if args.starttls_refuse else Controller
+        controller = cls(handler, **kwargs, **smtp_kwargs)
     elif args.mode == "implicit":
         controller = ImplicitController(handler, tls_context(args),
                                         **kwargs, **smtp_kwargs)

@@ -607,6 +607,195 @@ START_TEST(two_messages_on_one_connection)
 }
 END_TEST
 
+START_TEST(starttls_refused_is_not_a_downgrade)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250-mx",
+		"S: 250 STARTTLS",
+		"C! STARTTLS",
+		"S: 454 4.7.0 TLS not available",
+		NULL,
+	};
+
+	/* Opportunistic: TLS was offered, so plain text is no way on. */
+	R.p.tls = PST_CLIENT_TLS_OPPORTUNISTIC;
+	run(script);
+	ck_assert_msg(peer_done(&R.peer), "%s", R.transcript);
+	ck_assert_int_eq(R.failed, 1);
+	ck_assert_int_eq(R.ready, 0);
+	ck_assert_int_eq(R.fail_err.cls, PST_TEMP);
+	ck_assert_int_eq(R.fail_err.stage, PST_STAGE_STARTTLS);
+	ck_assert_int_eq(R.fail_err.smtp_code, 454);
+	ck_assert_str_eq(R.fail_err.esc, "4.7.0");
+	ck_assert_str_eq(R.fail_err.text, "STARTTLS refused: 454 4.7.0 TLS "
+	    "not available (TLS was offered: not going on in plain text)");
+	/* Nothing after the refusal: no MAIL, no body in clear. */
+	ck_assert_uint_eq(evbuffer_get_length(bufferevent_get_input(
+	    R.peer.bev)), 0);
+}
+END_TEST
+
+START_TEST(starttls_refused_when_required)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250-mx",
+		"S: 250 STARTTLS",
+		"C! STARTTLS",
+		"S: 554 no TLS for you",
+		NULL,
+	};
+
+	R.p.tls = PST_CLIENT_TLS_STARTTLS;
+	run(script);
+	ck_assert_int_eq(R.failed, 1);
+	/* Our choice to insist, not the server's verdict on the mail. */
+	ck_assert_int_eq(R.fail_err.cls, PST_TEMP);
+	ck_assert_int_eq(R.fail_err.stage, PST_STAGE_STARTTLS);
+	ck_assert_str_eq(R.fail_err.text, "STARTTLS refused: 554 no TLS for "
+	    "you (TLS was offered: not going on in plain text)");
+}
+END_TEST
+
+START_TEST(too_many_recipients_sends_data_for_those_taken)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250 mx",
+		"C! MAIL FROM:<s@example.org>",
+		"S: 250 ok",
+		"C! RCPT TO:<a@example.org>",
+		"S: 250 ok",
+		"C! RCPT TO:<b@example.org>",
+		"S: 250 ok",
+		"C! RCPT TO:<c@example.org>",
+		"S: 452 4.5.3 Too many recipients",
+		/* d would be refused the same way: not asked. */
+		"C! DATA",
+		"S: 354 go",
+		"C: x",
+		"C: .",
+		"S: 250 ok",
+		"C: QUIT",
+		"S: 221 bye",
+		NULL,
+	};
+	size_t i;
+
+	R.rcpts[2].addr = "c@example.org";
+	R.rcpts[3].addr = "d@example.org";
+	R.m.nrcpts = 4;
+	R.m.body_fd = body_fd("x\r\n");
+	run(script);
+	ck_assert_msg(peer_done(&R.peer), "%s", R.transcript);
+	ck_assert(R.sent_ok);
+	ck_assert_int_eq(R.rcpt_ok[0], 1);
+	ck_assert_int_eq(R.rcpt_ok[1], 1);
+	for (i = 2; i < 4; i++) {
+		ck_assert_int_eq(R.rcpt_ok[i], 0);
+		ck_assert_int_eq(R.rcpt_err[i].cls, PST_TEMP);
+		ck_assert_int_eq(R.rcpt_err[i].detail, PST_CLIENT_E_TOO_MANY);
+		ck_assert_int_eq(R.rcpt_err[i].stage, PST_STAGE_RCPT);
+		ck_assert_int_eq(R.rcpt_err[i].smtp_code, 452);
+		ck_assert_str_eq(R.rcpt_err[i].esc, "4.5.3");
+	}
+}
+END_TEST
+
+START_TEST(too_many_recipients_pipelined_and_rfc821_code)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250-mx",
+		"S: 250 PIPELINING",
+		"C: MAIL FROM:<s@example.org>",
+		"C: RCPT TO:<a@example.org>",
+		"C: RCPT TO:<b@example.org>",
+		"C: RCPT TO:<c@example.org>",
+		"C: RCPT TO:<d@example.org>",
+		"C: DATA",
+		"S: 250 ok",
+		"S: 250 ok",
+		"S: 552 5.5.3 Too many recipients",
+		"S: 452 Too many recipients",
+		"S: 550 5.1.1 unknown",
+		"S: 354 go",
+		"C: x",
+		"C: .",
+		"S: 250 ok",
+		"C: QUIT",
+		"S: 221 bye",
+		NULL,
+	};
+
+	R.rcpts[2].addr = "c@example.org";
+	R.rcpts[3].addr = "d@example.org";
+	R.m.nrcpts = 4;
+	R.m.body_fd = body_fd("x\r\n");
+	run(script);
+	ck_assert_msg(peer_done(&R.peer), "%s", R.transcript);
+	ck_assert(R.sent_ok);
+	ck_assert_int_eq(R.rcpt_ok[0], 1);
+	/* RFC 5321 4.5.3.1.10: RFC 821's 552 for it is temporary too. */
+	ck_assert_int_eq(R.rcpt_err[1].cls, PST_TEMP);
+	ck_assert_int_eq(R.rcpt_err[1].detail, PST_CLIENT_E_TOO_MANY);
+	ck_assert_int_eq(R.rcpt_err[1].smtp_code, 552);
+	ck_assert_int_eq(R.rcpt_err[2].cls, PST_TEMP);
+	ck_assert_int_eq(R.rcpt_err[2].detail, PST_CLIENT_E_TOO_MANY);
+	ck_assert_int_eq(R.rcpt_err[3].cls, PST_PERM);
+	ck_assert_int_eq(R.rcpt_err[3].detail, 0);
+}
+END_TEST
+
+START_TEST(other_452_is_an_ordinary_refusal)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250 mx",
+		"C! MAIL FROM:<s@example.org>",
+		"S: 250 ok",
+		/* Nothing taken yet: no limit was reached. */
+		"C! RCPT TO:<a@example.org>",
+		"S: 452 4.5.3 Too many recipients",
+		"C! RCPT TO:<b@example.org>",
+		"S: 250 ok",
+		/* Another reason than the count. */
+		"C! RCPT TO:<c@example.org>",
+		"S: 452 4.2.2 Mailbox full",
+		"C! RCPT TO:<d@example.org>",
+		"S: 250 ok",
+		"C! DATA",
+		"S: 354 go",
+		"C: x",
+		"C: .",
+		"S: 250 ok",
+		"C: QUIT",
+		"S: 221 bye",
+		NULL,
+	};
+
+	R.rcpts[2].addr = "c@example.org";
+	R.rcpts[3].addr = "d@example.org";
+	R.m.nrcpts = 4;
+	R.m.body_fd = body_fd("x\r\n");
+	run(script);
+	ck_assert_msg(peer_done(&R.peer), "%s", R.transcript);
+	ck_assert(R.sent_ok);
+	ck_assert_int_eq(R.rcpt_err[0].cls, PST_TEMP);
+	ck_assert_int_eq(R.rcpt_err[0].detail, 0);
+	ck_assert_int_eq(R.rcpt_err[2].cls, PST_TEMP);
+	ck_assert_int_eq(R.rcpt_err[2].detail, 0);
+	ck_assert_int_eq(R.rcpt_ok[1], 1);
+	ck_assert_int_eq(R.rcpt_ok[3], 1);
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -631,6 +820,11 @@ unit_suite(void)
 	tcase_add_test(tc, garbage_reply_fails_the_session);
 	tcase_add_test(tc, server_closing_mid_session);
 	tcase_add_test(tc, two_messages_on_one_connection);
+	tcase_add_test(tc, starttls_refused_is_not_a_downgrade);
+	tcase_add_test(tc, starttls_refused_when_required);
+	tcase_add_test(tc, too_many_recipients_sends_data_for_those_taken);
+	tcase_add_test(tc, too_many_recipients_pipelined_and_rfc821_code);
+	tcase_add_test(tc, other_452_is_an_ordinary_refusal);
 	suite_add_tcase(s, tc);
 	return s;
 }
