@@ -13,6 +13,7 @@ import time
 from conftest import BUILD, free_port, spool_messages, start_posternd
 
 SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
+POSTERN = os.path.join(BUILD, "daemon", "postern")
 
 TRANSACTION = (b"EHLO half.test\r\n"
                b"MAIL FROM:<a@example.org>\r\n"
@@ -112,6 +113,9 @@ def test_sendmail_bs_stdin_eof_after_dot(tmp_path):
     conf = tmp_path / "postern.conf"
     conf.write_text('hostname = "relay.test";\nspool_dir = "%s";\n'
                     % (tmp_path / "spool"))
+    r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
     r = subprocess.run([SENDMAIL, "-C", str(conf), "-bs"],
                        input=TRANSACTION, capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
