@@ -25,6 +25,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -47,15 +48,11 @@
 #include "smtp/addr.h"
 #include "smtp/cmd.h"
 #include "smtp/dot.h"
-#include "smtp/line.h"
+#include "smtp/server.h"
 #include "spool/spool.h"
 #include "submit.h"
 
 #define INPUT_CHUNK		(64u * 1024)
-#define BS_EXTENSIONS		(PST_CMD_EXT_SIZE | PST_CMD_EXT_8BITMIME | \
-				 PST_CMD_EXT_SMTPUTF8 | PST_CMD_EXT_DSN)
-#define BS_ERROR_LIMIT		20
-#define BS_LINE_BUF		1100	/* > pst_cmd_line_max(all) */
 
 enum sm_mode {
 	MODE_DELIVER = 0,	/* -bm: read a message, queue it */
@@ -92,21 +89,17 @@ struct sendmail {
 	bool			 stdin_eof;
 };
 
-/* sendmail -bs session. */
+/*
+ * sendmail -bs session: lib/smtp/server's session machine over standard
+ * input and output; a transaction is a submit.c submission.
+ */
 struct bs {
 	struct sendmail		*sm;
 	struct evbuffer		*in;
-	struct evbuffer		*data;
-	struct pst_line		 lr;
-	struct pst_dot		 dot;
-	char			 line[BS_LINE_BUF];
-	char			 helo[PST_ADDR_DOMAIN_MAX + 1];
-	bool			 esmtp;
-	unsigned		 ext;
-	bool			 smtputf8;
+	struct pst_smtps	*smtp;
 	struct submit		*sub;
-	unsigned		 errors;
-	bool			 done;
+	bool			 failed;	/* submit_input() failed: serr */
+	struct pst_err		 serr;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -125,15 +118,29 @@ static void	 drain_stdin(struct sendmail *);
 static int	 run_deliver(struct sendmail *);
 static int	 run_flush(struct sendmail *);
 static int	 run_smtp(struct sendmail *);
-static void	 bs_reply(struct bs *, int, const char *, const char *, ...)
-		    __attribute__((format(printf, 4, 5)));
 static int	 bs_fill(struct bs *);
-static void	 bs_reset(struct bs *);
-static void	 bs_command(struct bs *, struct pst_cmd *);
-static void	 bs_mail(struct bs *, struct pst_cmd *);
-static void	 bs_rcpt(struct bs *, struct pst_cmd *);
-static void	 bs_data(struct bs *);
-static unsigned	 notify_bits(unsigned);
+static void	 bs_reset(void *);
+static int	 bs_mail(void *, const struct pst_cmd *,
+		    struct pst_smtps_reply *);
+static int	 bs_rcpt(void *, const struct pst_cmd *,
+		    struct pst_smtps_reply *);
+static int	 bs_write(void *, struct evbuffer *);
+static int	 bs_commit(void *, const struct pst_dot *,
+		    struct pst_smtps_reply *);
+static void	 bs_out(void *, const char *, size_t);
+
+static const struct pst_smtps_sink bs_sink = {
+	.mail = bs_mail,
+	.rcpt = bs_rcpt,
+	.write = bs_write,
+	.commit = bs_commit,
+	.reset = bs_reset,
+};
+
+/* No deadline: the caller owns both ends of the pipe. */
+static const struct pst_smtps_io bs_io = {
+	.write = bs_out,
+};
 
 static void
 usage(const struct sendmail *sm)
@@ -636,20 +643,9 @@ run_flush(struct sendmail *sm)
  */
 
 static void
-bs_reply(struct bs *b, int code, const char *esc, const char *fmt, ...)
+bs_out(void *arg, const char *buf, size_t len)
 {
-	char text[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (esc != NULL && *esc != '\0')
-		printf("%d %s %s\r\n", code, esc, text);
-	else
-		printf("%d %s\r\n", code, text);
-	if (code >= 500 && code != 554 && code != 552)
-		b->errors++;
+	fwrite(buf, 1, len, stdout);
 }
 
 /* Reads more input; replies go out first (pipelining, RFC 2920). */
@@ -668,43 +664,23 @@ bs_fill(struct bs *b)
 }
 
 static void
-bs_reset(struct bs *b)
+bs_reset(void *arg)
 {
+	struct bs *b = arg;
+
 	submit_free(b->sub);
 	b->sub = NULL;
-	b->smtputf8 = false;
-	evbuffer_drain(b->data, evbuffer_get_length(b->data));
+	b->failed = false;
 }
 
-static unsigned
-notify_bits(unsigned n)
+static int
+bs_mail(void *arg, const struct pst_cmd *cmd, struct pst_smtps_reply *r)
 {
-	return (n & PST_NOTIFY_NEVER ? PST_SPOOL_NOTIFY_NEVER : 0) |
-	    (n & PST_NOTIFY_SUCCESS ? PST_SPOOL_NOTIFY_SUCCESS : 0) |
-	    (n & PST_NOTIFY_FAILURE ? PST_SPOOL_NOTIFY_FAILURE : 0) |
-	    (n & PST_NOTIFY_DELAY ? PST_SPOOL_NOTIFY_DELAY : 0);
-}
-
-static void
-bs_mail(struct bs *b, struct pst_cmd *cmd)
-{
+	struct bs *b = arg;
 	struct sendmail *sm = b->sm;
 	struct submit_params p = { 0 };
 	struct pst_err err;
 
-	if (b->helo[0] == '\0') {
-		bs_reply(b, 503, "5.5.1", "Error: send HELO/EHLO first");
-		return;
-	}
-	if (b->sub != NULL) {
-		bs_reply(b, 503, "5.5.1", "Error: nested MAIL command");
-		return;
-	}
-	if (cmd->mail.has_size &&
-	    cmd->mail.size > sm->cfg->limits.message_size) {
-		bs_reply(b, 552, "5.3.4", "Message size exceeds fixed limit");
-		return;
-	}
 	p.cfg = sm->cfg;
 	p.spool = sm->spool;
 	p.sender = cmd->addr.null ? "" : cmd->addr.mailbox;
@@ -715,187 +691,100 @@ bs_mail(struct bs *b, struct pst_cmd *cmd)
 	    sm->gecos_name;
 	p.origin = sm->origin;
 	p.uid = sm->uid;
-	p.helo = b->helo;
-	p.protocol = b->esmtp ? "ESMTP" : "SMTP";
+	p.helo = pst_smtps_helo(b->smtp);
+	p.protocol = pst_smtps_esmtp(b->smtp) ? "ESMTP" : "SMTP";
 	p.ignore_dots = true;
 	p.flags = (cmd->mail.body == PST_BODY_8BITMIME ?
 	    PST_SPOOL_F_8BITMIME : 0) |
 	    (cmd->mail.smtputf8 ? PST_SPOOL_F_SMTPUTF8 : 0);
-	p.ret = cmd->mail.ret == PST_RET_FULL ? PST_SPOOL_RET_FULL :
-	    cmd->mail.ret == PST_RET_HDRS ? PST_SPOOL_RET_HDRS :
-	    PST_SPOOL_RET_UNSET;
+	p.ret = pst_smtps_ret(cmd->mail.ret);
 	p.envid = cmd->mail.envid[0] != '\0' ? cmd->mail.envid : NULL;
 	if ((b->sub = submit_new(&p, &err)) == NULL) {
-		bs_reply(b, 451, "4.3.0", "Local error in processing: %s",
-		    err.text);
-		return;
+		pst_smtps_local_error(r, err.text);
+		return -1;
 	}
-	b->smtputf8 = cmd->mail.smtputf8;
-	bs_reply(b, 250, "2.1.0", "Ok");
+	return 0;
 }
 
-static void
-bs_rcpt(struct bs *b, struct pst_cmd *cmd)
+static int
+bs_rcpt(void *arg, const struct pst_cmd *cmd, struct pst_smtps_reply *r)
 {
-	char orcpt[PST_CMD_ADDRTYPE_MAX + PST_CMD_ORCPT_MAX + 2];
+	struct bs *b = arg;
+	char orcpt[PST_SMTPS_ORCPT_MAX];
 	struct pst_err err;
 
-	if (b->sub == NULL) {
-		bs_reply(b, 503, "5.5.1", "Error: need MAIL command");
-		return;
-	}
-	if (submit_rcpts(b->sub) >= b->sm->cfg->limits.recipients) {
-		bs_reply(b, 452, "4.5.3", "Error: too many recipients");
-		return;
-	}
-	orcpt[0] = '\0';
-	if (cmd->rcpt.orcpt[0] != '\0')
-		snprintf(orcpt, sizeof(orcpt), "%s;%s", cmd->rcpt.orcpt_type,
-		    cmd->rcpt.orcpt);
+	pst_smtps_orcpt(cmd, orcpt, sizeof(orcpt));
 	if (submit_add_rcpt(b->sub, cmd->addr.postmaster ? "postmaster" :
-	    cmd->addr.mailbox, notify_bits(cmd->rcpt.notify),
+	    cmd->addr.mailbox, pst_smtps_notify(cmd->rcpt.notify),
 	    orcpt[0] != '\0' ? orcpt : NULL, &err) == -1) {
-		bs_reset(b);
-		bs_reply(b, 451, "4.3.0", "Local error in processing: %s",
-		    err.text);
-		return;
+		r->reset = true;
+		pst_smtps_local_error(r, err.text);
+		return -1;
 	}
-	bs_reply(b, 250, "2.1.5", "Ok");
+	return 0;
 }
 
-/* After 354: the message up to its dot, then the commit. */
-static void
-bs_data(struct bs *b)
+/*
+ * Into the message as it comes: memory stays bounded.  After a failure
+ * the rest is read and dropped; the commit answers with the reason.
+ */
+static int
+bs_write(void *arg, struct evbuffer *buf)
 {
+	struct bs *b = arg;
 	struct evbuffer_iovec v[8];
-	enum pst_dot_status st;
-	struct pst_err err, serr;
-	bool failed = false;
-	int i, nv, n;
+	size_t done;
+	int i, nv;
 
-	pst_dot_init(&b->dot, b->sm->cfg->limits.message_size,
-	    PST_DOT_LINE_MAX);
-	bs_reply(b, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	pst_err_clear(&serr);
-	for (;;) {
-		st = pst_dot_read(&b->dot, b->in, b->data, &err);
-		/* Into the message as it comes: memory stays bounded. */
-		while (evbuffer_get_length(b->data) > 0) {
-			nv = evbuffer_peek(b->data, -1, NULL, v, 8);
-			if (nv > 8)
-				nv = 8;
-			for (i = 0; i < nv && !failed; i++)
-				if (submit_input(b->sub, v[i].iov_base,
-				    v[i].iov_len, &serr) == -1)
-					failed = true;
-			evbuffer_drain(b->data, evbuffer_get_length(b->data));
+	while (evbuffer_get_length(buf) > 0) {
+		nv = evbuffer_peek(buf, -1, NULL, v, 8);
+		if (nv > 8)
+			nv = 8;
+		for (i = 0, done = 0; i < nv; i++) {
+			if (!b->failed && submit_input(b->sub, v[i].iov_base,
+			    v[i].iov_len, &b->serr) == -1)
+				b->failed = true;
+			done += v[i].iov_len;
 		}
-		if (st == PST_DOT_FATAL) {
-			bs_reset(b);
-			bs_reply(b, err.smtp_code, err.esc, "%s", err.text);
-			b->done = true;
-			return;
-		}
-		if (st == PST_DOT_REFUSED) {
-			bs_reset(b);
-			bs_reply(b, err.smtp_code, err.esc, "%s", err.text);
-			return;
-		}
-		if (st == PST_DOT_DONE)
-			break;
-		/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores) */
-		if ((n = bs_fill(b)) <= 0) {
-			/* The client went away: nothing was accepted. */
-			bs_reset(b);
-			b->done = true;
-			return;
-		}
+		evbuffer_drain(buf, done);
 	}
-	if (!failed && submit_finish(b->sub, &serr) == 0) {
-		bs_reply(b, 250, "2.0.0", "Ok: queued as %s",
-		    submit_id(b->sub));
-		bs_reset(b);
-		return;
-	}
-	bs_reset(b);
-	if (serr.cls == PST_PERM)
-		bs_reply(b, serr.smtp_code, serr.esc, "%s", serr.text);
-	else
-		bs_reply(b, 451, "4.3.0", "Local error in processing: %s",
-		    serr.text);
+	return 0;
 }
 
-static void
-bs_command(struct bs *b, struct pst_cmd *cmd)
+/* The end of data: the commit, done before we answer. */
+static int
+bs_commit(void *arg, const struct pst_dot *dot, struct pst_smtps_reply *r)
 {
-	struct sendmail *sm = b->sm;
+	struct bs *b = arg;
 
-	switch (cmd->verb) {
-	case PST_CMD_HELO:
-	case PST_CMD_EHLO:
-		bs_reset(b);
-		snprintf(b->helo, sizeof(b->helo), "%s", cmd->helo);
-		b->esmtp = cmd->verb == PST_CMD_EHLO;
-		b->ext = b->esmtp ? BS_EXTENSIONS : 0;
-		pst_line_set_max(&b->lr, pst_cmd_line_max(b->ext));
-		if (!b->esmtp) {
-			bs_reply(b, 250, NULL, "%s", sm->cfg->hostname);
-			break;
-		}
-		printf("250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n"
-		    "250-8BITMIME\r\n250-SMTPUTF8\r\n"
-		    "250-ENHANCEDSTATUSCODES\r\n250 DSN\r\n",
-		    sm->cfg->hostname,
-		    (unsigned long long)sm->cfg->limits.message_size);
-		break;
-	case PST_CMD_MAIL:
-		bs_mail(b, cmd);
-		break;
-	case PST_CMD_RCPT:
-		bs_rcpt(b, cmd);
-		break;
-	case PST_CMD_DATA:
-		if (b->sub == NULL)
-			bs_reply(b, 503, "5.5.1", "Error: need MAIL command");
-		else if (submit_rcpts(b->sub) == 0)
-			bs_reply(b, 554, "5.5.1", "Error: no valid "
-			    "recipients");
-		else
-			bs_data(b);
-		break;
-	case PST_CMD_RSET:
-		bs_reset(b);
-		bs_reply(b, 250, "2.0.0", "Ok");
-		break;
-	case PST_CMD_NOOP:
-		bs_reply(b, 250, "2.0.0", "Ok");
-		break;
-	case PST_CMD_QUIT:
-		bs_reply(b, 221, "2.0.0", "Bye");
-		b->done = true;
-		break;
-	case PST_CMD_VRFY:
-		/* RFC 5321 §3.5.3: no verification, no refusal either. */
-		bs_reply(b, 252, "2.5.0", "Cannot VRFY user, but will accept "
-		    "message and attempt delivery");
-		break;
-	case PST_CMD_HELP:
-		bs_reply(b, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA "
-		    "RSET NOOP QUIT VRFY HELP");
-		break;
-	default:
-		bs_reply(b, 502, "5.5.1", "Error: command not implemented");
-		break;
+	if (!b->failed && submit_finish(b->sub, &b->serr) == 0) {
+		snprintf(r->queued, sizeof(r->queued), "%s",
+		    submit_id(b->sub));
+		return PST_SMTPS_DONE;
 	}
+	if (b->serr.cls == PST_PERM)
+		pst_smtps_reply_set(r, b->serr.smtp_code, b->serr.esc, "%s",
+		    b->serr.text);
+	else
+		pst_smtps_local_error(r, b->serr.text);
+	return PST_SMTPS_DONE;
 }
 
 static int
 run_smtp(struct sendmail *sm)
 {
 	struct bs b = { .sm = sm };
-	struct pst_cmd cmd;
-	struct pst_err err;
-	size_t len;
+	struct pst_smtps_params params = {
+		.hostname = sm->cfg->hostname,
+		.ext = PST_SMTPS_EXTENSIONS,
+		.message_size = sm->cfg->limits.message_size,
+		.recipients = sm->cfg->limits.recipients,
+		.errors = PST_SMTPS_ERROR_LIMIT,
+		/* One user's own session: no limit on NOOPs. */
+		.junk = UINT_MAX,
+		.stress_junk = UINT_MAX,
+	};
+	enum pst_smtps_state st;
 	int status = EX_OK, n;
 
 	if ((status = open_spool(sm)) != 0)
@@ -903,58 +792,34 @@ run_smtp(struct sendmail *sm)
 	/* A client that goes away must not kill us while we commit. */
 	signal(SIGPIPE, SIG_IGN);
 	if ((b.in = evbuffer_new()) == NULL ||
-	    (b.data = evbuffer_new()) == NULL) {
+	    (b.smtp = pst_smtps_new(&params, &bs_sink, &bs_io, &b,
+	    b.in)) == NULL) {
 		status = say(sm, EX_TEMPFAIL, "out of memory");
 		goto out;
 	}
-	pst_line_init(&b.lr, PST_LINE_SMTP_MAX);
-	bs_reply(&b, 220, NULL, "%s ESMTP postern (sendmail -bs)",
-	    sm->cfg->hostname);
-	while (!b.done) {
-		if (b.errors >= BS_ERROR_LIMIT) {
-			bs_reply(&b, 421, "4.7.0", "Error: too many errors");
+	pst_smtps_greet(b.smtp, "sendmail -bs");
+	for (;;) {
+		pst_smtps_input(b.smtp);
+		if ((st = pst_smtps_state(b.smtp)) == PST_SMTPS_CLOSING)
+			break;
+		if ((n = bs_fill(&b)) == 0) {
+			pst_smtps_eof(b.smtp);
 			break;
 		}
-		switch (pst_line_read(&b.lr, b.in, b.line, sizeof(b.line),
-		    &len, &err)) {
-		case PST_LINE_MORE:
-			if ((n = bs_fill(&b)) == 0)
-				b.done = true;
-			else if (n < 0) {
+		if (n < 0) {
+			/* In DATA: the client went away, nothing accepted. */
+			if (st != PST_SMTPS_DATA)
 				status = say(sm, EX_TEMPFAIL, "reading the "
 				    "SMTP session: %s", interrupted ?
 				    "interrupted" : strerror(errno));
-				b.done = true;
-			}
-			continue;
-		case PST_LINE_TOOLONG:
-		case PST_LINE_BAD:
-			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);
-			continue;
-		case PST_LINE_FATAL:
-			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);
-			b.done = true;
-			continue;
-		case PST_LINE_OK:
 			break;
 		}
-		/* An HTTP request line parses: stop on its verb alone. */
-		if (pst_cmd_parse(b.line, len, b.ext |
-		    (b.smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1 ||
-		    cmd.verb == PST_CMD_HTTP) {
-			if (cmd.verb == PST_CMD_HTTP)
-				break;
-			bs_reply(&b, err.smtp_code, err.esc, "%s", err.text);
-			continue;
-		}
-		bs_command(&b, &cmd);
 	}
 out:
 	bs_reset(&b);
+	pst_smtps_free(b.smtp);
 	if (b.in != NULL)
 		evbuffer_free(b.in);
-	if (b.data != NULL)
-		evbuffer_free(b.data);
 	fflush(stdout);
 	return status;
 }
