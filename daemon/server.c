@@ -1,21 +1,16 @@
 /*
  * server.c: ESMTP server sessions.
  *
- * A session reads command lines through the strict line reader (only CRLF
- * ends a line: bare CR or LF closes the session), parses them with
- * lib/smtp/cmd and dispatches through the command table: each entry has
- * a check, which answers and returns -1 when the command is out of place,
- * and a proceed, which acts.  Replies are written as they are made, so
- * pipelined commands get their replies in one write.
- *
- * After DATA's 354 the DATA reader takes over: it removes dot-stuffing,
- * bounds lines and size, and counts Received: fields; the message bytes go
- * into the spool message, flushed to disk on the worker pool whenever
- * enough is buffered (reading pauses meanwhile, so memory stays bounded).
- * At the end of data the commit runs on the pool; the session stops
- * reading and answers only from the commit's completion: 250 when the
- * message is on stable storage, 451 4.3.0 (with nothing left behind)
- * when it is not.
+ * The protocol is lib/smtp/server's session machine: the command table,
+ * the states, the replies, the deadlines and the limits.  This file drives
+ * it over a bufferevent (input buffer, replies, reading paused and
+ * resumed, the deadline on a timer) and is its sink: a transaction is a
+ * spool message, the message bytes go into it and are flushed to disk on
+ * the worker pool whenever enough is buffered (reading pauses meanwhile,
+ * so memory stays bounded), and at the end of data the commit runs on
+ * the pool; the session answers only from the commit's completion: 250
+ * when the message is on stable storage, 451 4.3.0 (with nothing left
+ * behind) when it is not.
  *
  * While a flush or commit is in flight the job owns the spool message
  * and the session must stay: a session whose connection failed (reset,
@@ -38,7 +33,6 @@
 #include <arpa/inet.h>
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,30 +50,10 @@
 #include "server.h"
 #include "smtp/cmd.h"
 #include "smtp/dot.h"
-#include "smtp/line.h"
+#include "smtp/server.h"
 #include "spool/spool.h"
 
-#define SERVER_EXTENSIONS	(PST_CMD_EXT_SIZE | PST_CMD_EXT_8BITMIME | \
-				 PST_CMD_EXT_SMTPUTF8 | PST_CMD_EXT_DSN)
-#define ERROR_LIMIT		20	/* bad commands before 421 */
 #define RECEIVED_LIMIT		100	/* RFC 5321 §6.3 loop detection */
-#define LINE_BUF		1100	/* > pst_cmd_line_max(all) */
-
-enum session_state {
-	SS_CMD = 0,	/* reading commands */
-	SS_DATA,	/* reading the message after 354 */
-	SS_FLUSH,	/* body bytes going to disk; reading paused */
-	SS_COMMIT,	/* the commit is running; reading paused */
-	SS_CLOSING,	/* last reply written; close once it is sent */
-};
-
-static const char *const session_state_names[] = {
-	[SS_CMD] = "command",
-	[SS_DATA] = "data",
-	[SS_FLUSH] = "flush",
-	[SS_COMMIT] = "commit",
-	[SS_CLOSING] = "closing",
-};
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
@@ -87,33 +61,18 @@ struct session {
 	struct server		*srv;
 	struct config		*cfg;
 	struct bufferevent	*bev;
-	enum session_state	 state;
+	struct pst_smtps	*smtp;		/* the protocol */
 	bool			 dead;		/* client gone, job in flight */
-	bool			 eof;		/* client half-closed: no input */
 	struct event		*timer;		/* the deadline */
-	uint64_t		 deadline;	/* monotonic microseconds */
-	uint64_t		 paused;	/* DATA time left when a flush began */
-	unsigned		 junk;		/* commands since the last message */
-	bool			 shutdown;	/* 421 after the current job */
 	char			 peer[80];	/* "127.0.0.1:41234" or "unix" */
 	char			 peer_ip[64];	/* for Received: */
-	struct pst_line		 lr;
-	char			 line[LINE_BUF];
-	unsigned		 ext;		/* PST_CMD_EXT_* announced */
-	char			 helo[PST_ADDR_DOMAIN_MAX + 1];
+	const char		*helo;		/* the client's, for Received: */
 	bool			 esmtp;
-	unsigned		 errors;
-	unsigned		 messages;
 
 	/* The transaction. */
 	struct pst_spool_msg	*msg;		/* NULL: no MAIL yet */
-	unsigned		 nrcpt;
-	unsigned		 overshoot;	/* RCPTs answered 452 */
 	bool			 smtputf8;
 	bool			 body_8bit;
-	bool			 discard;	/* spooling failed: read to the end */
-	struct pst_dot		 dot;
-	struct evbuffer		*data;
 };
 
 TAILQ_HEAD(session_list, session);
@@ -137,73 +96,99 @@ struct server {
 	void			*drained_arg;
 };
 
-struct command {
-	enum pst_cmd_verb	 verb;
-	bool			 junk;		/* moves no mail: counted */
-	int			(*check)(struct session *, struct pst_cmd *);
-	void			(*proceed)(struct session *, struct pst_cmd *);
-};
-
 static void	session_readcb(struct bufferevent *, void *);
 static void	session_writecb(struct bufferevent *, void *);
 static void	session_eventcb(struct bufferevent *, short, void *);
 static void	session_timeoutcb(evutil_socket_t, short, void *);
 static void	server_pressure(struct server *);
-static void	session_close(struct session *);
 static void	session_free(struct session *);
-static void	session_reply(struct session *, int, const char *,
-		    const char *, ...) __attribute__((format(printf, 4, 5)));
-static void	session_reply_err(struct session *, const struct pst_err *);
-static void	session_txn_reset(struct session *);
-static void	session_commands(struct session *);
-static void	session_data(struct session *);
 static void	session_flush_done(struct pst_spool_msg *,
 		    const struct pst_err *, void *);
 static void	session_commit_done(struct pst_spool_msg *,
 		    const struct pst_err *, void *);
 
-static int	check_helo(struct session *, struct pst_cmd *);
-static int	check_mail(struct session *, struct pst_cmd *);
-static int	check_rcpt(struct session *, struct pst_cmd *);
-static int	check_data(struct session *, struct pst_cmd *);
-static void	proceed_helo(struct session *, struct pst_cmd *);
-static void	proceed_ehlo(struct session *, struct pst_cmd *);
-static void	proceed_mail(struct session *, struct pst_cmd *);
-static void	proceed_rcpt(struct session *, struct pst_cmd *);
-static void	proceed_data(struct session *, struct pst_cmd *);
-static void	proceed_rset(struct session *, struct pst_cmd *);
-static void	proceed_noop(struct session *, struct pst_cmd *);
-static void	proceed_quit(struct session *, struct pst_cmd *);
-static void	proceed_vrfy(struct session *, struct pst_cmd *);
-static void	proceed_help(struct session *, struct pst_cmd *);
+static int	sink_mail(void *, const struct pst_cmd *,
+		    struct pst_smtps_reply *);
+static int	sink_rcpt(void *, const struct pst_cmd *,
+		    struct pst_smtps_reply *);
+static int	sink_data(void *, struct pst_smtps_reply *);
+static int	sink_write(void *, struct evbuffer *);
+static int	sink_flush(void *);
+static int	sink_commit(void *, const struct pst_dot *,
+		    struct pst_smtps_reply *);
+static void	sink_reset(void *);
+static void	io_write(void *, const char *, size_t);
+static void	io_reading(void *, bool);
+static void	io_arm(void *, uint64_t);
+static void	io_disarm(void *);
+static uint64_t	io_now(void *);
+static void	io_closing(void *);
+static void	io_event(void *, const struct pst_smtps_event *);
 
-static const struct command commands[] = {
-	/* HELO and EHLO count when repeated: check_helo(). */
-	{ PST_CMD_HELO, false, check_helo, proceed_helo },
-	{ PST_CMD_EHLO, false, check_helo, proceed_ehlo },
-	{ PST_CMD_MAIL, false, check_mail, proceed_mail },
-	{ PST_CMD_RCPT, false, check_rcpt, proceed_rcpt },
-	{ PST_CMD_DATA, false, check_data, proceed_data },
-	{ PST_CMD_RSET, true, NULL, proceed_rset },
-	{ PST_CMD_NOOP, true, NULL, proceed_noop },
-	{ PST_CMD_QUIT, false, NULL, proceed_quit },
-	{ PST_CMD_VRFY, true, NULL, proceed_vrfy },
-	{ PST_CMD_HELP, true, NULL, proceed_help },
+static const struct pst_smtps_sink session_sink = {
+	.mail = sink_mail,
+	.rcpt = sink_rcpt,
+	.data = sink_data,
+	.write = sink_write,
+	.flush = sink_flush,
+	.commit = sink_commit,
+	.reset = sink_reset,
+};
+
+static const struct pst_smtps_io session_io = {
+	.write = io_write,
+	.reading = io_reading,
+	.arm = io_arm,
+	.disarm = io_disarm,
+	.now = io_now,
+	.closing = io_closing,
+	.event = io_event,
 };
 
 /*
- * Deadlines.  Each request has limits.idle to arrive whole, counted from
- * the end of the one before (or the greeting): a command line, or the
- * last reply to leave while closing.  Bytes trickled one at a time do
- * not extend it.  During DATA the deadline starts at idle from the 354
- * and grows by 1/min_data_rate s for each byte received, never past
- * idle from now: a client slower than min_data_rate runs out of time.
- * No deadline runs while a job (flush, commit) is in flight; a flush
- * keeps the DATA time left.
+ * The connection: bytes, reading, the deadline, and the log.
  */
 
+static void
+io_write(void *arg, const char *buf, size_t len)
+{
+	struct session *s = arg;
+
+	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
+}
+
+static void
+io_reading(void *arg, bool on)
+{
+	struct session *s = arg;
+
+	if (on)
+		bufferevent_enable(s->bev, EV_READ);
+	else
+		bufferevent_disable(s->bev, EV_READ);
+}
+
+static void
+io_arm(void *arg, uint64_t left)
+{
+	struct session *s = arg;
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(left / 1000000);
+	tv.tv_usec = (suseconds_t)(left % 1000000);
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+io_disarm(void *arg)
+{
+	struct session *s = arg;
+
+	evtimer_del(s->timer);
+}
+
 static uint64_t
-now_us(void)
+io_now(void *arg)
 {
 	struct timespec ts;
 
@@ -211,235 +196,88 @@ now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* The time a request may take: limits.idle, shorter under stress. */
-static uint64_t
-session_idle_us(const struct session *s)
-{
-	const struct config_limits *lim = &s->cfg->limits;
-
-	if (s->srv->stress && lim->stress_idle_ms < lim->idle_ms)
-		return lim->stress_idle_ms * 1000;
-	return lim->idle_ms * 1000;
-}
-
-static unsigned
-session_junk_limit(const struct session *s)
-{
-	const struct config_limits *lim = &s->cfg->limits;
-
-	if (s->srv->stress && lim->stress_junk_commands < lim->junk_commands)
-		return lim->stress_junk_commands;
-	return lim->junk_commands;
-}
-
-/* Arms the deadline at 'deadline' (now_us() time). */
+/* Stops reading; frees the session once the output has drained. */
 static void
-session_arm(struct session *s, uint64_t deadline)
+io_closing(void *arg)
 {
-	uint64_t now = now_us(), left = deadline > now ? deadline - now : 0;
-	struct timeval tv;
+	struct session *s = arg;
 
-	tv.tv_sec = (time_t)(left / 1000000);
-	tv.tv_usec = (suseconds_t)(left % 1000000);
-	s->deadline = deadline;
-	evtimer_add(s->timer, &tv);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		/* Let the loop call us back rather than free under our feet. */
+		bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS |
+		    BEV_TRIG_IGNORE_WATERMARKS);
+	}
 }
 
-/* 'n' message bytes arrived: the DATA deadline grows, up to idle. */
 static void
-session_data_progress(struct session *s, size_t n)
+io_event(void *arg, const struct pst_smtps_event *ev)
 {
-	uint64_t cap = now_us() + session_idle_us(s), d;
+	struct session *s = arg;
+	unsigned long long id = (unsigned long long)s->id;
 
-	if (n == 0)
-		return;
-	d = s->deadline + (uint64_t)n * 1000000 / s->cfg->limits.min_data_rate;
-	session_arm(s, d < cap ? d : cap);
-}
-
-/*
- * The one place the state changes: reading follows it (none while a job
- * runs, while closing, or once the client has half-closed), and so does
- * the deadline.
- */
-static void
-session_set_state(struct session *s, enum session_state st)
-{
-	enum session_state from = s->state;
-	uint64_t now = now_us(), idle = session_idle_us(s);
-
-	s->state = st;
-	if ((st == SS_CMD || st == SS_DATA) && !s->eof)
-		bufferevent_enable(s->bev, EV_READ);
-	else
-		bufferevent_disable(s->bev, EV_READ);
-	switch (st) {
-	case SS_DATA:
-		if (from == SS_FLUSH) {
-			session_arm(s, now + (s->paused < idle ? s->paused :
-			    idle));
-			break;
-		}
-		/* FALLTHROUGH */
-	case SS_CMD:
-	case SS_CLOSING:
-		session_arm(s, now + idle);
+	switch (ev->type) {
+	case PST_SMTPS_EV_STATE:
 		break;
-	case SS_FLUSH:
-		s->paused = s->deadline > now ? s->deadline - now : 0;
-		/* FALLTHROUGH */
-	case SS_COMMIT:
-		evtimer_del(s->timer);
+	case PST_SMTPS_EV_REPLY:
+		log_debug("event=reply session=%llu reply=%s", id,
+		    qs(ev->text));
+		break;
+	case PST_SMTPS_EV_JUNK_LIMIT:
+		log_warn("event=junk-limit session=%llu client=%s commands=%u "
+		    "stress=%s", id, qs(s->peer), ev->count,
+		    ev->stress ? "yes" : "no");
+		break;
+	case PST_SMTPS_EV_ERROR_LIMIT:
+		log_info("event=error-limit session=%llu client=%s "
+		    "errors=%u", id, qs(s->peer), ev->count);
+		break;
+	case PST_SMTPS_EV_PROTOCOL:
+		log_info("event=protocol-error session=%llu client=%s "
+		    "reason=%s", id, qs(s->peer), qs(ev->text));
+		break;
+	case PST_SMTPS_EV_HTTP:
+		log_info("event=http-request session=%llu client=%s", id,
+		    qs(s->peer));
+		break;
+	case PST_SMTPS_EV_TIMEOUT:
+		log_info("event=timeout session=%llu client=%s state=%s "
+		    "stress=%s", id, qs(s->peer),
+		    pst_smtps_phase_name(ev->state),
+		    ev->stress ? "yes" : "no");
+		break;
+	case PST_SMTPS_EV_EOF:
+		log_debug("event=client-eof session=%llu client=%s state=%s",
+		    id, qs(s->peer), pst_smtps_phase_name(ev->state));
 		break;
 	}
 }
 
 /*
- * Replies.
+ * The sink: a transaction is a spool message.
  */
 
 static void
-session_reply(struct session *s, int code, const char *esc, const char *fmt,
-    ...)
+sink_reset(void *arg)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	char text[512];
-	va_list ap;
+	struct session *s = arg;
 
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (esc != NULL && *esc != '\0')
-		evbuffer_add_printf(out, "%d %s %s\r\n", code, esc, text);
-	else
-		evbuffer_add_printf(out, "%d %s\r\n", code, text);
-	if (code >= 400)
-		log_debug("event=reply session=%llu reply=%s",
-		    (unsigned long long)s->id, qs(text));
-}
-
-/* The reply a parser put into 'err'. */
-static void
-session_reply_err(struct session *s, const struct pst_err *err)
-{
-	session_reply(s, err->smtp_code, err->esc, "%s", err->text);
-	s->errors++;
-}
-
-/* Sends a last reply and closes once it left. */
-static void
-session_reply_close(struct session *s, int code, const char *esc,
-    const char *text)
-{
-	session_reply(s, code, esc, "%s", text);
-	session_close(s);
-}
-
-/*
- * Transaction state.
- */
-
-static void
-session_txn_reset(struct session *s)
-{
 	if (s->msg != NULL)
 		pst_spool_msg_free(s->msg, s->srv->pool);
 	s->msg = NULL;
-	s->nrcpt = 0;
-	s->overshoot = 0;
 	s->smtputf8 = false;
 	s->body_8bit = false;
-	s->discard = false;
-	if (s->data != NULL)
-		evbuffer_drain(s->data, evbuffer_get_length(s->data));
-}
-
-/* Counts a command that moves no mail: -1, after 421, past the limit. */
-static int
-session_count_junk(struct session *s)
-{
-	if (++s->junk <= session_junk_limit(s))
-		return 0;
-	log_warn("event=junk-limit session=%llu client=%s commands=%u "
-	    "stress=%s", (unsigned long long)s->id, qs(s->peer), s->junk - 1,
-	    s->srv->stress ? "yes" : "no");
-	session_txn_reset(s);
-	session_reply_close(s, 421, "4.7.0", "Error: too many commands "
-	    "without mail");
-	return -1;
-}
-
-/*
- * Commands.
- */
-
-static int
-check_helo(struct session *s, struct pst_cmd *cmd)
-{
-	/* The first is needed; more are junk (RFC 5321 allows them). */
-	return s->helo[0] != '\0' ? session_count_junk(s) : 0;
-}
-
-static void
-greet_name(struct session *s, struct pst_cmd *cmd)
-{
-	session_txn_reset(s);
-	snprintf(s->helo, sizeof(s->helo), "%s", cmd->helo);
-}
-
-static void
-proceed_helo(struct session *s, struct pst_cmd *cmd)
-{
-	greet_name(s, cmd);
-	s->esmtp = false;
-	s->ext = 0;
-	pst_line_set_max(&s->lr, pst_cmd_line_max(0));
-	session_reply(s, 250, NULL, "%s", s->cfg->hostname);
-}
-
-static void
-proceed_ehlo(struct session *s, struct pst_cmd *cmd)
-{
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-
-	greet_name(s, cmd);
-	s->esmtp = true;
-	s->ext = SERVER_EXTENSIONS;
-	pst_line_set_max(&s->lr, pst_cmd_line_max(s->ext));
-	evbuffer_add_printf(out,
-	    "250-%s\r\n"
-	    "250-PIPELINING\r\n"
-	    "250-SIZE %llu\r\n"
-	    "250-8BITMIME\r\n"
-	    "250-SMTPUTF8\r\n"
-	    "250-ENHANCEDSTATUSCODES\r\n"
-	    "250 DSN\r\n", s->cfg->hostname,
-	    (unsigned long long)s->cfg->limits.message_size);
 }
 
 static int
-check_mail(struct session *s, struct pst_cmd *cmd)
+sink_mail(void *arg, const struct pst_cmd *cmd, struct pst_smtps_reply *r)
 {
+	struct session *s = arg;
+	struct pst_spool_env *env;
 	struct pst_err err;
+	char origin[128];
 	uint64_t need;
 	int rc;
 
-	if (s->helo[0] == '\0') {
-		session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
-		s->errors++;
-		return -1;
-	}
-	if (s->msg != NULL) {
-		session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
-		s->errors++;
-		return -1;
-	}
-	if (cmd->mail.has_size &&
-	    cmd->mail.size > s->cfg->limits.message_size) {
-		session_reply(s, 552, "5.3.4", "Message size exceeds fixed "
-		    "limit");
-		return -1;
-	}
 	/* RFC 1870: room for what the client announced, or the limit. */
 	need = cmd->mail.has_size ? cmd->mail.size : 0;
 	rc = pst_spool_space(s->srv->spool, need, PST_SPOOL_RESERVE_AUTO,
@@ -448,23 +286,13 @@ check_mail(struct session *s, struct pst_cmd *cmd)
 		log_warn("event=spool-full session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err.text));
 		if (rc == 0)
-			session_reply(s, 452, "4.3.1", "Insufficient system "
-			    "storage");
+			pst_smtps_reply_set(r, 452, "4.3.1", "Insufficient "
+			    "system storage");
 		else
-			session_reply(s, 451, "4.3.0", "Local error: cannot "
-			    "check the spool");
+			pst_smtps_reply_set(r, 451, "4.3.0", "Local error: "
+			    "cannot check the spool");
 		return -1;
 	}
-	return 0;
-}
-
-static void
-proceed_mail(struct session *s, struct pst_cmd *cmd)
-{
-	struct pst_spool_env *env;
-	struct pst_err err;
-	char origin[128];
-
 	if ((s->msg = pst_spool_msg_begin(s->srv->spool, &err)) == NULL)
 		goto fail;
 	env = pst_spool_msg_env(s->msg);
@@ -476,107 +304,49 @@ proceed_mail(struct session *s, struct pst_cmd *cmd)
 	if (cmd->mail.envid[0] != '\0' &&
 	    pst_spool_env_set_envid(env, cmd->mail.envid, &err) == -1)
 		goto fail;
-	env->ret = cmd->mail.ret == PST_RET_FULL ? PST_SPOOL_RET_FULL :
-	    cmd->mail.ret == PST_RET_HDRS ? PST_SPOOL_RET_HDRS :
-	    PST_SPOOL_RET_UNSET;
+	env->ret = pst_smtps_ret(cmd->mail.ret);
+	s->esmtp = pst_smtps_esmtp(s->smtp);
 	s->body_8bit = cmd->mail.body == PST_BODY_8BITMIME;
 	s->smtputf8 = cmd->mail.smtputf8;
 	if (s->body_8bit)
 		env->flags |= PST_SPOOL_F_8BITMIME;
 	if (s->smtputf8)
 		env->flags |= PST_SPOOL_F_SMTPUTF8;
-	session_reply(s, 250, "2.1.0", "Ok");
-	return;
+	return 0;
 fail:
 	log_warn("event=mail-failed session=%llu reason=%s",
 	    (unsigned long long)s->id, qs(err.text));
-	session_txn_reset(s);
-	session_reply(s, 451, "4.3.0", "Local error in processing");
+	pst_smtps_local_error(r, NULL);
+	return -1;
 }
 
 static int
-check_rcpt(struct session *s, struct pst_cmd *cmd)
+sink_rcpt(void *arg, const struct pst_cmd *cmd, struct pst_smtps_reply *r)
 {
-	if (s->msg == NULL) {
-		session_reply(s, 503, "5.5.1", "Error: need MAIL command");
-		s->errors++;
-		return -1;
-	}
-	if (s->nrcpt >= s->cfg->limits.recipients) {
-		/*
-		 * RFC 5321 §4.5.3.1.10: 452, and the client goes on; as many
-		 * again are errors.
-		 */
-		session_reply(s, 452, "4.5.3", "Error: too many recipients");
-		if (++s->overshoot > s->cfg->limits.recipients)
-			s->errors++;
-		return -1;
-	}
-	return 0;
-}
-
-static unsigned
-notify_bits(unsigned n)
-{
-	unsigned out = 0;
-
-	if (n & PST_NOTIFY_NEVER)
-		out |= PST_SPOOL_NOTIFY_NEVER;
-	if (n & PST_NOTIFY_SUCCESS)
-		out |= PST_SPOOL_NOTIFY_SUCCESS;
-	if (n & PST_NOTIFY_FAILURE)
-		out |= PST_SPOOL_NOTIFY_FAILURE;
-	if (n & PST_NOTIFY_DELAY)
-		out |= PST_SPOOL_NOTIFY_DELAY;
-	return out;
-}
-
-static void
-proceed_rcpt(struct session *s, struct pst_cmd *cmd)
-{
+	struct session *s = arg;
 	struct pst_spool_env *env = pst_spool_msg_env(s->msg);
 	struct rewrite_list list = { 0 };
-	char orcpt[PST_CMD_ADDRTYPE_MAX + PST_CMD_ORCPT_MAX + 2];
+	char orcpt[PST_SMTPS_ORCPT_MAX];
 	struct pst_err err;
 	size_t i;
 
-	orcpt[0] = '\0';
-	if (cmd->rcpt.orcpt[0] != '\0')
-		snprintf(orcpt, sizeof(orcpt), "%s;%s", cmd->rcpt.orcpt_type,
-		    cmd->rcpt.orcpt);
+	pst_smtps_orcpt(cmd, orcpt, sizeof(orcpt));
 	/* "<postmaster>" alone means this host's postmaster: the alias. */
 	if (rewrite_recipient(s->cfg, cmd->addr.postmaster ? "postmaster" :
 	    cmd->addr.mailbox, &list) == -1)
 		goto fail;
 	for (i = 0; i < list.count; i++)
 		if (pst_spool_env_add_rcpt(env, list.addrs[i],
-		    notify_bits(cmd->rcpt.notify),
+		    pst_smtps_notify(cmd->rcpt.notify),
 		    orcpt[0] != '\0' ? orcpt : NULL, &err) == -1)
 			goto fail;
 	rewrite_list_free(&list);
-	s->nrcpt++;
-	session_reply(s, 250, "2.1.5", "Ok");
-	return;
+	return 0;
 fail:
 	rewrite_list_free(&list);
 	log_warn("event=rcpt-failed session=%llu", (unsigned long long)s->id);
-	session_reply(s, 451, "4.3.0", "Local error in processing");
-}
-
-static int
-check_data(struct session *s, struct pst_cmd *cmd)
-{
-	if (s->msg == NULL) {
-		session_reply(s, 503, "5.5.1", "Error: need MAIL command");
-		s->errors++;
-		return -1;
-	}
-	if (s->nrcpt == 0) {
-		session_reply(s, 554, "5.5.1", "Error: no valid recipients");
-		s->errors++;
-		return -1;
-	}
-	return 0;
+	pst_smtps_local_error(r, NULL);
+	return -1;
 }
 
 /* The trace field we put on top (RFC 5321 §4.4). */
@@ -608,155 +378,49 @@ write_received(struct session *s, struct pst_err *err)
 	return pst_spool_msg_write(s->msg, buf, (size_t)n, err);
 }
 
-static void
-proceed_data(struct session *s, struct pst_cmd *cmd)
+static int
+sink_data(void *arg, struct pst_smtps_reply *r)
 {
+	struct session *s = arg;
 	struct pst_err err;
 
 	if (write_received(s, &err) == -1) {
 		log_warn("event=data-failed session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err.text));
-		session_txn_reset(s);
-		session_reply(s, 451, "4.3.0", "Local error in processing");
-		return;
+		pst_smtps_local_error(r, NULL);
+		return -1;
 	}
-	pst_dot_init(&s->dot, s->cfg->limits.message_size, PST_DOT_LINE_MAX);
-	session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	session_set_state(s, SS_DATA);
+	return 0;
 }
 
-static void
-proceed_rset(struct session *s, struct pst_cmd *cmd)
-{
-	session_txn_reset(s);
-	session_reply(s, 250, "2.0.0", "Ok");
-}
-
-static void
-proceed_noop(struct session *s, struct pst_cmd *cmd)
-{
-	session_reply(s, 250, "2.0.0", "Ok");
-}
-
-static void
-proceed_quit(struct session *s, struct pst_cmd *cmd)
-{
-	session_reply_close(s, 221, "2.0.0", "Bye");
-}
-
-static void
-proceed_vrfy(struct session *s, struct pst_cmd *cmd)
-{
-	/* RFC 5321 §3.5.3: no verification, no refusal either. */
-	session_reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept "
-	    "message and attempt delivery");
-}
-
-static void
-proceed_help(struct session *s, struct pst_cmd *cmd)
-{
-	session_reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA "
-	    "RSET NOOP QUIT VRFY HELP");
-}
-
-static void
-session_dispatch(struct session *s, struct pst_cmd *cmd)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (commands[i].verb != cmd->verb)
-			continue;
-		if (commands[i].junk && session_count_junk(s) == -1)
-			return;
-		if (commands[i].check != NULL && commands[i].check(s, cmd) ==
-		    -1)
-			return;
-		commands[i].proceed(s, cmd);
-		return;
-	}
-	session_reply(s, 502, "5.5.1", "Error: command not implemented");
-	s->errors++;
-}
-
-/*
- * Input.
- */
-
-static void
-session_commands(struct session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct pst_cmd cmd;
-	struct pst_err err;
-	size_t len;
-
-	while (s->state == SS_CMD) {
-		if (s->errors >= ERROR_LIMIT) {
-			log_info("event=error-limit session=%llu client=%s "
-			    "errors=%u", (unsigned long long)s->id,
-			    qs(s->peer), s->errors);
-			session_reply_close(s, 421, "4.7.0", "Error: too many "
-			    "errors");
-			return;
-		}
-		switch (pst_line_read(&s->lr, in, s->line, sizeof(s->line),
-		    &len, &err)) {
-		case PST_LINE_MORE:
-			return;
-		case PST_LINE_TOOLONG:
-		case PST_LINE_BAD:
-			session_arm(s, now_us() + session_idle_us(s));
-			session_reply_err(s, &err);
-			continue;
-		case PST_LINE_FATAL:
-			log_info("event=protocol-error session=%llu client=%s "
-			    "reason=%s", (unsigned long long)s->id,
-			    qs(s->peer), qs(err.text));
-			session_reply_close(s, err.smtp_code, err.esc,
-			    err.text);
-			return;
-		case PST_LINE_OK:
-			break;
-		}
-		/* A whole line: the next request's time starts. */
-		session_arm(s, now_us() + session_idle_us(s));
-		/* An HTTP request line parses: close on its verb alone. */
-		if (pst_cmd_parse(s->line, len, s->ext |
-		    (s->smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1 ||
-		    cmd.verb == PST_CMD_HTTP) {
-			if (cmd.verb == PST_CMD_HTTP) {
-				log_info("event=http-request session=%llu "
-				    "client=%s", (unsigned long long)s->id,
-				    qs(s->peer));
-				session_close(s);
-				return;
-			}
-			session_reply_err(s, &err);
-			continue;
-		}
-		session_dispatch(s, &cmd);
-	}
-}
-
-/* Moves what the DATA reader produced into the spool message. */
+/* What the DATA reader produced goes into the spool message. */
 static int
-session_take_data(struct session *s)
+sink_write(void *arg, struct evbuffer *buf)
 {
+	struct session *s = arg;
 	struct pst_err err;
 
-	if (evbuffer_get_length(s->data) == 0)
-		return 0;
-	if (s->discard) {
-		evbuffer_drain(s->data, evbuffer_get_length(s->data));
-		return 0;
-	}
-	if (pst_spool_msg_add_buffer(s->msg, s->data, &err) == -1) {
+	if (pst_spool_msg_add_buffer(s->msg, buf, &err) == -1) {
 		log_warn("event=data-failed session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err.text));
 		return -1;
 	}
 	return 0;
+}
+
+/* Enough is buffered: to disk on the pool, reading paused meanwhile. */
+static int
+sink_flush(void *arg)
+{
+	struct session *s = arg;
+	struct pst_err err;
+
+	if (!pst_spool_msg_need_flush(s->msg))
+		return 0;
+	if (pst_spool_msg_flush(s->msg, s->srv->pool, session_flush_done, s,
+	    &err) == -1)
+		return -1;
+	return 1;
 }
 
 /*
@@ -765,132 +429,42 @@ session_take_data(struct session *s)
  * the rest to upstreams without SMTPUTF8 too.
  */
 static void
-note_smtputf8(struct session *s)
+note_smtputf8(struct session *s, const struct pst_dot *dot)
 {
 	struct pst_spool_env *env = pst_spool_msg_env(s->msg);
 
 	if (!(env->flags & PST_SPOOL_F_SMTPUTF8))
 		return;
 	env->flags |= PST_SPOOL_F_UTF8_CHECKED;
-	if (s->dot.hdr_8bit || pst_spool_env_utf8_addrs(env))
+	if (dot->hdr_8bit || pst_spool_env_utf8_addrs(env))
 		env->flags |= PST_SPOOL_F_UTF8_NEEDED;
 }
 
-static void
-session_start_commit(struct session *s)
+static int
+sink_commit(void *arg, const struct pst_dot *dot, struct pst_smtps_reply *r)
 {
+	struct session *s = arg;
 	struct pst_err err;
 
-	note_smtputf8(s);
-	session_set_state(s, SS_COMMIT);
+	if (dot->received >= RECEIVED_LIMIT) {
+		pst_smtps_reply_set(r, 554, "5.4.0", "Error: too many hops "
+		    "(%u Received: headers): mail loop?", dot->received);
+		return PST_SMTPS_REFUSED;
+	}
+	note_smtputf8(s, dot);
 	if (pst_spool_msg_commit(s->msg, s->srv->pool, session_commit_done,
 	    s, &err) == -1) {
 		log_warn("event=commit-failed session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err.text));
-		session_set_state(s, SS_CMD);
-		session_txn_reset(s);
-		session_reply(s, 451, "4.3.0", "Local error in processing");
+		pst_smtps_local_error(r, NULL);
+		return PST_SMTPS_REFUSED;
 	}
-}
-
-static void
-session_data(struct session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	enum pst_dot_status st;
-	struct pst_err err;
-	size_t avail;
-
-	while (s->state == SS_DATA) {
-		avail = evbuffer_get_length(in);
-		st = pst_dot_read(&s->dot, in, s->data, &err);
-		session_data_progress(s, avail - evbuffer_get_length(in));
-		if (st == PST_DOT_FATAL) {
-			log_info("event=protocol-error session=%llu client=%s "
-			    "reason=%s", (unsigned long long)s->id,
-			    qs(s->peer), qs(err.text));
-			session_txn_reset(s);
-			session_reply_close(s, err.smtp_code, err.esc,
-			    err.text);
-			return;
-		}
-		if (session_take_data(s) == -1) {
-			session_txn_reset(s);
-			session_reply_close(s, 451, "4.3.0", "Local error in "
-			    "processing");
-			return;
-		}
-		if ((st == PST_DOT_REFUSED || st == PST_DOT_DONE) &&
-		    s->discard) {
-			session_set_state(s, SS_CMD);
-			session_txn_reset(s);
-			session_reply(s, 451, "4.3.0", "Local error in "
-			    "processing: cannot write the message");
-			return;
-		}
-		if (st == PST_DOT_REFUSED) {
-			session_set_state(s, SS_CMD);
-			session_txn_reset(s);
-			session_reply_err(s, &err);
-			return;
-		}
-		if (st == PST_DOT_DONE) {
-			if (s->dot.received >= RECEIVED_LIMIT) {
-				session_set_state(s, SS_CMD);
-				session_txn_reset(s);
-				session_reply(s, 554, "5.4.0", "Error: too "
-				    "many hops (%u Received: headers): mail "
-				    "loop?", s->dot.received);
-				return;
-			}
-			session_start_commit(s);
-			return;
-		}
-		/* PST_DOT_MORE: all input consumed. */
-		if (!s->discard && pst_spool_msg_need_flush(s->msg)) {
-			session_set_state(s, SS_FLUSH);
-			if (pst_spool_msg_flush(s->msg, s->srv->pool,
-			    session_flush_done, s, &err) == -1) {
-				session_txn_reset(s);
-				session_reply_close(s, 451, "4.3.0", "Local "
-				    "error in processing");
-			}
-		}
-		return;
-	}
+	return PST_SMTPS_PENDING;
 }
 
 /*
- * Runs the phase the session is in until it stops making progress; a DATA
- * phase may end and commands follow in the same buffer, and the other way
- * round.
+ * Completions, on the loop.
  */
-static void
-session_input(struct session *s)
-{
-	enum session_state before;
-
-	for (;;) {
-		before = s->state;
-		if (s->state == SS_CMD)
-			session_commands(s);
-		else if (s->state == SS_DATA)
-			session_data(s);
-		else
-			return;
-		if (s->dead || s->state == before)
-			break;
-	}
-	/* Nothing more will come: send what is due, then close. */
-	if (!s->dead && s->eof && (s->state == SS_CMD ||
-	    s->state == SS_DATA)) {
-		log_debug("event=client-eof session=%llu client=%s state=%s",
-		    (unsigned long long)s->id, qs(s->peer),
-		    session_state_names[s->state]);
-		session_txn_reset(s);
-		session_close(s);
-	}
-}
 
 static void
 session_flush_done(struct pst_spool_msg *msg, const struct pst_err *err,
@@ -902,18 +476,10 @@ session_flush_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_free(s);
 		return;
 	}
-	session_set_state(s, SS_DATA);
-	if (err != NULL) {
-		/*
-		 * The message is lost to us, but the client is still sending
-		 * it: read on to the end of data and answer 451 there, so it
-		 * hears why and the session stays in step (RFC 5321 §4.2.5).
-		 */
+	if (err != NULL)
 		log_warn("event=spool-write-failed session=%llu reason=%s",
 		    (unsigned long long)s->id, qs(err->text));
-		s->discard = true;
-	}
-	session_input(s);
+	pst_smtps_flush_done(s->smtp, err == NULL);
 }
 
 static void
@@ -922,6 +488,7 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 {
 	struct session *s = arg;
 	const struct pst_spool_env *env = pst_spool_msg_env(msg);
+	struct pst_smtps_reply r = { 0 };
 
 	if (err == NULL) {
 		s->srv->accepted++;
@@ -943,32 +510,24 @@ session_commit_done(struct pst_spool_msg *msg, const struct pst_err *err,
 		session_free(s);
 		return;
 	}
-	if (err == NULL) {
-		/*
-		 * A session that moves mail is doing its job: the junk count
-		 * starts again, so that a long-lived connection with an RSET
-		 * or NOOP per message is never cut (as in Postfix).
-		 */
-		s->messages++;
-		s->junk = 0;
-		session_reply(s, 250, "2.0.0", "Ok: queued as %s",
+	if (err == NULL)
+		snprintf(r.queued, sizeof(r.queued), "%s",
 		    pst_spool_msg_id(msg));
-	} else
-		session_reply(s, 451, "4.3.0", "Local error in processing: "
-		    "message not queued");
-	session_txn_reset(s);
-	if (s->shutdown) {
-		session_reply_close(s, 421, "4.3.2", "Service shutting down");
-		return;
-	}
-	session_set_state(s, SS_CMD);
-	session_input(s);
+	else
+		pst_smtps_local_error(&r, "message not queued");
+	pst_smtps_commit_done(s->smtp, &r);
 }
+
+/*
+ * Connection events.
+ */
 
 static void
 session_readcb(struct bufferevent *bev, void *arg)
 {
-	session_input(arg);
+	struct session *s = arg;
+
+	pst_smtps_input(s->smtp);
 }
 
 /* Closing: free once the last reply has left. */
@@ -977,7 +536,7 @@ session_writecb(struct bufferevent *bev, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state == SS_CLOSING &&
+	if (pst_smtps_state(s->smtp) == PST_SMTPS_CLOSING &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 		session_free(s);
 }
@@ -986,18 +545,18 @@ static void
 session_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
+	enum pst_smtps_state st = pst_smtps_state(s->smtp);
 
 	/*
 	 * EOF: the client half-closed but can still read: what it sent is
 	 * answered and the replies due are sent before the close.
 	 */
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
-		s->eof = true;
-		session_input(s);
+		pst_smtps_eof(s->smtp);
 		return;
 	}
 	/* An error: nobody is left to write to. */
-	if (s->state == SS_FLUSH || s->state == SS_COMMIT) {
+	if (st == PST_SMTPS_FLUSH || st == PST_SMTPS_COMMIT) {
 		s->dead = true;
 		evtimer_del(s->timer);
 		bufferevent_free(s->bev);
@@ -1013,27 +572,8 @@ session_timeoutcb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 
-	if (s->state == SS_CLOSING) {
+	if (pst_smtps_timeout(s->smtp) == -1)
 		session_free(s);
-		return;
-	}
-	log_info("event=timeout session=%llu client=%s state=%s stress=%s",
-	    (unsigned long long)s->id, qs(s->peer),
-	    session_state_names[s->state], s->srv->stress ? "yes" : "no");
-	session_txn_reset(s);
-	session_reply_close(s, 421, "4.4.2", "Error: timeout exceeded");
-}
-
-/* Stops reading; frees the session once the output has drained. */
-static void
-session_close(struct session *s)
-{
-	session_set_state(s, SS_CLOSING);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
-		/* Let the loop call us back rather than free under our feet. */
-		bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS |
-		    BEV_TRIG_IGNORE_WATERMARKS);
-	}
 }
 
 static void
@@ -1042,13 +582,13 @@ session_free(struct session *s)
 	struct server *srv = s->srv;
 
 	log_debug("event=disconnect session=%llu client=%s messages=%u",
-	    (unsigned long long)s->id, qs(s->peer), s->messages);
+	    (unsigned long long)s->id, qs(s->peer),
+	    s->smtp != NULL ? pst_smtps_messages(s->smtp) : 0);
 	if (s->msg != NULL)
 		pst_spool_msg_free(s->msg, srv->pool);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
-	if (s->data != NULL)
-		evbuffer_free(s->data);
+	pst_smtps_free(s->smtp);
 	if (s->timer != NULL)
 		event_free(s->timer);
 	TAILQ_REMOVE(&srv->sessions, s, entry);
@@ -1070,22 +610,15 @@ session_free(struct session *s)
  * connection.
  */
 
-/* Shortens the deadlines running now to the stress ones. */
+/* Every session follows the server: the deadlines running shrink. */
 static void
 server_tighten(struct server *srv)
 {
 	struct session *s;
-	uint64_t cap;
 
 	for (s = TAILQ_FIRST(&srv->sessions); s != NULL;
-	    s = TAILQ_NEXT(s, entry)) {
-		/* A job in flight has no deadline; a dead one no connection. */
-		if (s->state == SS_FLUSH || s->state == SS_COMMIT)
-			continue;
-		cap = now_us() + session_idle_us(s);
-		if (s->deadline > cap)
-			session_arm(s, cap);
-	}
+	    s = TAILQ_NEXT(s, entry))
+		pst_smtps_set_stress(s->smtp, srv->stress);
 }
 
 static void
@@ -1102,6 +635,7 @@ server_pressure(struct server *srv)
 	} else if (srv->stress && srv->nsessions <= at / 2) {
 		srv->stress = false;
 		log_info("event=stress-end sessions=%u", srv->nsessions);
+		server_tighten(srv);
 	}
 }
 
@@ -1139,31 +673,56 @@ peer_ip(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "localhost");
 }
 
+/* The session's limits, from the configuration it started with. */
+static void
+session_params(const struct config *cfg, struct pst_smtps_params *p)
+{
+	const struct config_limits *lim = &cfg->limits;
+
+	memset(p, 0, sizeof(*p));
+	p->hostname = cfg->hostname;
+	p->ext = PST_SMTPS_EXTENSIONS;
+	p->message_size = lim->message_size;
+	p->recipients = lim->recipients;
+	p->errors = PST_SMTPS_ERROR_LIMIT;
+	p->junk = lim->junk_commands;
+	p->stress_junk = lim->stress_junk_commands;
+	p->idle_us = lim->idle_ms * 1000;
+	p->stress_idle_us = lim->stress_idle_ms * 1000;
+	p->min_data_rate = lim->min_data_rate;
+}
+
 void
 server_accept(struct server *srv, int fd, const struct sockaddr *sa,
     socklen_t salen, const struct pst_endpoint *ep)
 {
+	struct pst_smtps_params params;
 	struct session *s;
 	int one = 1;
 
+	session_params(srv->cfg, &params);
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->data = evbuffer_new()) == NULL ||
 	    (s->timer = evtimer_new(srv->base, session_timeoutcb, s)) ==
 	    NULL ||
 	    (s->bev = bufferevent_socket_new(srv->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL ||
+	    (s->smtp = pst_smtps_new(&params, &session_sink, &session_io, s,
+	    bufferevent_get_input(s->bev))) == NULL) {
 		log_error("event=accept-failed reason=%s", qs("out of memory"));
-		if (s != NULL && s->data != NULL)
-			evbuffer_free(s->data);
 		if (s != NULL && s->timer != NULL)
 			event_free(s->timer);
+		if (s != NULL && s->bev != NULL)
+			bufferevent_free(s->bev);	/* closes 'fd' */
+		else
+			close(fd);
 		free(s);
-		close(fd);
 		return;
 	}
 	s->srv = srv;
 	s->id = ++srv->next_id;
 	s->cfg = config_ref(srv->cfg);
+	s->helo = pst_smtps_helo(s->smtp);
+	pst_smtps_set_stress(s->smtp, srv->stress);
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->nsessions++;
 	server_pressure(srv);
@@ -1171,11 +730,9 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 	peer_ip(sa, s->peer_ip, sizeof(s->peer_ip));
 	if (sa->sa_family != AF_UNIX)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	pst_line_init(&s->lr, pst_cmd_line_max(0));
 	bufferevent_setcb(s->bev, session_readcb, session_writecb,
 	    session_eventcb, s);
 	bufferevent_enable(s->bev, EV_WRITE);
-	session_set_state(s, SS_CMD);
 
 	srv->total++;
 	if (!peer_allowed(s->cfg, sa)) {
@@ -1183,11 +740,11 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 		log_info("event=refused session=%llu client=%s reason=%s",
 		    (unsigned long long)s->id, qs(s->peer),
 		    qs("not in allow"));
-		session_reply_close(s, 554, "5.7.1", "Access denied");
+		pst_smtps_refuse(s->smtp, 554, "5.7.1", "Access denied");
 		return;
 	}
 	if (srv->draining) {
-		session_reply_close(s, 421, "4.3.2", "Service shutting down");
+		pst_smtps_shutdown(s->smtp);
 		return;
 	}
 	if (srv->nsessions > s->cfg->limits.sessions) {
@@ -1195,14 +752,14 @@ server_accept(struct server *srv, int fd, const struct sockaddr *sa,
 		log_warn("event=refused session=%llu client=%s reason=%s",
 		    (unsigned long long)s->id, qs(s->peer),
 		    qs("session limit reached"));
-		session_reply_close(s, 421, "4.7.0", "Too many sessions, try "
-		    "again later");
+		pst_smtps_refuse(s->smtp, 421, "4.7.0", "Too many sessions, "
+		    "try again later");
 		return;
 	}
 	log_debug("event=connect session=%llu client=%s listen=%s",
 	    (unsigned long long)s->id, qs(s->peer),
 	    ep->kind == PST_EP_UNIX ? qs(ep->path) : qs(ep->host));
-	session_reply(s, 220, NULL, "%s ESMTP postern", s->cfg->hostname);
+	pst_smtps_greet(s->smtp, NULL);
 }
 
 struct server *
@@ -1245,21 +802,8 @@ server_shutdown(struct server *srv, void (*drained)(void *), void *arg)
 	srv->drained_arg = arg;
 	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
-		switch (s->state) {
-		case SS_CMD:
-		case SS_DATA:
-			/* An unfinished message was never acknowledged. */
-			session_txn_reset(s);
-			session_reply_close(s, 421, "4.3.2", "Service "
-			    "shutting down");
-			break;
-		case SS_FLUSH:
-		case SS_COMMIT:
-			s->shutdown = true;
-			break;
-		case SS_CLOSING:
-			break;
-		}
+		/* Idle ones at once; one with a job in flight after it. */
+		pst_smtps_shutdown(s->smtp);
 	}
 	if (srv->nsessions == 0 && drained != NULL)
 		drained(arg);
