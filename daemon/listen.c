@@ -378,26 +378,6 @@ listeners_start(struct listeners *ls, struct event_base *base,
 }
 
 void
-listeners_pause(struct listeners *ls)
-{
-	size_t i;
-
-	for (i = 0; i < ls->count; i++)
-		if (ls->socks[i].evl != NULL)
-			evconnlistener_disable(ls->socks[i].evl);
-}
-
-void
-listeners_resume(struct listeners *ls)
-{
-	size_t i;
-
-	for (i = 0; i < ls->count; i++)
-		if (ls->socks[i].evl != NULL)
-			evconnlistener_enable(ls->socks[i].evl);
-}
-
-void
 listeners_free(struct listeners *ls)
 {
 	struct lsock *s;

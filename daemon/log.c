@@ -86,12 +86,6 @@ log_set_level(enum log_level level)
 	log_level = level;
 }
 
-enum log_level
-log_get_level(void)
-{
-	return log_level;
-}
-
 int
 log_level_parse(const char *s)
 {
@@ -101,12 +95,6 @@ log_level_parse(const char *s)
 		if (strcmp(s, level_names[i]) == 0)
 			return (int)i;
 	return -1;
-}
-
-const char *
-log_level_name(enum log_level level)
-{
-	return level_names[level];
 }
 
 static void	log_vmsg(enum log_level, const char *, va_list)
