@@ -434,3 +434,21 @@ config_upstream_find(const struct config *cfg, const char *name)
 			return &cfg->upstreams[i];
 	return NULL;
 }
+
+int
+config_check_report(const char *path, bool must_exist)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	size_t i;
+
+	if (config_load(path, must_exist, &cfg, &errs) == -1) {
+		for (i = 0; i < errs.count; i++)
+			fprintf(stderr, "%s\n", errs.lines[i]);
+		config_errors_free(&errs);
+		return 1;
+	}
+	printf("ok\n");
+	config_unref(cfg);
+	return 0;
+}

@@ -180,6 +180,14 @@ void		 config_unref(struct config *cfg);
 void		 config_errors_free(struct config_errors *errs);
 
 /*
+ * config_check_report()
+ * "postern check-config" and "posternd --check-config": loads 'path' as
+ * config_load() does, prints "ok" on stdout, or every error on stderr,
+ * one a line.  Returns the exit status: 0 when valid, else 1.
+ */
+int		 config_check_report(const char *path, bool must_exist);
+
+/*
  * config_alias_find()
  * The alias for local name 'name' (case-insensitive), or NULL.
  */

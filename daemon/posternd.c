@@ -66,7 +66,6 @@ struct daemon {
 };
 
 static void	usage(FILE *, int) __attribute__((noreturn));
-static int	check_config(const char *, bool);
 static void	log_config_errors(const struct config_errors *);
 static void	on_stop(evutil_socket_t, short, void *);
 static void	on_reload(evutil_socket_t, short, void *);
@@ -87,24 +86,6 @@ usage(FILE *fp, int status)
 	    "      --help          print this help and exit\n",
 	    POSTERN_DEFAULT_CONFIG);
 	exit(status);
-}
-
-static int
-check_config(const char *path, bool must_exist)
-{
-	struct config_errors errs;
-	struct config *cfg;
-	size_t i;
-
-	if (config_load(path, must_exist, &cfg, &errs) == -1) {
-		for (i = 0; i < errs.count; i++)
-			fprintf(stderr, "%s\n", errs.lines[i]);
-		config_errors_free(&errs);
-		return 1;
-	}
-	printf("ok\n");
-	config_unref(cfg);
-	return 0;
 }
 
 static void
@@ -441,7 +422,7 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage(stderr, 2);
 	if (only_check)
-		return check_config(d.config_path, d.config_explicit);
+		return config_check_report(d.config_path, d.config_explicit);
 
 	/* Under systemd (stderr is the journal) there is nothing to detach. */
 	if (log_stderr_is_journal())
