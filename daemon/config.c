@@ -144,19 +144,33 @@ up_strdup(struct config_upstream *u, const char *value)
 	return u->strings[u->nstrings++] = xstrdup(value);
 }
 
+/*
+ * An upstream's timeouts, in milliseconds.  The command, data and dot
+ * ones are RFC 5321 §4.5.3.2's; greeting is short because the auto modes
+ * take its silence as a sign to try TLS first; total bounds a whole
+ * attempt, however many messages it carries.
+ */
+#define UPSTREAM_CONNECT_MS	(30 * 1000)
+#define UPSTREAM_PROXY_MS	(30 * 1000)
+#define UPSTREAM_GREETING_MS	(4 * 1000)
+#define UPSTREAM_TLS_MS		(30 * 1000)
+#define UPSTREAM_COMMAND_MS	(5 * 60 * 1000)
+#define UPSTREAM_DATA_MS	(3 * 60 * 1000)
+#define UPSTREAM_DOT_MS		(10 * 60 * 1000)
+#define UPSTREAM_TOTAL_MS	(30 * 60 * 1000)
+
 void
 upstream_defaults(struct config_upstream *u)
 {
 	u->security = PST_SEC_TLS_AUTO;
-	u->timeouts.connect = 30 * 1000;
-	u->timeouts.proxy = 30 * 1000;
-	u->timeouts.greeting = 4 * 1000;
-	u->timeouts.tls = 30 * 1000;
-	/* RFC 5321 §4.5.3.2. */
-	u->timeouts.command = 5 * 60 * 1000;
-	u->timeouts.data = 3 * 60 * 1000;
-	u->timeouts.dot = 10 * 60 * 1000;
-	u->timeouts.total = 30 * 60 * 1000;
+	u->timeouts.connect = UPSTREAM_CONNECT_MS;
+	u->timeouts.proxy = UPSTREAM_PROXY_MS;
+	u->timeouts.greeting = UPSTREAM_GREETING_MS;
+	u->timeouts.tls = UPSTREAM_TLS_MS;
+	u->timeouts.command = UPSTREAM_COMMAND_MS;
+	u->timeouts.data = UPSTREAM_DATA_MS;
+	u->timeouts.dot = UPSTREAM_DOT_MS;
+	u->timeouts.total = UPSTREAM_TOTAL_MS;
 	pst_tls_policy_init(&u->tls);
 	u->auth.mechanisms = PST_SASL_ALL & ~PST_SASL_XOAUTH2;
 }
@@ -216,18 +230,31 @@ aliases_free(struct config *cfg)
 static const char *const default_listen[] = { "127.0.0.1:25", "[::1]:25" };
 static const char *const default_allow[] = { "127.0.0.0/8", "::1/128" };
 
+/*
+ * The queue's defaults (conf/postern.conf): retries soon at first, then
+ * hourly; five days before a bounce, as most MTAs; a few connections per
+ * upstream, each reused for many messages; a breaker that opens after a
+ * few failures in a row, for a minute at first.
+ */
+#define QUEUE_MAX_AGE_MS	(5ull * 24 * 60 * 60 * 1000)
+#define QUEUE_CONCURRENCY	4
+#define QUEUE_PER_CONNECTION	100
+#define QUEUE_BREAKER_FAILURES	3
+#define QUEUE_BREAKER_BACKOFF_MS (60 * 1000)
+
 static void
 queue_defaults(struct config_queue *q)
 {
+	/* Seconds: 1m, 5m, 15m, 30m, then 1h until max_age. */
 	static const uint32_t retry[] = { 60, 300, 900, 1800, 3600 };
 
 	memcpy(q->retry, retry, sizeof(retry));
 	q->nretry = sizeof(retry) / sizeof(retry[0]);
-	q->max_age_ms = 5ull * 24 * 60 * 60 * 1000;
-	q->concurrency = 4;
-	q->per_connection = 100;
-	q->breaker_failures = 3;
-	q->breaker_backoff_ms = 60 * 1000;
+	q->max_age_ms = QUEUE_MAX_AGE_MS;
+	q->concurrency = QUEUE_CONCURRENCY;
+	q->per_connection = QUEUE_PER_CONNECTION;
+	q->breaker_failures = QUEUE_BREAKER_FAILURES;
+	q->breaker_backoff_ms = QUEUE_BREAKER_BACKOFF_MS;
 }
 
 static char *
@@ -267,7 +294,7 @@ set_defaults(struct config *cfg)
 	cfg->nlisten = sizeof(default_listen) / sizeof(default_listen[0]);
 	cfg->listen = xcalloc(cfg->nlisten, sizeof(*cfg->listen));
 	for (i = 0; i < cfg->nlisten; i++)
-		pst_endpoint_parse(default_listen[i], 25, false,
+		pst_endpoint_parse(default_listen[i], CONFIG_PORT_SMTP, false,
 		    &cfg->listen[i], &why);
 	cfg->nallow = sizeof(default_allow) / sizeof(default_allow[0]);
 	cfg->allow = xcalloc(cfg->nallow, sizeof(*cfg->allow));

@@ -21,6 +21,20 @@
 #include "log.h"
 #include "net/proxyurl.h"
 
+/* RFC 5321 4.5.3.1.3: a path is at most 256 octets with its "<>". */
+#define MAILBOX_MAX		254
+
+/* Room left under PATH_MAX for the names the spool makes below it. */
+#define SPOOL_NAME_ROOM		64
+
+/*
+ * A rate's bounds: a count beyond any upstream's real limit is a typo,
+ * and a period under a second is not a pace (parse_rate()'s messages
+ * spell both out).
+ */
+#define RATE_COUNT_MAX		1000000
+#define RATE_PERIOD_MIN_MS	1000
+
 const char *
 check_domain(const char *value)
 {
@@ -44,7 +58,7 @@ check_mailbox(const char *value)
 
 	if (*value == '\0')
 		return "is empty";
-	if (strlen(value) > 254)
+	if (strlen(value) > MAILBOX_MAX)
 		return "is too long for an address";
 	for (p = value; *p != '\0'; p++) {
 		unsigned char c = (unsigned char)*p;
@@ -91,7 +105,7 @@ set_spool_dir(struct config *cfg, const char *value)
 {
 	if (*value == '\0')
 		return "must not be empty";
-	if (strlen(value) >= PATH_MAX - 64)
+	if (strlen(value) >= PATH_MAX - SPOOL_NAME_ROOM)
 		return "is too long";
 	free(cfg->spool_dir);
 	cfg->spool_dir = absolute_path(value);
@@ -106,7 +120,7 @@ parse_listen(const char *value, struct pst_endpoint *ep)
 	socklen_t len;
 	const char *why;
 
-	if (pst_endpoint_parse(value, 25, true, ep, &why) == -1)
+	if (pst_endpoint_parse(value, CONFIG_PORT_SMTP, true, ep, &why) == -1)
 		return why;
 	if (pst_endpoint_sockaddr(ep, &ss, &len, &why) == -1)
 		return "must be an IP address, \"localhost\" or unix:/path "
@@ -133,8 +147,9 @@ add_proxy(struct config_upstream *u, const char *url)
 		OPENSSL_cleanse(&hop, sizeof(hop));
 		return "SOCKS4 has no password (only a user id)";
 	}
-	if (pst_dial_plan_init(&plan, "localhost", 25, &err) == 0 &&
-	    pst_dial_plan_add_hop(&plan, &hop, &err) == -1) {
+	/* Any target will do: only the hop is being checked. */
+	if (pst_dial_plan_init(&plan, "localhost", CONFIG_PORT_SMTP, &err) ==
+	    0 && pst_dial_plan_add_hop(&plan, &hop, &err) == -1) {
 		OPENSSL_cleanse(&hop, sizeof(hop));
 		pst_dial_plan_clear(&plan);
 		snprintf(text, sizeof(text), "%s", err.text);
@@ -162,7 +177,8 @@ parse_rate(const char *v, unsigned *count, uint64_t *per_ms)
 		return "expected COUNT/PERIOD, as in \"600/h\"";
 	errno = 0;
 	n = strtoul(v, &end, 10);
-	if (end != slash || end == v || errno != 0 || n == 0 || n > 1000000)
+	if (end != slash || end == v || errno != 0 || n == 0 ||
+	    n > RATE_COUNT_MAX)
 		return "the count must be a number from 1 to 1000000";
 	slash++;
 	if (strlen(slash) >= sizeof(unit) - 1)
@@ -174,7 +190,7 @@ parse_rate(const char *v, unsigned *count, uint64_t *per_ms)
 		snprintf(unit, sizeof(unit), "%s", slash);
 	if (pst_duration_parse(unit, per_ms, &why) == -1)
 		return why;
-	if (*per_ms < 1000)
+	if (*per_ms < RATE_PERIOD_MIN_MS)
 		return "the period must be at least 1s";
 	*count = (unsigned)n;
 	return NULL;

@@ -244,8 +244,9 @@ env_upstream(struct loader *L, const char *var, const char *value)
 		if (colon != NULL)
 			u->auth.password = up_strdup(u, colon);
 	}
-	if (pst_endpoint_parse(rest, mode == PST_SEC_TLS ? 465 : 587, false,
-	    &ep, &why) == -1) {
+	if (pst_endpoint_parse(rest, mode == PST_SEC_TLS ?
+	    CONFIG_PORT_SUBMISSIONS : CONFIG_PORT_SUBMISSION, false, &ep,
+	    &why) == -1) {
 		env_err(L, var, "\"%s\" is not host[:port]: %s", rest, why);
 		goto out;
 	}

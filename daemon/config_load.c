@@ -35,6 +35,34 @@
 
 #define ALIAS_DEPTH_MAX	10
 
+/*
+ * "Did you mean": names this long get no hint (the distance's row is on
+ * the stack), and a hint is at most this many edits away (fewer for a
+ * short name: see closest()).
+ */
+#define HINT_NAME_MAX		64
+#define HINT_DISTANCE_MAX	3
+
+/*
+ * Bounds of numeric keys.  The least ones are what RFC 5321 requires or
+ * what still works (a second for anything counted in seconds); the
+ * greatest are far above any real use, so that a misplaced unit or an
+ * extra digit is an error now rather than a surprise later.
+ */
+#define SECOND_MS		1000
+#define MESSAGE_SIZE_MIN	65536		/* RFC 5321 4.5.3.1.7 */
+#define MESSAGE_SIZE_MAX	((uint64_t)1 << 32)
+#define RECIPIENTS_MIN		100		/* RFC 5321 4.5.3.1.8 */
+#define SESSIONS_MAX		10000
+#define IDLE_MAX_MS		(60 * 60 * 1000)
+#define DATA_RATE_MAX		((uint64_t)1 << 30)	/* bytes/s */
+#define PERCENT_MAX		100
+#define COUNT_MAX		100000	/* recipients, commands, messages */
+#define QUEUE_COUNT_MAX		1000	/* connections, failures */
+#define RETRY_MAX_MS		(7 * 24 * 3600 * 1000ull)
+#define MAX_AGE_MAX_MS		(365ull * 24 * 3600 * 1000)
+#define BACKOFF_MAX_MS		(24ull * 3600 * 1000)
+
 static const char *const top_keys[] = {
 	"hostname", "spool_dir", "listen", "allow", "log", "limits",
 	"aliases", "default_domain", "upstreams", "queue", "metrics_listen",
@@ -133,9 +161,9 @@ static size_t
 edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), i, j;
-	size_t row[64], prev, tmp;
+	size_t row[HINT_NAME_MAX], prev, tmp;
 
-	if (la >= 64 || lb >= 64)
+	if (la >= HINT_NAME_MAX || lb >= HINT_NAME_MAX)
 		return SIZE_MAX;
 	for (j = 0; j <= lb; j++)
 		row[j] = j;
@@ -163,8 +191,8 @@ closest(const char *name, const char *const known[])
 	size_t d, best_d = SIZE_MAX, limit;
 
 	limit = strlen(name) / 3 + 1;
-	if (limit > 3)
-		limit = 3;
+	if (limit > HINT_DISTANCE_MAX)
+		limit = HINT_DISTANCE_MAX;
 	for (; *known != NULL; known++) {
 		d = edit_distance(name, *known);
 		if (d < best_d) {
@@ -525,24 +553,25 @@ load_limits(struct loader *L, const config_setting_t *root)
 		return;
 	check_keys(L, g, "limits", limits_keys);
 	/* RFC 5321 4.5.3.1.7: at least 64K must be accepted. */
-	get_size(L, g, "limits", "message_size", 65536, (uint64_t)1 << 32,
-	    &lim->message_size);
+	get_size(L, g, "limits", "message_size", MESSAGE_SIZE_MIN,
+	    MESSAGE_SIZE_MAX, &lim->message_size);
 	/* RFC 5321 4.5.3.1.8: at least 100 recipients must be buffered. */
-	get_uint(L, g, "limits", "recipients", 100, 100000,
+	get_uint(L, g, "limits", "recipients", RECIPIENTS_MIN, COUNT_MAX,
 	    &lim->recipients);
-	get_uint(L, g, "limits", "sessions", 1, 10000, &lim->sessions);
-	get_duration(L, g, "limits", "idle", 1000, 60 * 60 * 1000,
+	get_uint(L, g, "limits", "sessions", 1, SESSIONS_MAX,
+	    &lim->sessions);
+	get_duration(L, g, "limits", "idle", SECOND_MS, IDLE_MAX_MS,
 	    &lim->idle_ms);
-	get_size(L, g, "limits", "min_data_rate", 1, (uint64_t)1 << 30,
+	get_size(L, g, "limits", "min_data_rate", 1, DATA_RATE_MAX,
 	    &lim->min_data_rate);
-	get_uint(L, g, "limits", "junk_commands", 1, 100000,
+	get_uint(L, g, "limits", "junk_commands", 1, COUNT_MAX,
 	    &lim->junk_commands);
-	get_uint(L, g, "limits", "stress_threshold", 1, 100,
+	get_uint(L, g, "limits", "stress_threshold", 1, PERCENT_MAX,
 	    &lim->stress_threshold);
 	/* Never longer than idle, nor more than junk_commands: server.c. */
-	get_duration(L, g, "limits", "stress_idle", 1000, 60 * 60 * 1000,
+	get_duration(L, g, "limits", "stress_idle", SECOND_MS, IDLE_MAX_MS,
 	    &lim->stress_idle_ms);
-	get_uint(L, g, "limits", "stress_junk_commands", 1, 100000,
+	get_uint(L, g, "limits", "stress_junk_commands", 1, COUNT_MAX,
 	    &lim->stress_junk_commands);
 }
 
@@ -643,7 +672,13 @@ check_alias_loops(struct loader *L, const config_setting_t *root)
  * Upstreams.
  */
 
+/*
+ * Timeouts: a tenth of a second is the least a timer here means; a day
+ * the most for one step, a week for a whole attempt.
+ */
+#define TIMEOUT_MIN_MS	100
 #define TIMEOUT_MAX_MS	(24u * 60 * 60 * 1000)
+#define TOTAL_MAX_MS	(7 * TIMEOUT_MAX_MS)
 
 /* A string key stored in the upstream; returns 1 when set. */
 static int
@@ -677,15 +712,21 @@ load_timeouts(struct loader *L, struct config_upstream *u,
 		return;
 	join(path, prefix, "timeouts");
 	check_keys(L, g, path, timeout_keys);
-	get_duration(L, g, path, "connect", 100, TIMEOUT_MAX_MS, &t->connect);
-	get_duration(L, g, path, "proxy", 100, TIMEOUT_MAX_MS, &t->proxy);
-	get_duration(L, g, path, "greeting", 100, TIMEOUT_MAX_MS,
+	get_duration(L, g, path, "connect", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
+	    &t->connect);
+	get_duration(L, g, path, "proxy", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
+	    &t->proxy);
+	get_duration(L, g, path, "greeting", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
 	    &t->greeting);
-	get_duration(L, g, path, "tls", 100, TIMEOUT_MAX_MS, &t->tls);
-	get_duration(L, g, path, "command", 100, TIMEOUT_MAX_MS, &t->command);
-	get_duration(L, g, path, "data", 100, TIMEOUT_MAX_MS, &t->data);
-	get_duration(L, g, path, "dot", 100, TIMEOUT_MAX_MS, &t->dot);
-	get_duration(L, g, path, "total", 1000, 7 * TIMEOUT_MAX_MS,
+	get_duration(L, g, path, "tls", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
+	    &t->tls);
+	get_duration(L, g, path, "command", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
+	    &t->command);
+	get_duration(L, g, path, "data", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
+	    &t->data);
+	get_duration(L, g, path, "dot", TIMEOUT_MIN_MS, TIMEOUT_MAX_MS,
+	    &t->dot);
+	get_duration(L, g, path, "total", SECOND_MS, TOTAL_MAX_MS,
 	    &t->total);
 }
 
@@ -790,8 +831,8 @@ world_readable(struct loader *L, const config_setting_t *s, mode_t *mode)
 		file = L->file;
 	if (stat(file, &st) == -1)
 		return false;
-	*mode = st.st_mode & 07777;
-	return (st.st_mode & 0007) != 0;
+	*mode = st.st_mode & ALLPERMS;
+	return (st.st_mode & S_IRWXO) != 0;
 }
 
 static const char *const proxy_keys[] = { "url", "user", "password", NULL };
@@ -962,7 +1003,8 @@ finish_upstream(struct loader *L, struct config_upstream *u,
 	if (u->host == NULL)
 		return;
 	if (u->port == 0)
-		u->port = u->security == PST_SEC_TLS ? 465 : 587;
+		u->port = u->security == PST_SEC_TLS ?
+		    CONFIG_PORT_SUBMISSIONS : CONFIG_PORT_SUBMISSION;
 	if (pst_dial_plan_init(&plan, u->host, u->port, &err) == -1)
 		lerr(L, ug, join(p, path, "host"), "%s", err.text);
 	else if (pst_dial_plan_set_bind(&plan, u->bind, u->bind6, &err) == -1)
@@ -1014,7 +1056,7 @@ load_upstream(struct loader *L, const config_setting_t *ug, size_t index,
 		snprintf(name, sizeof(name), "upstream%zu", index + 1);
 		u->name = up_strdup(u, u->host != NULL ? u->host : name);
 	}
-	if (get_uint(L, ug, path, "port", 1, 65535, &port) == 1)
+	if (get_uint(L, ug, path, "port", 1, UINT16_MAX, &port) == 1)
 		u->port = (uint16_t)port;
 	if (get_string(L, ug, path, "security", &v) == 1) {
 		if ((mode = pst_negotiate_mode_parse(v)) == -1)
@@ -1096,7 +1138,7 @@ load_queue(struct loader *L, const config_setting_t *root)
 			if (pst_duration_parse(v, &ms, &why) == -1)
 				lerr(L, elems[i], epath, "\"%s\" is not a "
 				    "duration (%s)", v, why);
-			else if (ms < 1000 || ms > 7 * 24 * 3600 * 1000ull)
+			else if (ms < SECOND_MS || ms > RETRY_MAX_MS)
 				lerr(L, elems[i], epath, "\"%s\" is out of "
 				    "range (1s to 7d)", v);
 			else
@@ -1106,14 +1148,15 @@ load_queue(struct loader *L, const config_setting_t *root)
 			q->nretry = n;
 		free(elems);
 	}
-	get_duration(L, g, "queue", "max_age", 1000,
-	    365ull * 24 * 3600 * 1000, &q->max_age_ms);
-	get_uint(L, g, "queue", "breaker_failures", 1, 1000,
+	get_duration(L, g, "queue", "max_age", SECOND_MS, MAX_AGE_MAX_MS,
+	    &q->max_age_ms);
+	get_uint(L, g, "queue", "breaker_failures", 1, QUEUE_COUNT_MAX,
 	    &q->breaker_failures);
-	get_duration(L, g, "queue", "breaker_backoff", 1000,
-	    24ull * 3600 * 1000, &q->breaker_backoff_ms);
-	get_uint(L, g, "queue", "concurrency", 1, 1000, &q->concurrency);
-	get_uint(L, g, "queue", "messages_per_connection", 1, 100000,
+	get_duration(L, g, "queue", "breaker_backoff", SECOND_MS,
+	    BACKOFF_MAX_MS, &q->breaker_backoff_ms);
+	get_uint(L, g, "queue", "concurrency", 1, QUEUE_COUNT_MAX,
+	    &q->concurrency);
+	get_uint(L, g, "queue", "messages_per_connection", 1, COUNT_MAX,
 	    &q->per_connection);
 }
 
