@@ -155,12 +155,20 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/*
+ * qs() returns static buffers taken in turn, so that one log line may
+ * quote several values: this many at most, each this long (longer ones
+ * are cut).
+ */
+#define QS_RING		8
+#define QS_MAX		768
+
 const char *
 qs(const char *s)
 {
-	static char ring[8][768];
+	static char ring[QS_RING][QS_MAX];
 	static unsigned next;
-	char *buf = ring[next++ % 8];
+	char *buf = ring[next++ % QS_RING];
 	size_t off = 0, cap = sizeof(ring[0]);
 	const char *p;
 	int plain = *s != '\0';
