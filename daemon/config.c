@@ -1,21 +1,18 @@
 /*
- * config.c: libconfig file -> struct config.
+ * config.c: the configuration as the programs see it: config_load() (the
+ * defaults, then the file, then the environment, then the defaults that
+ * depend on other keys), references, the keys a reload cannot change,
+ * lookups, and the check-config report.  Also what the loading files
+ * share: the error list, allocation, the upstreams' storage.
  *
- * The loader walks the file section by section.  Each section first checks
- * that it holds only keys it knows (unknown ones get a "did you mean"
- * hint), then reads each key through a typed getter that reports wrong
- * types and out-of-range values with the file, the line and the key path.
- * Problems are collected, never fatal on their own: one run shows them all.
- * The environment is applied last, through the same validators.
- *
- * libconfig is used only here; the rest of the program sees plain structs.
+ * The rest is split by job, behind config_int.h:
+ *   config_load.c   the file, through libconfig (its only user)
+ *   config_env.c    the POSTERN_* environment
+ *   config_check.c  value validators shared by those two
  */
 #include <sys/stat.h>
 
-#include <ctype.h>
 #include <errno.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,77 +20,20 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <libconfig.h>
+#include <openssl/crypto.h>
 
 #include "build_config.h"
 #include "client/negotiate.h"
-#include "common/err.h"
-#include "common/units.h"
 #include "config.h"
+#include "config_int.h"
 #include "log.h"
-#include "net/proxyurl.h"
 #include "sasl/sasl.h"
-
-#define KEY_PATH_MAX	256
-#define ALIAS_DEPTH_MAX	10
-
-struct loader {
-	struct config		*cfg;
-	struct config_errors	*errs;
-	int			*err_lines;	/* sort key of each error */
-	size_t			 nlines;
-	const char		*file;		/* the top-level file */
-};
-
-static const char *const top_keys[] = {
-	"hostname", "spool_dir", "listen", "allow", "log", "limits",
-	"aliases", "default_domain", "upstreams", "queue", "metrics_listen",
-	NULL
-};
-static const char *const queue_keys[] = {
-	"retry", "max_age", "concurrency", "messages_per_connection",
-	"breaker_failures", "breaker_backoff", NULL
-};
-static const char *const upstream_keys[] = {
-	"name", "host", "port", "security", "bind", "bind6", "timeouts",
-	"tls", "auth", "rate", "proxy", NULL
-};
-static const char *const timeout_keys[] = {
-	"connect", "proxy", "greeting", "tls", "command", "data", "dot",
-	"total", NULL
-};
-static const char *const tls_keys[] = {
-	"versions", "policy", "verify", "ca_file", "ca_path", "server_name",
-	"fingerprint", "cert", "key", "ciphers", "ciphersuites", NULL
-};
-static const char *const auth_keys[] = {
-	"user", "password", "password_file", "password_command",
-	"credential", "mechanisms", "allow_plaintext", NULL
-};
-static const char *const log_keys[] = { "level", NULL };
-static const char *const limits_keys[] = {
-	"message_size", "recipients", "sessions", "idle", "min_data_rate",
-	"junk_commands", "stress_threshold", "stress_idle",
-	"stress_junk_commands", NULL
-};
-
-static const char *const default_listen[] = { "127.0.0.1:25", "[::1]:25" };
-static const char *const default_allow[] = { "127.0.0.0/8", "::1/128" };
-
-static void	 add_error(struct config_errors *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	 note_line(struct loader *, int);
-static void	 lerr(struct loader *, const config_setting_t *, const char *,
-		    const char *, ...) __attribute__((format(printf, 4, 5)));
-static void	 env_err(struct loader *, const char *, const char *, ...)
-		    __attribute__((format(printf, 3, 4)));
-static char	*xstrdup(const char *);
 
 /*
  * Errors.
  */
 
-static void
+void
 add_error(struct config_errors *errs, const char *fmt, ...)
 {
 	char **lines;
@@ -120,7 +60,7 @@ add_error(struct config_errors *errs, const char *fmt, ...)
  * put in file order at the end (keys are checked before values, which
  * would otherwise report a group's unknown keys first).
  */
-static void
+void
 note_line(struct loader *L, int line)
 {
 	int *lines;
@@ -156,45 +96,6 @@ sort_errors(struct loader *L)
 	}
 }
 
-/* "file:line: key.path: message", for the setting 's'. */
-static void
-lerr(struct loader *L, const config_setting_t *s, const char *path,
-    const char *fmt, ...)
-{
-	const char *file = NULL;
-	char msg[1024];
-	va_list ap;
-	int line = 0;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (s != NULL) {
-		file = config_setting_source_file(s);
-		line = (int)config_setting_source_line(s);
-	}
-	if (file == NULL)
-		file = L->file;
-	if (line > 0)
-		add_error(L->errs, "%s:%d: %s: %s", file, line, path, msg);
-	else
-		add_error(L->errs, "%s: %s: %s", file, path, msg);
-	note_line(L, line > 0 ? line : INT_MAX - 1);
-}
-
-static void
-env_err(struct loader *L, const char *var, const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	add_error(L->errs, "environment %s: %s", var, msg);
-	note_line(L, INT_MAX);
-}
-
 void
 config_errors_free(struct config_errors *errs)
 {
@@ -207,7 +108,7 @@ config_errors_free(struct config_errors *errs)
 	errs->count = 0;
 }
 
-static char *
+char *
 xstrdup(const char *s)
 {
 	char *p = strdup(s);
@@ -217,7 +118,7 @@ xstrdup(const char *s)
 	return p;
 }
 
-static void *
+void *
 xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n == 0 ? 1 : n, size);
@@ -227,675 +128,11 @@ xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static const char *
-join(char *buf, const char *prefix, const char *name)
-{
-	if (prefix == NULL || *prefix == '\0')
-		snprintf(buf, KEY_PATH_MAX, "%s", name);
-	else
-		snprintf(buf, KEY_PATH_MAX, "%s.%s", prefix, name);
-	return buf;
-}
-
-static const char *
-type_name(int type)
-{
-	switch (type) {
-	case CONFIG_TYPE_GROUP:
-		return "a group { ... }";
-	case CONFIG_TYPE_INT:
-	case CONFIG_TYPE_INT64:
-		return "an integer";
-	case CONFIG_TYPE_FLOAT:
-		return "a floating-point number";
-	case CONFIG_TYPE_STRING:
-		return "a string";
-	case CONFIG_TYPE_BOOL:
-		return "a boolean";
-	case CONFIG_TYPE_ARRAY:
-		return "an array [ ... ]";
-	case CONFIG_TYPE_LIST:
-		return "a list ( ... )";
-	}
-	return "of unknown type";
-}
-
 /*
- * Unknown keys and the "did you mean" hint.
+ * The struct's parts: upstreams own their strings.
  */
 
-static size_t
-edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), i, j;
-	size_t row[64], prev, tmp;
-
-	if (la >= 64 || lb >= 64)
-		return SIZE_MAX;
-	for (j = 0; j <= lb; j++)
-		row[j] = j;
-	for (i = 1; i <= la; i++) {
-		prev = row[0];
-		row[0] = i;
-		for (j = 1; j <= lb; j++) {
-			tmp = row[j];
-			row[j] = prev + (tolower((unsigned char)a[i - 1]) !=
-			    tolower((unsigned char)b[j - 1]));
-			if (row[j - 1] + 1 < row[j])
-				row[j] = row[j - 1] + 1;
-			if (tmp + 1 < row[j])
-				row[j] = tmp + 1;
-			prev = tmp;
-		}
-	}
-	return row[lb];
-}
-
-static const char *
-closest(const char *name, const char *const known[])
-{
-	const char *best = NULL;
-	size_t d, best_d = SIZE_MAX, limit;
-
-	limit = strlen(name) / 3 + 1;
-	if (limit > 3)
-		limit = 3;
-	for (; *known != NULL; known++) {
-		d = edit_distance(name, *known);
-		if (d < best_d) {
-			best_d = d;
-			best = *known;
-		}
-	}
-	return best_d <= limit ? best : NULL;
-}
-
-static void
-check_keys(struct loader *L, const config_setting_t *group,
-    const char *prefix, const char *const known[])
-{
-	char path[KEY_PATH_MAX];
-	const config_setting_t *s;
-	const char *name, *hint;
-	int i, j, found;
-
-	for (i = 0; (s = config_setting_get_elem(group, (unsigned)i)) != NULL;
-	    i++) {
-		name = config_setting_name(s);
-		found = 0;
-		for (j = 0; known[j] != NULL; j++)
-			if (strcmp(name, known[j]) == 0)
-				found = 1;
-		if (found)
-			continue;
-		join(path, prefix, name);
-		if ((hint = closest(name, known)) != NULL)
-			lerr(L, s, path, "unknown key (did you mean \"%s\"?)",
-			    hint);
-		else
-			lerr(L, s, path, "unknown key");
-	}
-}
-
-/*
- * Typed getters.  Each returns 1 when the key is present and valid (and
- * stores the value), 0 when it is absent, -1 after reporting an error.
- */
-
-static int
-get_group(struct loader *L, const config_setting_t *parent,
-    const char *prefix, const char *name, const config_setting_t **out)
-{
-	char path[KEY_PATH_MAX];
-	const config_setting_t *s;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-		lerr(L, s, join(path, prefix, name), "must be a group "
-		    "{ ... }, not %s", type_name(config_setting_type(s)));
-		return -1;
-	}
-	*out = s;
-	return 1;
-}
-
-static int
-get_string(struct loader *L, const config_setting_t *parent,
-    const char *prefix, const char *name, const char **out)
-{
-	char path[KEY_PATH_MAX];
-	const config_setting_t *s;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		lerr(L, s, join(path, prefix, name), "must be a string, not "
-		    "%s", type_name(config_setting_type(s)));
-		return -1;
-	}
-	*out = config_setting_get_string(s);
-	return 1;
-}
-
-static int
-get_uint(struct loader *L, const config_setting_t *parent, const char *prefix,
-    const char *name, unsigned min, unsigned max, unsigned *out)
-{
-	char path[KEY_PATH_MAX];
-	const config_setting_t *s;
-	long long v;
-	int t;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	join(path, prefix, name);
-	t = config_setting_type(s);
-	if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
-		lerr(L, s, path, "must be an integer, not %s", type_name(t));
-		return -1;
-	}
-	v = config_setting_get_int64(s);
-	if (v < (long long)min || v > (long long)max) {
-		lerr(L, s, path, "%lld is out of range (%u to %u)", v, min,
-		    max);
-		return -1;
-	}
-	*out = (unsigned)v;
-	return 1;
-}
-
-static int
-get_bool(struct loader *L, const config_setting_t *parent, const char *prefix,
-    const char *name, bool *out)
-{
-	char path[KEY_PATH_MAX];
-	const config_setting_t *s;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		lerr(L, s, join(path, prefix, name), "must be true or false, "
-		    "not %s", type_name(config_setting_type(s)));
-		return -1;
-	}
-	*out = config_setting_get_bool(s) != 0;
-	return 1;
-}
-
-static int
-get_duration(struct loader *L, const config_setting_t *parent,
-    const char *prefix, const char *name, uint64_t min_ms, uint64_t max_ms,
-    uint64_t *out)
-{
-	char path[KEY_PATH_MAX], a[32], b[32], c[32];
-	const config_setting_t *s;
-	const char *why;
-	uint64_t ms;
-	long long v;
-	int t;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	join(path, prefix, name);
-	t = config_setting_type(s);
-	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
-		v = config_setting_get_int64(s);
-		if (v < 0 || (uint64_t)v > PST_DURATION_MAX_MS / 1000) {
-			lerr(L, s, path, "%lld is not a duration", v);
-			return -1;
-		}
-		ms = (uint64_t)v * 1000;
-	} else if (t == CONFIG_TYPE_STRING) {
-		if (pst_duration_parse(config_setting_get_string(s), &ms,
-		    &why) == -1) {
-			lerr(L, s, path, "\"%s\" is not a duration (%s)",
-			    config_setting_get_string(s), why);
-			return -1;
-		}
-	} else {
-		lerr(L, s, path, "must be a duration such as \"30s\", not %s",
-		    type_name(t));
-		return -1;
-	}
-	if (ms < min_ms || ms > max_ms) {
-		lerr(L, s, path, "%s is out of range (%s to %s)",
-		    pst_duration_format(ms, a, sizeof(a)),
-		    pst_duration_format(min_ms, b, sizeof(b)),
-		    pst_duration_format(max_ms, c, sizeof(c)));
-		return -1;
-	}
-	*out = ms;
-	return 1;
-}
-
-static int
-get_size(struct loader *L, const config_setting_t *parent, const char *prefix,
-    const char *name, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char path[KEY_PATH_MAX];
-	const config_setting_t *s;
-	const char *why;
-	uint64_t n;
-	long long v;
-	int t;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	join(path, prefix, name);
-	t = config_setting_type(s);
-	if (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64) {
-		v = config_setting_get_int64(s);
-		if (v < 0) {
-			lerr(L, s, path, "%lld is not a size", v);
-			return -1;
-		}
-		n = (uint64_t)v;
-	} else if (t == CONFIG_TYPE_STRING) {
-		if (pst_size_parse(config_setting_get_string(s), &n, &why) ==
-		    -1) {
-			lerr(L, s, path, "\"%s\" is not a size (%s)",
-			    config_setting_get_string(s), why);
-			return -1;
-		}
-	} else {
-		lerr(L, s, path, "must be a size in bytes (or \"50M\"), not "
-		    "%s", type_name(t));
-		return -1;
-	}
-	if (n < min || n > max) {
-		lerr(L, s, path, "%llu bytes is out of range (%llu to %llu)",
-		    (unsigned long long)n, (unsigned long long)min,
-		    (unsigned long long)max);
-		return -1;
-	}
-	*out = n;
-	return 1;
-}
-
-/*
- * A list of strings: a list ( ... ) or array [ ... ] of strings, or one
- * string standing for a list of one.  '*elems' receives the settings, so
- * that each element's own line can be reported.
- */
-static int
-get_string_list(struct loader *L, const config_setting_t *parent,
-    const char *prefix, const char *name, const config_setting_t ***elems,
-    size_t *count)
-{
-	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
-	const config_setting_t *s, *e;
-	int t, n, i, bad = 0;
-
-	if ((s = config_setting_get_member(parent, name)) == NULL)
-		return 0;
-	join(path, prefix, name);
-	t = config_setting_type(s);
-	if (t == CONFIG_TYPE_STRING) {
-		*elems = xcalloc(1, sizeof(**elems));
-		(*elems)[0] = s;
-		*count = 1;
-		return 1;
-	}
-	if (t != CONFIG_TYPE_LIST && t != CONFIG_TYPE_ARRAY) {
-		lerr(L, s, path, "must be a list of strings ( \"...\", ... ), "
-		    "not %s", type_name(t));
-		return -1;
-	}
-	n = config_setting_length(s);
-	*elems = xcalloc((size_t)n, sizeof(**elems));
-	for (i = 0; i < n; i++) {
-		e = config_setting_get_elem(s, (unsigned)i);
-		if (config_setting_type(e) != CONFIG_TYPE_STRING) {
-			snprintf(epath, sizeof(epath), "%s.[%d]", path, i);
-			lerr(L, e, epath, "must be a string, not %s",
-			    type_name(config_setting_type(e)));
-			bad = 1;
-		}
-		(*elems)[i] = e;
-	}
-	*count = (size_t)n;
-	if (bad) {
-		free(*elems);
-		*elems = NULL;
-		return -1;
-	}
-	return 1;
-}
-
-/*
- * Value validators, shared by the file and the environment.  Each returns
- * NULL when 'value' is fine, else a phrase describing the problem.
- */
-
-static const char *
-check_domain(const char *value)
-{
-	if (!pst_hostname_valid(value))
-		return "is not a valid domain name (letters, digits, '-' and "
-		    "'.' only)";
-	return NULL;
-}
-
-/*
- * A mailbox for aliases: "local@domain" with a dot-atom or quoted local
- * part is more than an alias needs; we accept printable non-space bytes
- * without the specials that would break an SMTP path, one '@', and a
- * valid domain or address literal.  UTF-8 is allowed (RFC 6531).
- */
-static const char *
-check_mailbox(const char *value)
-{
-	const char *at = strrchr(value, '@'), *p;
-	char domain[256];
-
-	if (*value == '\0')
-		return "is empty";
-	if (strlen(value) > 254)
-		return "is too long for an address";
-	for (p = value; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c <= ' ' || c == 0x7f || strchr("<>()[],;:\\\"", c) != NULL)
-			if (!(c == '[' || c == ']' || c == ':') || at == NULL ||
-			    p < at)
-				return "contains a character not allowed in "
-				    "an address";
-	}
-	if (at == NULL)
-		return NULL;	/* a local name, resolved again */
-	if (at == value)
-		return "has an empty local part";
-	if (strchr(value, '@') != at)
-		return "has more than one '@'";
-	if (strlen(at + 1) >= sizeof(domain))
-		return "has a domain that is too long";
-	strcpy(domain, at + 1);
-	if (domain[0] == '[')
-		return domain[strlen(domain) - 1] == ']' ? NULL :
-		    "has a bad address literal";
-	if (!pst_hostname_valid(domain))
-		return "has an invalid domain";
-	return NULL;
-}
-
-static char *
-absolute_path(const char *path)
-{
-	char cwd[PATH_MAX], *out;
-
-	if (path[0] == '/')
-		return xstrdup(path);
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return xstrdup(path);
-	if (asprintf(&out, "%s/%s", cwd, path) == -1)
-		fatalx("event=oom what=config");
-	return out;
-}
-
-static const char *
-set_spool_dir(struct config *cfg, const char *value)
-{
-	if (*value == '\0')
-		return "must not be empty";
-	if (strlen(value) >= PATH_MAX - 64)
-		return "is too long";
-	free(cfg->spool_dir);
-	cfg->spool_dir = absolute_path(value);
-	return NULL;
-}
-
-/* Parses one listen entry, 'why' and 'extra' describe a failure. */
-static const char *
-parse_listen(const char *value, struct pst_endpoint *ep)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	const char *why;
-
-	if (pst_endpoint_parse(value, 25, true, ep, &why) == -1)
-		return why;
-	if (pst_endpoint_sockaddr(ep, &ss, &len, &why) == -1)
-		return "must be an IP address, \"localhost\" or unix:/path "
-		    "(no name lookups)";
-	return NULL;
-}
-
-/*
- * Sections.
- */
-
-static void
-load_listen(struct loader *L, const config_setting_t *root)
-{
-	const config_setting_t **elems = NULL;
-	char path[KEY_PATH_MAX];
-	struct pst_endpoint *eps;
-	const char *why;
-	size_t n, i, j;
-	char a[300], b[300];
-
-	if (get_string_list(L, root, "", "listen", &elems, &n) != 1)
-		return;
-	eps = xcalloc(n, sizeof(*eps));
-	for (i = 0; i < n; i++) {
-		const char *v = config_setting_get_string(elems[i]);
-
-		snprintf(path, sizeof(path), "listen.[%zu]", i);
-		if ((why = parse_listen(v, &eps[i])) != NULL) {
-			lerr(L, elems[i], path, "\"%s\" is not a listen "
-			    "address: %s", v, why);
-			continue;
-		}
-		for (j = 0; j < i; j++)
-			if (strcmp(pst_endpoint_format(&eps[i], a, sizeof(a)),
-			    pst_endpoint_format(&eps[j], b, sizeof(b))) == 0)
-				lerr(L, elems[i], path, "\"%s\" is listed "
-				    "twice", v);
-	}
-	if (n == 0)
-		lerr(L, config_setting_get_member(root, "listen"), "listen",
-		    "must name at least one address");
-	free(L->cfg->listen);
-	L->cfg->listen = eps;
-	L->cfg->nlisten = n;
-	free(elems);
-}
-
-static void
-load_allow(struct loader *L, const config_setting_t *root)
-{
-	const config_setting_t **elems = NULL;
-	char path[KEY_PATH_MAX];
-	struct pst_cidr *nets;
-	const char *why;
-	size_t n, i;
-
-	if (get_string_list(L, root, "", "allow", &elems, &n) != 1)
-		return;
-	nets = xcalloc(n, sizeof(*nets));
-	for (i = 0; i < n; i++) {
-		const char *v = config_setting_get_string(elems[i]);
-
-		snprintf(path, sizeof(path), "allow.[%zu]", i);
-		if (pst_cidr_parse(v, &nets[i], &why) == -1)
-			lerr(L, elems[i], path, "\"%s\" is not a network: %s",
-			    v, why);
-	}
-	free(L->cfg->allow);
-	L->cfg->allow = nets;
-	L->cfg->nallow = n;
-	free(elems);
-}
-
-static void
-load_log(struct loader *L, const config_setting_t *root)
-{
-	const config_setting_t *g, *s;
-	const char *v;
-	int level;
-
-	if (get_group(L, root, "", "log", &g) != 1)
-		return;
-	check_keys(L, g, "log", log_keys);
-	if (get_string(L, g, "log", "level", &v) == 1) {
-		if ((level = log_level_parse(v)) == -1) {
-			s = config_setting_get_member(g, "level");
-			lerr(L, s, "log.level", "\"%s\" is not a level (error, "
-			    "warn, info or debug)", v);
-		} else
-			L->cfg->log_level = level;
-	}
-}
-
-static void
-load_limits(struct loader *L, const config_setting_t *root)
-{
-	struct config_limits *lim = &L->cfg->limits;
-	const config_setting_t *g;
-
-	if (get_group(L, root, "", "limits", &g) != 1)
-		return;
-	check_keys(L, g, "limits", limits_keys);
-	/* RFC 5321 4.5.3.1.7: at least 64K must be accepted. */
-	get_size(L, g, "limits", "message_size", 65536, (uint64_t)1 << 32,
-	    &lim->message_size);
-	/* RFC 5321 4.5.3.1.8: at least 100 recipients must be buffered. */
-	get_uint(L, g, "limits", "recipients", 100, 100000,
-	    &lim->recipients);
-	get_uint(L, g, "limits", "sessions", 1, 10000, &lim->sessions);
-	get_duration(L, g, "limits", "idle", 1000, 60 * 60 * 1000,
-	    &lim->idle_ms);
-	get_size(L, g, "limits", "min_data_rate", 1, (uint64_t)1 << 30,
-	    &lim->min_data_rate);
-	get_uint(L, g, "limits", "junk_commands", 1, 100000,
-	    &lim->junk_commands);
-	get_uint(L, g, "limits", "stress_threshold", 1, 100,
-	    &lim->stress_threshold);
-	/* Never longer than idle, nor more than junk_commands: server.c. */
-	get_duration(L, g, "limits", "stress_idle", 1000, 60 * 60 * 1000,
-	    &lim->stress_idle_ms);
-	get_uint(L, g, "limits", "stress_junk_commands", 1, 100000,
-	    &lim->stress_junk_commands);
-}
-
-static void
-aliases_free(struct config *cfg)
-{
-	size_t i, j;
-
-	for (i = 0; i < cfg->naliases; i++) {
-		for (j = 0; j < cfg->aliases[i].ntargets; j++)
-			free(cfg->aliases[i].targets[j]);
-		free(cfg->aliases[i].targets);
-		free(cfg->aliases[i].name);
-	}
-	free(cfg->aliases);
-	cfg->aliases = NULL;
-	cfg->naliases = 0;
-}
-
-static void
-load_aliases(struct loader *L, const config_setting_t *root)
-{
-	const config_setting_t **elems, *g, *s;
-	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
-	struct config_alias *a;
-	const char *why, *name;
-	size_t i, j, n;
-	int count;
-
-	if (get_group(L, root, "", "aliases", &g) != 1)
-		return;
-	count = config_setting_length(g);
-	L->cfg->aliases = xcalloc((size_t)count, sizeof(*L->cfg->aliases));
-	for (i = 0; i < (size_t)count; i++) {
-		s = config_setting_get_elem(g, (unsigned)i);
-		name = config_setting_name(s);
-		join(path, "aliases", name);
-		if (get_string_list(L, g, "aliases", name, &elems, &n) != 1)
-			continue;
-		if (n == 0) {
-			lerr(L, s, path, "must name at least one address");
-			free(elems);
-			continue;
-		}
-		a = &L->cfg->aliases[L->cfg->naliases++];
-		a->name = xstrdup(name);
-		for (j = 0; a->name[j] != '\0'; j++)
-			a->name[j] = (char)tolower((unsigned char)a->name[j]);
-		a->targets = xcalloc(n, sizeof(*a->targets));
-		for (j = 0; j < n; j++) {
-			const char *v = config_setting_get_string(elems[j]);
-
-			snprintf(epath, sizeof(epath), "%s.[%zu]", path, j);
-			if ((why = check_mailbox(v)) != NULL)
-				lerr(L, elems[j], n > 1 ? epath : path,
-				    "\"%s\" %s", v, why);
-			a->targets[a->ntargets++] = xstrdup(v);
-		}
-		free(elems);
-	}
-}
-
-/*
- * Follows bare local names through the alias table; a chain that comes
- * back to where it started, or runs deeper than ALIAS_DEPTH_MAX, is an
- * error found now rather than when mail arrives.
- */
-static int
-alias_walk(const struct config *cfg, const struct config_alias *a,
-    const struct config_alias **chain, unsigned depth)
-{
-	const struct config_alias *next;
-	unsigned i;
-	size_t j;
-
-	for (i = 0; i < depth; i++)
-		if (chain[i] == a)
-			return -1;
-	if (depth >= ALIAS_DEPTH_MAX)
-		return -1;
-	chain[depth] = a;
-	for (j = 0; j < a->ntargets; j++) {
-		if (strchr(a->targets[j], '@') != NULL)
-			continue;
-		next = config_alias_find(cfg, a->targets[j]);
-		if (next != NULL && alias_walk(cfg, next, chain, depth + 1) ==
-		    -1)
-			return -1;
-	}
-	return 0;
-}
-
-static void
-check_alias_loops(struct loader *L, const config_setting_t *root)
-{
-	const struct config_alias *chain[ALIAS_DEPTH_MAX];
-	const config_setting_t *g, *s;
-	char path[KEY_PATH_MAX];
-	size_t i;
-
-	g = config_setting_get_member(root, "aliases");
-	for (i = 0; i < L->cfg->naliases; i++) {
-		if (alias_walk(L->cfg, &L->cfg->aliases[i], chain, 0) == 0)
-			continue;
-		s = g != NULL ? config_setting_get_member(g,
-		    L->cfg->aliases[i].name) : NULL;
-		lerr(L, s, join(path, "aliases", L->cfg->aliases[i].name),
-		    "aliases loop back to themselves (or nest deeper than "
-		    "%d)", ALIAS_DEPTH_MAX);
-	}
-}
-
-
-/*
- * Upstreams.
- */
-
-#define TIMEOUT_MAX_MS	(24u * 60 * 60 * 1000)
-
-static char *
+char *
 up_strdup(struct config_upstream *u, const char *value)
 {
 	char **v;
@@ -907,19 +144,33 @@ up_strdup(struct config_upstream *u, const char *value)
 	return u->strings[u->nstrings++] = xstrdup(value);
 }
 
-static void
+/*
+ * An upstream's timeouts, in milliseconds.  The command, data and dot
+ * ones are RFC 5321 §4.5.3.2's; greeting is short because the auto modes
+ * take its silence as a sign to try TLS first; total bounds a whole
+ * attempt, however many messages it carries.
+ */
+#define UPSTREAM_CONNECT_MS	(30 * 1000)
+#define UPSTREAM_PROXY_MS	(30 * 1000)
+#define UPSTREAM_GREETING_MS	(4 * 1000)
+#define UPSTREAM_TLS_MS		(30 * 1000)
+#define UPSTREAM_COMMAND_MS	(5 * 60 * 1000)
+#define UPSTREAM_DATA_MS	(3 * 60 * 1000)
+#define UPSTREAM_DOT_MS		(10 * 60 * 1000)
+#define UPSTREAM_TOTAL_MS	(30 * 60 * 1000)
+
+void
 upstream_defaults(struct config_upstream *u)
 {
 	u->security = PST_SEC_TLS_AUTO;
-	u->timeouts.connect = 30 * 1000;
-	u->timeouts.proxy = 30 * 1000;
-	u->timeouts.greeting = 4 * 1000;
-	u->timeouts.tls = 30 * 1000;
-	/* RFC 5321 §4.5.3.2. */
-	u->timeouts.command = 5 * 60 * 1000;
-	u->timeouts.data = 3 * 60 * 1000;
-	u->timeouts.dot = 10 * 60 * 1000;
-	u->timeouts.total = 30 * 60 * 1000;
+	u->timeouts.connect = UPSTREAM_CONNECT_MS;
+	u->timeouts.proxy = UPSTREAM_PROXY_MS;
+	u->timeouts.greeting = UPSTREAM_GREETING_MS;
+	u->timeouts.tls = UPSTREAM_TLS_MS;
+	u->timeouts.command = UPSTREAM_COMMAND_MS;
+	u->timeouts.data = UPSTREAM_DATA_MS;
+	u->timeouts.dot = UPSTREAM_DOT_MS;
+	u->timeouts.total = UPSTREAM_TOTAL_MS;
 	pst_tls_policy_init(&u->tls);
 	u->auth.mechanisms = PST_SASL_ALL & ~PST_SASL_XOAUTH2;
 }
@@ -944,465 +195,7 @@ upstream_free(struct config_upstream *u)
 		SSL_CTX_free(u->ssl_ctx);
 }
 
-/* A string key stored in the upstream; returns 1 when set. */
-static int
-up_string(struct loader *L, struct config_upstream *u,
-    const config_setting_t *g, const char *prefix, const char *name,
-    char **out)
-{
-	const char *v;
-	char path[KEY_PATH_MAX];
-
-	if (get_string(L, g, prefix, name, &v) != 1)
-		return 0;
-	if (*v == '\0') {
-		lerr(L, config_setting_get_member(g, name),
-		    join(path, prefix, name), "must not be empty");
-		return 0;
-	}
-	*out = up_strdup(u, v);
-	return 1;
-}
-
-static void
-load_timeouts(struct loader *L, struct config_upstream *u,
-    const config_setting_t *ug, const char *prefix)
-{
-	struct config_timeouts *t = &u->timeouts;
-	char path[KEY_PATH_MAX];
-	const config_setting_t *g;
-
-	if (get_group(L, ug, prefix, "timeouts", &g) != 1)
-		return;
-	join(path, prefix, "timeouts");
-	check_keys(L, g, path, timeout_keys);
-	get_duration(L, g, path, "connect", 100, TIMEOUT_MAX_MS, &t->connect);
-	get_duration(L, g, path, "proxy", 100, TIMEOUT_MAX_MS, &t->proxy);
-	get_duration(L, g, path, "greeting", 100, TIMEOUT_MAX_MS,
-	    &t->greeting);
-	get_duration(L, g, path, "tls", 100, TIMEOUT_MAX_MS, &t->tls);
-	get_duration(L, g, path, "command", 100, TIMEOUT_MAX_MS, &t->command);
-	get_duration(L, g, path, "data", 100, TIMEOUT_MAX_MS, &t->data);
-	get_duration(L, g, path, "dot", 100, TIMEOUT_MAX_MS, &t->dot);
-	get_duration(L, g, path, "total", 1000, 7 * TIMEOUT_MAX_MS,
-	    &t->total);
-}
-
-static void
-load_tls(struct loader *L, struct config_upstream *u,
-    const config_setting_t *ug, const char *prefix)
-{
-	const config_setting_t **elems = NULL, *g;
-	struct pst_tls_policy *p = &u->tls;
-	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
-	struct pst_tls_pin pin;
-	const char *v, *why;
-	char *ca_file = NULL, *ca_path = NULL, *name = NULL, *cert = NULL;
-	char *key = NULL, *ciphers = NULL, *suites = NULL;
-	unsigned bit;
-	size_t i, n;
-
-	if (get_group(L, ug, prefix, "tls", &g) != 1)
-		return;
-	join(path, prefix, "tls");
-	check_keys(L, g, path, tls_keys);
-	if (get_string_list(L, g, path, "versions", &elems, &n) == 1) {
-		p->versions = 0;
-		for (i = 0; i < n; i++) {
-			v = config_setting_get_string(elems[i]);
-			snprintf(epath, sizeof(epath), "%s.versions.[%zu]",
-			    path, i);
-			if (pst_tls_version_parse(v, &bit, &why) == -1)
-				lerr(L, elems[i], epath, "\"%s\": %s", v, why);
-			else
-				p->versions |= bit;
-		}
-		if (n == 0)
-			lerr(L, config_setting_get_member(g, "versions"),
-			    join(epath, path, "versions"), "must name at "
-			    "least one version");
-		free(elems);
-	}
-	if (get_string(L, g, path, "policy", &v) == 1) {
-		if (strcmp(v, "downgrade") == 0)
-			p->vpolicy = PST_TLS_DOWNGRADE;
-		else if (strcmp(v, "strict") == 0)
-			p->vpolicy = PST_TLS_STRICT;
-		else
-			lerr(L, config_setting_get_member(g, "policy"),
-			    join(epath, path, "policy"), "\"%s\" is not a "
-			    "policy (downgrade or strict)", v);
-	}
-	get_bool(L, g, path, "verify", &p->verify);
-	if (up_string(L, u, g, path, "ca_file", &ca_file))
-		p->ca_file = ca_file;
-	if (up_string(L, u, g, path, "ca_path", &ca_path))
-		p->ca_path = ca_path;
-	if (up_string(L, u, g, path, "server_name", &name))
-		p->server_name = name;
-	if (up_string(L, u, g, path, "cert", &cert))
-		p->cert = cert;
-	if (up_string(L, u, g, path, "key", &key))
-		p->key = key;
-	if (up_string(L, u, g, path, "ciphers", &ciphers))
-		p->ciphers = ciphers;
-	if (up_string(L, u, g, path, "ciphersuites", &suites))
-		p->ciphersuites = suites;
-	if (get_string_list(L, g, path, "fingerprint", &elems, &n) == 1) {
-		const char **pins = xcalloc(n, sizeof(*pins));
-
-		for (i = 0; i < n; i++) {
-			v = config_setting_get_string(elems[i]);
-			if (n > 1)
-				snprintf(epath, sizeof(epath),
-				    "%s.fingerprint.[%zu]", path, i);
-			else
-				snprintf(epath, sizeof(epath), "%s.fingerprint",
-				    path);
-			if (pst_tls_pin_parse(v, &pin, &why) == -1)
-				lerr(L, elems[i], epath, "\"%s\" is not a "
-				    "fingerprint: %s", v, why);
-			pins[i] = up_strdup(u, v);
-		}
-		if (n > PST_TLS_PINS_MAX)
-			lerr(L, config_setting_get_member(g, "fingerprint"),
-			    join(epath, path, "fingerprint"), "at most %d "
-			    "fingerprints", PST_TLS_PINS_MAX);
-		free((void *)p->pins);
-		p->pins = pins;
-		p->npins = n;
-		free(elems);
-	}
-	if (p->key != NULL && p->cert == NULL)
-		lerr(L, config_setting_get_member(g, "key"),
-		    join(epath, path, "key"), "a key needs a cert");
-}
-
-/*
- * Parses one proxy URL into the upstream's list and checks that a dial
- * plan takes it.  Returns NULL, or a phrase saying what is wrong.
- */
-static const char *
-add_proxy(struct config_upstream *u, const char *url)
-{
-	struct pst_dial_plan plan;
-	struct pst_hop hop, *hops;
-	struct pst_err err;
-	const char *why;
-	static char text[PST_ERR_TEXT_MAX];
-
-	if (pst_proxy_url_parse(url, &hop, &why) == -1)
-		return why;
-	if (hop.kind == PST_HOP_SOCKS4 && hop.password[0] != '\0') {
-		OPENSSL_cleanse(&hop, sizeof(hop));
-		return "SOCKS4 has no password (only a user id)";
-	}
-	if (pst_dial_plan_init(&plan, "localhost", 25, &err) == 0 &&
-	    pst_dial_plan_add_hop(&plan, &hop, &err) == -1) {
-		OPENSSL_cleanse(&hop, sizeof(hop));
-		pst_dial_plan_clear(&plan);
-		snprintf(text, sizeof(text), "%s", err.text);
-		return text;
-	}
-	pst_dial_plan_clear(&plan);
-	hops = realloc(u->proxies, (u->nproxies + 1) * sizeof(*hops));
-	if (hops == NULL)
-		fatalx("event=oom what=config");
-	u->proxies = hops;
-	u->proxies[u->nproxies++] = hop;
-	OPENSSL_cleanse(&hop, sizeof(hop));
-	return NULL;
-}
-
-/* Whether others may read the file holding setting 's'. */
-static bool
-world_readable(struct loader *L, const config_setting_t *s, mode_t *mode)
-{
-	const char *file = config_setting_source_file(s);
-	struct stat st;
-
-	if (file == NULL)
-		file = L->file;
-	if (stat(file, &st) == -1)
-		return false;
-	*mode = st.st_mode & 07777;
-	return (st.st_mode & 0007) != 0;
-}
-
-static const char *const proxy_keys[] = { "url", "user", "password", NULL };
-
-/*
- * upstreams.[i].proxy: a list of URLs, or of groups { url; user;
- * password; } when the credentials are better kept out of the URL.  A
- * password, in a URL or not, makes the file's mode matter as for
- * auth.password.
- */
-static void
-load_proxies(struct loader *L, struct config_upstream *u,
-    const config_setting_t *ug, const char *path)
-{
-	const config_setting_t *list, *e;
-	char epath[KEY_PATH_MAX + 32];
-	const char *why, *v, *user, *password;
-	struct pst_hop *hop;
-	mode_t mode;
-	int i, n, t;
-
-	if ((list = config_setting_get_member(ug, "proxy")) == NULL)
-		return;
-	t = config_setting_type(list);
-	if (t == CONFIG_TYPE_STRING)
-		n = 1;
-	else if (t == CONFIG_TYPE_LIST || t == CONFIG_TYPE_ARRAY)
-		n = config_setting_length(list);
-	else {
-		lerr(L, list, join(epath, path, "proxy"), "must be a list of "
-		    "proxy URLs, not %s", type_name(t));
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		e = t == CONFIG_TYPE_STRING ? list :
-		    config_setting_get_elem(list, (unsigned)i);
-		snprintf(epath, sizeof(epath), "%s.proxy.[%d]", path, i);
-		user = password = NULL;
-		if (config_setting_type(e) == CONFIG_TYPE_GROUP) {
-			check_keys(L, e, epath, proxy_keys);
-			if (get_string(L, e, epath, "url", &v) != 1) {
-				lerr(L, e, epath, "needs a url");
-				continue;
-			}
-			get_string(L, e, epath, "user", &user);
-			get_string(L, e, epath, "password", &password);
-		} else if (config_setting_type(e) == CONFIG_TYPE_STRING)
-			v = config_setting_get_string(e);
-		else {
-			lerr(L, e, epath, "must be a proxy URL or a group "
-			    "{ url; user; password; }, not %s",
-			    type_name(config_setting_type(e)));
-			continue;
-		}
-		/* The URL may hold a password: never quote it. */
-		if ((why = add_proxy(u, v)) != NULL) {
-			lerr(L, e, epath, "not a usable proxy URL: %s", why);
-			continue;
-		}
-		hop = &u->proxies[u->nproxies - 1];
-		if ((user != NULL && strlen(user) > PST_PROXY_CRED_MAX) ||
-		    (password != NULL && strlen(password) > PST_PROXY_CRED_MAX))
-			lerr(L, e, epath, "user or password too long");
-		else {
-			if (user != NULL)
-				snprintf(hop->user, sizeof(hop->user), "%s",
-				    user);
-			if (password != NULL)
-				snprintf(hop->password, sizeof(hop->password),
-				    "%s", password);
-		}
-		if (hop->password[0] != '\0' && hop->kind == PST_HOP_SOCKS4)
-			lerr(L, e, epath, "SOCKS4 has no password (only a "
-			    "user id)");
-		if (hop->password[0] != '\0' && world_readable(L, e, &mode))
-			lerr(L, e, epath, "holds a proxy password, and the file "
-			    "holding it is readable by others (mode %04o): "
-			    "chmod it to 0600 or 0640", (unsigned)mode);
-	}
-}
-
-static void
-load_auth(struct loader *L, struct config_upstream *u,
-    const config_setting_t *ug, const char *prefix)
-{
-	const config_setting_t **elems = NULL, *g, *s;
-	struct config_auth *a = &u->auth;
-	char path[KEY_PATH_MAX], epath[KEY_PATH_MAX + 32];
-	const char **names;
-	struct pst_err err;
-	struct stat st;
-	mode_t mode;
-	size_t i, n;
-	int sources = 0;
-
-	if (get_group(L, ug, prefix, "auth", &g) != 1)
-		return;
-	join(path, prefix, "auth");
-	check_keys(L, g, path, auth_keys);
-	u->has_auth = true;
-	if (!up_string(L, u, g, path, "user", &a->user))
-		lerr(L, g, path, "needs a user");
-	if (up_string(L, u, g, path, "password", &a->password)) {
-		sources++;
-		s = config_setting_get_member(g, "password");
-		if (world_readable(L, s, &mode))
-			lerr(L, s, join(epath, path, "password"), "the file "
-			    "holding it is readable by others (mode %04o): "
-			    "chmod it to 0600 or 0640, or use password_file",
-			    (unsigned)mode);
-	}
-	if (up_string(L, u, g, path, "password_file", &a->password_file)) {
-		sources++;
-		if (stat(a->password_file, &st) == -1)
-			lerr(L, config_setting_get_member(g, "password_file"),
-			    join(epath, path, "password_file"), "\"%s\": %s",
-			    a->password_file, strerror(errno));
-	}
-	if (up_string(L, u, g, path, "password_command",
-	    &a->password_command))
-		sources++;
-	if (up_string(L, u, g, path, "credential", &a->credential)) {
-		sources++;
-		if (strchr(a->credential, '/') != NULL ||
-		    strcmp(a->credential, ".") == 0 ||
-		    strcmp(a->credential, "..") == 0)
-			lerr(L, config_setting_get_member(g, "credential"),
-			    join(epath, path, "credential"), "\"%s\" is not "
-			    "a credential name", a->credential);
-	}
-	if (sources != 1)
-		lerr(L, g, path, "needs exactly one of password, "
-		    "password_file, password_command and credential (%d "
-		    "given)", sources);
-	if (get_string_list(L, g, path, "mechanisms", &elems, &n) == 1) {
-		names = xcalloc(n, sizeof(*names));
-		for (i = 0; i < n; i++)
-			names[i] = config_setting_get_string(elems[i]);
-		s = config_setting_get_member(g, "mechanisms");
-		if (pst_sasl_mask_parse(names, n, &a->mechanisms, &err) == -1)
-			lerr(L, s, join(epath, path, "mechanisms"), "%s",
-			    err.text);
-		else if ((a->mechanisms & PST_SASL_XOAUTH2) &&
-		    a->mechanisms != PST_SASL_XOAUTH2)
-			lerr(L, s, join(epath, path, "mechanisms"), "XOAUTH2 "
-			    "takes an access token, the others a password: "
-			    "list it alone");
-		a->token = a->mechanisms == PST_SASL_XOAUTH2;
-		free(names);
-		free(elems);
-	}
-	get_bool(L, g, path, "allow_plaintext", &a->allow_plaintext);
-}
-
-/*
- * Checks what needs the whole upstream: the TLS context (files are read
- * now, so that check-config finds unreadable ones), sources.
- */
-static void
-finish_upstream(struct loader *L, struct config_upstream *u,
-    const config_setting_t *ug, const char *path)
-{
-	struct pst_tls_report report;
-	struct pst_dial_plan plan;
-	struct pst_err err;
-	char p[KEY_PATH_MAX];
-
-	if (u->host == NULL)
-		return;
-	if (u->port == 0)
-		u->port = u->security == PST_SEC_TLS ? 465 : 587;
-	if (pst_dial_plan_init(&plan, u->host, u->port, &err) == -1)
-		lerr(L, ug, join(p, path, "host"), "%s", err.text);
-	else if (pst_dial_plan_set_bind(&plan, u->bind, u->bind6, &err) == -1)
-		lerr(L, ug, join(p, path, "bind"), "%s", err.text);
-	if (u->security == PST_SEC_NONE)
-		return;
-	if ((u->ssl_ctx = pst_tls_ctx_new(&u->tls, &report, &err)) == NULL) {
-		lerr(L, config_setting_get_member(ug, "tls") != NULL ?
-		    config_setting_get_member(ug, "tls") : ug,
-		    join(p, path, "tls"), "%s", err.text);
-		return;
-	}
-	snprintf(u->tls_note, sizeof(u->tls_note), "%s", report.text);
-}
-
-/* "600/h", "10/m", "5/s", "1000/d", or "20/30s": count per duration. */
-static const char *
-parse_rate(const char *v, unsigned *count, uint64_t *per_ms)
-{
-	const char *slash = strchr(v, '/'), *why;
-	char *end, unit[32];
-	unsigned long n;
-
-	if (slash == NULL)
-		return "expected COUNT/PERIOD, as in \"600/h\"";
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (end != slash || end == v || errno != 0 || n == 0 || n > 1000000)
-		return "the count must be a number from 1 to 1000000";
-	slash++;
-	if (strlen(slash) >= sizeof(unit) - 1)
-		return "bad period";
-	/* "h" alone means one hour. */
-	if (*slash >= 'a' && *slash <= 'z')
-		snprintf(unit, sizeof(unit), "1%s", slash);
-	else
-		snprintf(unit, sizeof(unit), "%s", slash);
-	if (pst_duration_parse(unit, per_ms, &why) == -1)
-		return why;
-	if (*per_ms < 1000)
-		return "the period must be at least 1s";
-	*count = (unsigned)n;
-	return NULL;
-}
-
-static void
-load_upstream(struct loader *L, const config_setting_t *ug, size_t index,
-    struct config_upstream *u)
-{
-	char path[KEY_PATH_MAX], p[KEY_PATH_MAX], name[32];
-	const char *v, *why;
-	unsigned port;
-	int mode;
-
-	snprintf(path, sizeof(path), "upstreams.[%zu]", index);
-	upstream_defaults(u);
-	if (config_setting_type(ug) != CONFIG_TYPE_GROUP) {
-		lerr(L, ug, path, "must be a group { ... }, not %s",
-		    type_name(config_setting_type(ug)));
-		return;
-	}
-	check_keys(L, ug, path, upstream_keys);
-	if (!up_string(L, u, ug, path, "host", &u->host))
-		lerr(L, ug, path, "needs a host");
-	else if (!pst_hostname_valid(u->host) && !strchr(u->host, ':') &&
-	    strspn(u->host, "0123456789.") != strlen(u->host))
-		lerr(L, config_setting_get_member(ug, "host"),
-		    join(p, path, "host"), "\"%s\" is not a host name or IP "
-		    "address", u->host);
-	if (up_string(L, u, ug, path, "name", &u->name)) {
-		if (strspn(u->name, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
-		    strlen(u->name) || u->name[0] == '.')
-			lerr(L, config_setting_get_member(ug, "name"),
-			    join(p, path, "name"), "\"%s\" may hold only "
-			    "letters, digits, '.', '_' and '-' (and not start "
-			    "with '.')", u->name);
-	} else {
-		snprintf(name, sizeof(name), "upstream%zu", index + 1);
-		u->name = up_strdup(u, u->host != NULL ? u->host : name);
-	}
-	if (get_uint(L, ug, path, "port", 1, 65535, &port) == 1)
-		u->port = (uint16_t)port;
-	if (get_string(L, ug, path, "security", &v) == 1) {
-		if ((mode = pst_negotiate_mode_parse(v)) == -1)
-			lerr(L, config_setting_get_member(ug, "security"),
-			    join(p, path, "security"), "\"%s\" is not a mode "
-			    "(none, starttls, tls, tls-auto or auto)", v);
-		else
-			u->security = mode;
-	}
-	up_string(L, u, ug, path, "bind", &u->bind);
-	up_string(L, u, ug, path, "bind6", &u->bind6);
-	if (get_string(L, ug, path, "rate", &v) == 1 &&
-	    (why = parse_rate(v, &u->rate_count, &u->rate_per_ms)) != NULL)
-		lerr(L, config_setting_get_member(ug, "rate"),
-		    join(p, path, "rate"), "\"%s\" is not a rate: %s", v, why);
-	load_timeouts(L, u, ug, path);
-	load_proxies(L, u, ug, path);
-	load_tls(L, u, ug, path);
-	load_auth(L, u, ug, path);
-	finish_upstream(L, u, ug, path);
-}
-
-static void
+void
 upstreams_free(struct config *cfg)
 {
 	size_t i;
@@ -1415,494 +208,54 @@ upstreams_free(struct config *cfg)
 }
 
 static void
-load_upstreams(struct loader *L, const config_setting_t *root)
+aliases_free(struct config *cfg)
 {
-	const config_setting_t *list, *ug;
-	char path[KEY_PATH_MAX];
-	size_t i, j, n;
-	int t;
+	size_t i, j;
 
-	if ((list = config_setting_get_member(root, "upstreams")) == NULL)
-		return;
-	t = config_setting_type(list);
-	if (t != CONFIG_TYPE_LIST) {
-		lerr(L, list, "upstreams", "must be a list ( { ... }, ... ), "
-		    "not %s", type_name(t));
-		return;
+	for (i = 0; i < cfg->naliases; i++) {
+		for (j = 0; j < cfg->aliases[i].ntargets; j++)
+			free(cfg->aliases[i].targets[j]);
+		free(cfg->aliases[i].targets);
+		free(cfg->aliases[i].name);
 	}
-	n = (size_t)config_setting_length(list);
-	L->cfg->upstreams = xcalloc(n, sizeof(*L->cfg->upstreams));
-	for (i = 0; i < n; i++) {
-		ug = config_setting_get_elem(list, (unsigned)i);
-		load_upstream(L, ug, i, &L->cfg->upstreams[i]);
-		L->cfg->nupstreams++;
-		for (j = 0; j < i; j++) {
-			if (L->cfg->upstreams[i].name == NULL ||
-			    L->cfg->upstreams[j].name == NULL ||
-			    strcmp(L->cfg->upstreams[i].name,
-			    L->cfg->upstreams[j].name) != 0)
-				continue;
-			snprintf(path, sizeof(path), "upstreams.[%zu].name", i);
-			lerr(L, ug, path, "\"%s\" is the name of upstreams."
-			    "[%zu] too", L->cfg->upstreams[i].name, j);
-		}
-	}
-}
-
-const struct config_upstream *
-config_upstream_find(const struct config *cfg, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < cfg->nupstreams; i++)
-		if (strcmp(cfg->upstreams[i].name, name) == 0)
-			return &cfg->upstreams[i];
-	return NULL;
-}
-
-static void
-queue_defaults(struct config_queue *q)
-{
-	static const uint32_t retry[] = { 60, 300, 900, 1800, 3600 };
-
-	memcpy(q->retry, retry, sizeof(retry));
-	q->nretry = sizeof(retry) / sizeof(retry[0]);
-	q->max_age_ms = 5ull * 24 * 60 * 60 * 1000;
-	q->concurrency = 4;
-	q->per_connection = 100;
-	q->breaker_failures = 3;
-	q->breaker_backoff_ms = 60 * 1000;
-}
-
-static void
-load_queue(struct loader *L, const config_setting_t *root)
-{
-	const config_setting_t **elems = NULL, *g;
-	struct config_queue *q = &L->cfg->queue;
-	char epath[KEY_PATH_MAX + 32];
-	const char *v, *why;
-	uint64_t ms;
-	size_t i, n;
-
-	if (get_group(L, root, "", "queue", &g) != 1)
-		return;
-	check_keys(L, g, "queue", queue_keys);
-	if (get_string_list(L, g, "queue", "retry", &elems, &n) == 1) {
-		if (n == 0 || n > CONFIG_RETRY_MAX)
-			lerr(L, config_setting_get_member(g, "retry"),
-			    "queue.retry", "must list 1 to %d delays",
-			    CONFIG_RETRY_MAX);
-		for (i = 0; i < n && i < CONFIG_RETRY_MAX; i++) {
-			v = config_setting_get_string(elems[i]);
-			snprintf(epath, sizeof(epath), "queue.retry.[%zu]", i);
-			if (pst_duration_parse(v, &ms, &why) == -1)
-				lerr(L, elems[i], epath, "\"%s\" is not a "
-				    "duration (%s)", v, why);
-			else if (ms < 1000 || ms > 7 * 24 * 3600 * 1000ull)
-				lerr(L, elems[i], epath, "\"%s\" is out of "
-				    "range (1s to 7d)", v);
-			else
-				q->retry[i] = (uint32_t)(ms / 1000);
-		}
-		if (n > 0 && n <= CONFIG_RETRY_MAX)
-			q->nretry = n;
-		free(elems);
-	}
-	get_duration(L, g, "queue", "max_age", 1000,
-	    365ull * 24 * 3600 * 1000, &q->max_age_ms);
-	get_uint(L, g, "queue", "breaker_failures", 1, 1000,
-	    &q->breaker_failures);
-	get_duration(L, g, "queue", "breaker_backoff", 1000,
-	    24ull * 3600 * 1000, &q->breaker_backoff_ms);
-	get_uint(L, g, "queue", "concurrency", 1, 1000, &q->concurrency);
-	get_uint(L, g, "queue", "messages_per_connection", 1, 100000,
-	    &q->per_connection);
-}
-
-static void
-load_root(struct loader *L, const config_setting_t *root)
-{
-	const config_setting_t *s;
-	const char *v, *why;
-
-	check_keys(L, root, "", top_keys);
-	if (get_string(L, root, "", "hostname", &v) == 1) {
-		s = config_setting_get_member(root, "hostname");
-		if ((why = check_domain(v)) != NULL)
-			lerr(L, s, "hostname", "\"%s\" %s", v, why);
-		else {
-			free(L->cfg->hostname);
-			L->cfg->hostname = xstrdup(v);
-		}
-	}
-	if (get_string(L, root, "", "spool_dir", &v) == 1) {
-		s = config_setting_get_member(root, "spool_dir");
-		if ((why = set_spool_dir(L->cfg, v)) != NULL)
-			lerr(L, s, "spool_dir", "\"%s\" %s", v, why);
-	}
-	load_listen(L, root);
-	load_allow(L, root);
-	load_log(L, root);
-	load_limits(L, root);
-	load_aliases(L, root);
-	if (get_string(L, root, "", "default_domain", &v) == 1) {
-		s = config_setting_get_member(root, "default_domain");
-		if ((why = check_domain(v)) != NULL)
-			lerr(L, s, "default_domain", "\"%s\" %s", v, why);
-		else
-			L->cfg->default_domain = xstrdup(v);
-	}
-	check_alias_loops(L, root);
-	load_upstreams(L, root);
-	load_queue(L, root);
-	if (get_string(L, root, "", "metrics_listen", &v) == 1) {
-		s = config_setting_get_member(root, "metrics_listen");
-		if ((why = parse_listen(v, &L->cfg->metrics_listen)) != NULL)
-			lerr(L, s, "metrics_listen", "\"%s\" is not a listen "
-			    "address: %s", v, why);
-		else if (L->cfg->metrics_listen.kind != PST_EP_INET)
-			lerr(L, s, "metrics_listen", "\"%s\": metrics are "
-			    "served over TCP only", v);
-		else
-			L->cfg->has_metrics = true;
-	}
-}
-
-/*
- * The environment.  Lists are comma-separated.
- */
-
-static char **
-split_commas(const char *value, size_t *count)
-{
-	char *copy = xstrdup(value), *p, *tok, **out;
-	size_t n = 1;
-
-	for (p = copy; *p != '\0'; p++)
-		n += *p == ',';
-	out = xcalloc(n, sizeof(*out));
-	*count = 0;
-	for (tok = strtok_r(copy, ",", &p); tok != NULL;
-	    tok = strtok_r(NULL, ",", &p)) {
-		while (*tok == ' ')
-			tok++;
-		if (*tok != '\0')
-			out[(*count)++] = xstrdup(tok);
-	}
-	free(copy);
-	return out;
-}
-
-static void
-free_strings(char **v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static void
-env_listen(struct loader *L, const char *var, const char *value)
-{
-	struct pst_endpoint *eps;
-	const char *why;
-	size_t n, i;
-	char **items = split_commas(value, &n);
-
-	if (n == 0) {
-		env_err(L, var, "must name at least one address");
-		free_strings(items, n);
-		return;
-	}
-	eps = xcalloc(n, sizeof(*eps));
-	for (i = 0; i < n; i++)
-		if ((why = parse_listen(items[i], &eps[i])) != NULL)
-			env_err(L, var, "\"%s\" is not a listen address: %s",
-			    items[i], why);
-	free(L->cfg->listen);
-	L->cfg->listen = eps;
-	L->cfg->nlisten = n;
-	free_strings(items, n);
-}
-
-static void
-env_allow(struct loader *L, const char *var, const char *value)
-{
-	struct pst_cidr *nets;
-	const char *why;
-	size_t n, i;
-	char **items = split_commas(value, &n);
-
-	nets = xcalloc(n, sizeof(*nets));
-	for (i = 0; i < n; i++)
-		if (pst_cidr_parse(items[i], &nets[i], &why) == -1)
-			env_err(L, var, "\"%s\" is not a network: %s",
-			    items[i], why);
-	free(L->cfg->allow);
-	L->cfg->allow = nets;
-	L->cfg->nallow = n;
-	free_strings(items, n);
-}
-
-static void
-env_spool_dir(struct loader *L, const char *var, const char *value)
-{
-	const char *why;
-
-	if ((why = set_spool_dir(L->cfg, value)) != NULL)
-		env_err(L, var, "\"%s\" %s", value, why);
-}
-
-static void
-env_hostname(struct loader *L, const char *var, const char *value)
-{
-	const char *why;
-
-	if ((why = check_domain(value)) != NULL) {
-		env_err(L, var, "\"%s\" %s", value, why);
-		return;
-	}
-	free(L->cfg->hostname);
-	L->cfg->hostname = xstrdup(value);
-}
-
-static void
-env_log_level(struct loader *L, const char *var, const char *value)
-{
-	int level;
-
-	if ((level = log_level_parse(value)) == -1)
-		env_err(L, var, "\"%s\" is not a level (error, warn, info or "
-		    "debug)", value);
-	else
-		L->cfg->log_level = level;
-}
-
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes %XX in place; -1 for a bad escape or a control character. */
-static int
-percent_decode(char *s)
-{
-	char *out = s;
-	int hi, lo;
-
-	for (; *s != '\0'; s++) {
-		if (*s == '%') {
-			if ((hi = hexval(s[1])) == -1 || (lo = hexval(s[2])) == -1)
-				return -1;
-			*out = (char)(hi * 16 + lo);
-			s += 2;
-		} else
-			*out = *s;
-		if ((unsigned char)*out < 0x20 || *out == 0x7f)
-			return -1;
-		out++;
-	}
-	*out = '\0';
-	return 0;
-}
-
-/*
- * POSTERN_UPSTREAM: one upstream as a URL, replacing those of the file:
- * smtp:// (none), smtp+starttls://, smtps:// (tls), smtp+tls-auto://,
- * smtp+auto://, with optional user:password@ and :port.
- */
-static void
-env_upstream(struct loader *L, const char *var, const char *value)
-{
-	static const struct {
-		const char	*scheme;
-		int		 mode;
-	} schemes[] = {
-		{ "smtp://", PST_SEC_NONE },
-		{ "smtp+starttls://", PST_SEC_STARTTLS },
-		{ "smtps://", PST_SEC_TLS },
-		{ "smtp+tls-auto://", PST_SEC_TLS_AUTO },
-		{ "smtp+auto://", PST_SEC_AUTO },
-	};
-	struct config_upstream *u;
-	struct pst_endpoint ep;
-	char *copy, *rest, *at, *colon;
-	const char *why;
-	size_t i;
-	int mode = -1;
-
-	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		if (strncmp(value, schemes[i].scheme,
-		    strlen(schemes[i].scheme)) == 0) {
-			mode = schemes[i].mode;
-			rest = (char *)value + strlen(schemes[i].scheme);
-			break;
-		}
-	}
-	if (mode == -1) {
-		env_err(L, var, "\"%s\" is not an smtp://, smtp+starttls://, "
-		    "smtps://, smtp+tls-auto:// or smtp+auto:// URL", value);
-		return;
-	}
-	copy = xstrdup(rest);
-	if ((rest = strchr(copy, '/')) != NULL && rest[1] == '\0')
-		*rest = '\0';
-	upstreams_free(L->cfg);
-	L->cfg->upstreams = xcalloc(1, sizeof(*L->cfg->upstreams));
-	L->cfg->nupstreams = 1;
-	u = &L->cfg->upstreams[0];
-	upstream_defaults(u);
-	u->security = mode;
-	rest = copy;
-	if ((at = strrchr(copy, '@')) != NULL) {
-		*at = '\0';
-		rest = at + 1;
-		if ((colon = strchr(copy, ':')) != NULL)
-			*colon++ = '\0';
-		if (percent_decode(copy) == -1 || *copy == '\0' ||
-		    (colon != NULL && percent_decode(colon) == -1)) {
-			env_err(L, var, "bad user or password in the URL");
-			goto out;
-		}
-		u->has_auth = true;
-		u->auth.user = up_strdup(u, copy);
-		if (colon != NULL)
-			u->auth.password = up_strdup(u, colon);
-	}
-	if (pst_endpoint_parse(rest, mode == PST_SEC_TLS ? 465 : 587, false,
-	    &ep, &why) == -1) {
-		env_err(L, var, "\"%s\" is not host[:port]: %s", rest, why);
-		goto out;
-	}
-	u->host = up_strdup(u, ep.host);
-	u->port = ep.port;
-	u->name = up_strdup(u, ep.host);
-out:
-	OPENSSL_cleanse(copy, strlen(copy));
-	free(copy);
-}
-
-/* POSTERN_PASSWORD_FILE: the password of every upstream, from a file. */
-static void
-env_password_file(struct loader *L, const char *var, const char *value)
-{
-	struct config_upstream *u;
-	struct stat st;
-	size_t i;
-
-	if (stat(value, &st) == -1) {
-		env_err(L, var, "\"%s\": %s", value, strerror(errno));
-		return;
-	}
-	for (i = 0; i < L->cfg->nupstreams; i++) {
-		u = &L->cfg->upstreams[i];
-		if (!u->has_auth) {
-			env_err(L, var, "upstream \"%s\" has no user to go with "
-			    "the password", u->name);
-			continue;
-		}
-		u->auth.password = NULL;
-		u->auth.password_command = NULL;
-		u->auth.credential = NULL;
-		u->auth.password_file = up_strdup(u, value);
-	}
-}
-
-/* POSTERN_PROXY: comma-separated proxy URLs for every upstream. */
-static void
-env_proxy(struct loader *L, const char *var, const char *value)
-{
-	struct config_upstream *u;
-	const char *why;
-	size_t i, j, n;
-	char **items = split_commas(value, &n);
-
-	for (i = 0; i < L->cfg->nupstreams; i++) {
-		u = &L->cfg->upstreams[i];
-		if (u->proxies != NULL) {
-			OPENSSL_cleanse(u->proxies,
-			    u->nproxies * sizeof(*u->proxies));
-			free(u->proxies);
-		}
-		u->proxies = NULL;
-		u->nproxies = 0;
-		for (j = 0; j < n; j++)
-			if ((why = add_proxy(u, items[j])) != NULL && i == 0)
-				env_err(L, var, "proxy %zu: not a usable proxy "
-				    "URL: %s", j + 1, why);
-	}
-	for (j = 0; j < n; j++)
-		OPENSSL_cleanse(items[j], strlen(items[j]));
-	free_strings(items, n);
-}
-
-/* Checks done once the environment had its say. */
-static void
-env_finish_upstreams(struct loader *L)
-{
-	struct config_upstream *u;
-	struct pst_tls_report report;
-	struct pst_err err;
-	size_t i;
-
-	if (getenv("POSTERN_UPSTREAM") == NULL)
-		return;
-	for (i = 0; i < L->cfg->nupstreams; i++) {
-		u = &L->cfg->upstreams[i];
-		if (u->has_auth && u->auth.password == NULL &&
-		    u->auth.password_file == NULL)
-			env_err(L, "POSTERN_UPSTREAM", "the URL names a user "
-			    "but no password (add :password or set "
-			    "POSTERN_PASSWORD_FILE)");
-		if (u->security == PST_SEC_NONE || u->host == NULL ||
-		    u->ssl_ctx != NULL)
-			continue;
-		if ((u->ssl_ctx = pst_tls_ctx_new(&u->tls, &report, &err)) ==
-		    NULL)
-			env_err(L, "POSTERN_UPSTREAM", "%s", err.text);
-	}
-}
-
-static const struct {
-	const char	*var;
-	void		(*apply)(struct loader *, const char *, const char *);
-} env_overrides[] = {
-	{ "POSTERN_HOSTNAME", env_hostname },
-	{ "POSTERN_SPOOL_DIR", env_spool_dir },
-	{ "POSTERN_LISTEN", env_listen },
-	{ "POSTERN_ALLOW", env_allow },
-	{ "POSTERN_LOG_LEVEL", env_log_level },
-	{ "POSTERN_UPSTREAM", env_upstream },
-	{ "POSTERN_PASSWORD_FILE", env_password_file },
-	{ "POSTERN_PROXY", env_proxy },
-};
-
-static void
-load_env(struct loader *L)
-{
-	const char *value;
-	size_t i;
-
-	for (i = 0; i < sizeof(env_overrides) / sizeof(env_overrides[0]);
-	    i++)
-		if ((value = getenv(env_overrides[i].var)) != NULL)
-			env_overrides[i].apply(L, env_overrides[i].var, value);
-	env_finish_upstreams(L);
+	free(cfg->aliases);
+	cfg->aliases = NULL;
+	cfg->naliases = 0;
 }
 
 /*
  * Defaults.
  */
+
+static const char *const default_listen[] = { "127.0.0.1:25", "[::1]:25" };
+static const char *const default_allow[] = { "127.0.0.0/8", "::1/128" };
+
+/*
+ * The queue's defaults (conf/postern.conf): retries soon at first, then
+ * hourly; five days before a bounce, as most MTAs; a few connections per
+ * upstream, each reused for many messages; a breaker that opens after a
+ * few failures in a row, for a minute at first.
+ */
+#define QUEUE_MAX_AGE_MS	(5ull * 24 * 60 * 60 * 1000)
+#define QUEUE_CONCURRENCY	4
+#define QUEUE_PER_CONNECTION	100
+#define QUEUE_BREAKER_FAILURES	3
+#define QUEUE_BREAKER_BACKOFF_MS (60 * 1000)
+
+static void
+queue_defaults(struct config_queue *q)
+{
+	/* Seconds: 1m, 5m, 15m, 30m, then 1h until max_age. */
+	static const uint32_t retry[] = { 60, 300, 900, 1800, 3600 };
+
+	memcpy(q->retry, retry, sizeof(retry));
+	q->nretry = sizeof(retry) / sizeof(retry[0]);
+	q->max_age_ms = QUEUE_MAX_AGE_MS;
+	q->concurrency = QUEUE_CONCURRENCY;
+	q->per_connection = QUEUE_PER_CONNECTION;
+	q->breaker_failures = QUEUE_BREAKER_FAILURES;
+	q->breaker_backoff_ms = QUEUE_BREAKER_BACKOFF_MS;
+}
 
 static char *
 system_hostname(void)
@@ -1941,7 +294,7 @@ set_defaults(struct config *cfg)
 	cfg->nlisten = sizeof(default_listen) / sizeof(default_listen[0]);
 	cfg->listen = xcalloc(cfg->nlisten, sizeof(*cfg->listen));
 	for (i = 0; i < cfg->nlisten; i++)
-		pst_endpoint_parse(default_listen[i], 25, false,
+		pst_endpoint_parse(default_listen[i], CONFIG_PORT_SMTP, false,
 		    &cfg->listen[i], &why);
 	cfg->nallow = sizeof(default_allow) / sizeof(default_allow[0]);
 	cfg->allow = xcalloc(cfg->nallow, sizeof(*cfg->allow));
@@ -1984,8 +337,6 @@ config_load(const char *path, bool must_exist, struct config **out,
 {
 	struct loader L = { .errs = errs, .file = path };
 	struct config *cfg;
-	char *dir;
-	config_t lc;
 	struct stat st;
 	bool have_file = true;
 
@@ -1997,29 +348,8 @@ config_load(const char *path, bool must_exist, struct config **out,
 
 	if (stat(path, &st) == -1 && errno == ENOENT && !must_exist)
 		have_file = false;
-	if (have_file) {
-		config_init(&lc);
-		dir = xstrdup(path);
-		config_set_include_dir(&lc, dirname(dir));
-		if (config_read_file(&lc, path) != CONFIG_TRUE) {
-			if (config_error_type(&lc) == CONFIG_ERR_FILE_IO)
-				add_error(errs, "%s: cannot read: %s", path,
-				    strerror(errno != 0 ? errno : EIO));
-			else
-				add_error(errs, "%s:%d: syntax error: %s",
-				    config_error_file(&lc) != NULL ?
-				    config_error_file(&lc) : path,
-				    config_error_line(&lc),
-				    config_error_text(&lc));
-		} else {
-			load_root(&L, config_root_setting(&lc));
-			cfg->path = absolute_path(path);
-			cfg->file_empty = config_setting_length(
-			    config_root_setting(&lc)) == 0;
-		}
-		config_destroy(&lc);
-		free(dir);
-	}
+	if (have_file)
+		config_load_file(&L, path);
 	note_line(&L, 0);
 	load_env(&L);
 	finish(cfg);
@@ -2119,4 +449,33 @@ config_alias_find(const struct config *cfg, const char *name)
 		if (strcasecmp(cfg->aliases[i].name, name) == 0)
 			return &cfg->aliases[i];
 	return NULL;
+}
+
+const struct config_upstream *
+config_upstream_find(const struct config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nupstreams; i++)
+		if (strcmp(cfg->upstreams[i].name, name) == 0)
+			return &cfg->upstreams[i];
+	return NULL;
+}
+
+int
+config_check_report(const char *path, bool must_exist)
+{
+	struct config_errors errs;
+	struct config *cfg;
+	size_t i;
+
+	if (config_load(path, must_exist, &cfg, &errs) == -1) {
+		for (i = 0; i < errs.count; i++)
+			fprintf(stderr, "%s\n", errs.lines[i]);
+		config_errors_free(&errs);
+		return 1;
+	}
+	printf("ok\n");
+	config_unref(cfg);
+	return 0;
 }

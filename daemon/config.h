@@ -36,6 +36,15 @@
 #define CONFIG_SPOOL_FILE_MODE	0640
 #define CONFIG_SPOOL_DIR_MODE	02770
 
+/*
+ * Ports when none is named: SMTP for a listen entry (RFC 5321); for an
+ * upstream, message submission with STARTTLS (RFC 6409), or submission
+ * over implicit TLS (RFC 8314) when its security is "tls".
+ */
+#define CONFIG_PORT_SMTP		25
+#define CONFIG_PORT_SUBMISSION		587
+#define CONFIG_PORT_SUBMISSIONS		465
+
 #define CONFIG_DEFAULT_MESSAGE_SIZE	(50u * 1024 * 1024)
 #define CONFIG_DEFAULT_RECIPIENTS	1000
 #define CONFIG_DEFAULT_SESSIONS		100
@@ -178,6 +187,14 @@ struct config	*config_ref(struct config *cfg);
 void		 config_unref(struct config *cfg);
 
 void		 config_errors_free(struct config_errors *errs);
+
+/*
+ * config_check_report()
+ * "postern check-config" and "posternd --check-config": loads 'path' as
+ * config_load() does, prints "ok" on stdout, or every error on stderr,
+ * one a line.  Returns the exit status: 0 when valid, else 1.
+ */
+int		 config_check_report(const char *path, bool must_exist);
 
 /*
  * config_alias_find()

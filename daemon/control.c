@@ -34,6 +34,17 @@
 
 #define CONTROL_TIMEOUT_S	10
 
+/*
+ * The control socket's owner and group (the spool's) may talk to it:
+ * they may touch the spool anyway (control.h).
+ */
+#define CONTROL_SOCKET_MODE	0660
+/* Pending connections on either socket: a few tools, a scraper. */
+#define CONTROL_BACKLOG		16
+
+#define FLUSH_PREFIX		"flush "	/* "flush ID" */
+#define FLUSH_PREFIX_LEN	(sizeof(FLUSH_PREFIX) - 1)
+
 struct control {
 	struct evconnlistener	*evl;
 	struct evconnlistener	*http;
@@ -259,13 +270,14 @@ control_handle(struct control *c, const char *line, struct evbuffer *out)
 		n = scheduler_flush(c->s, NULL);
 		log_info("event=flush messages=%zu", n);
 		evbuffer_add_printf(out, "ok %zu\n", n);
-	} else if (strncmp(line, "flush ", 6) == 0) {
-		if (!pst_spool_id_valid(line + 6)) {
+	} else if (strncmp(line, FLUSH_PREFIX, FLUSH_PREFIX_LEN) == 0) {
+		if (!pst_spool_id_valid(line + FLUSH_PREFIX_LEN)) {
 			evbuffer_add_printf(out, "error not a queue id\n");
 			return;
 		}
-		n = scheduler_flush(c->s, line + 6);
-		log_info("event=flush id=%s messages=%zu", line + 6, n);
+		n = scheduler_flush(c->s, line + FLUSH_PREFIX_LEN);
+		log_info("event=flush id=%s messages=%zu",
+		    line + FLUSH_PREFIX_LEN, n);
 		evbuffer_add_printf(out, "ok %zu\n", n);
 	} else if (strcmp(line, "status") == 0)
 		reply_status(c, out);
@@ -397,7 +409,8 @@ control_open(struct event_base *base, const char *spool_dir,
 		unlink(c->path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(c->path, 0660) == -1 || listen(fd, 16) == -1) {
+	    chmod(c->path, CONTROL_SOCKET_MODE) == -1 ||
+	    listen(fd, CONTROL_BACKLOG) == -1) {
 		log_error("event=control-failed path=%s reason=%s",
 		    qs(c->path), qs(strerror(errno)));
 		if (fd != -1)
@@ -501,7 +514,7 @@ control_http_open(struct control *c, struct event_base *base,
 		return -1;
 	}
 	c->http = evconnlistener_new_bind(base, http_accept, c,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, CONTROL_BACKLOG,
 	    (struct sockaddr *)&ss, (int)len);
 	if (c->http == NULL) {
 		log_error("event=metrics-failed listen=%s reason=%s", qs(name),

@@ -33,6 +33,12 @@
 #define ACCEPT_RETRY_MS	100	/* listener paused after an accept error */
 #define ACCEPT_LOG_S	10	/* one accept-error line at most per this */
 
+/*
+ * A unix listen socket is open to every local user, as loopback TCP is;
+ * the permissions of the directory holding it narrow that.
+ */
+#define LISTEN_UNIX_MODE	0666
+
 struct lsock {
 	struct listeners	*ls;
 	struct pst_endpoint	 ep;
@@ -109,7 +115,7 @@ lsock_open(struct lsock *s, char *why, size_t whylen, bool *skip)
 	}
 	if (ss.ss_family == AF_UNIX) {
 		s->unlink_on_close = true;
-		if (chmod(s->ep.path, 0666) == -1) {
+		if (chmod(s->ep.path, LISTEN_UNIX_MODE) == -1) {
 			snprintf(why, whylen, "chmod: %s", strerror(errno));
 			close(fd);
 			unlink(s->ep.path);
@@ -208,8 +214,8 @@ take_passed_sockets(const struct config *cfg, struct listeners *ls,
 		    sizeof(name));
 		if (j == cfg->nlisten) {
 			/* Describe it for the logs all the same. */
-			if (pst_endpoint_parse(name, 25, true, &s->ep,
-			    &why) == -1)
+			if (pst_endpoint_parse(name, CONFIG_PORT_SMTP, true,
+			    &s->ep, &why) == -1)
 				s->ep.kind = PST_EP_INET;
 			log_warn("event=listen-extra listen=%s reason=%s",
 			    qs(name), qs("systemd passed a socket that no "
@@ -375,26 +381,6 @@ listeners_start(struct listeners *ls, struct event_base *base,
 		evconnlistener_set_error_cb(s->evl, lsock_error);
 	}
 	return 0;
-}
-
-void
-listeners_pause(struct listeners *ls)
-{
-	size_t i;
-
-	for (i = 0; i < ls->count; i++)
-		if (ls->socks[i].evl != NULL)
-			evconnlistener_disable(ls->socks[i].evl);
-}
-
-void
-listeners_resume(struct listeners *ls)
-{
-	size_t i;
-
-	for (i = 0; i < ls->count; i++)
-		if (ls->socks[i].evl != NULL)
-			evconnlistener_enable(ls->socks[i].evl);
 }
 
 void

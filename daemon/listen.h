@@ -53,13 +53,6 @@ int	listeners_start(struct listeners *ls, struct event_base *base,
 	    listen_accept_cb cb, void *arg);
 
 /*
- * listeners_pause(), listeners_resume()
- * Stop and restart accepting (clients queue in the kernel's backlog).
- */
-void	listeners_pause(struct listeners *ls);
-void	listeners_resume(struct listeners *ls);
-
-/*
  * listeners_free()
  * Closes every socket and removes the unix socket files it created.
  */

@@ -86,12 +86,6 @@ log_set_level(enum log_level level)
 	log_level = level;
 }
 
-enum log_level
-log_get_level(void)
-{
-	return log_level;
-}
-
 int
 log_level_parse(const char *s)
 {
@@ -101,12 +95,6 @@ log_level_parse(const char *s)
 		if (strcmp(s, level_names[i]) == 0)
 			return (int)i;
 	return -1;
-}
-
-const char *
-log_level_name(enum log_level level)
-{
-	return level_names[level];
 }
 
 static void	log_vmsg(enum log_level, const char *, va_list)
@@ -167,12 +155,20 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/*
+ * qs() returns static buffers taken in turn, so that one log line may
+ * quote several values: this many at most, each this long (longer ones
+ * are cut).
+ */
+#define QS_RING		8
+#define QS_MAX		768
+
 const char *
 qs(const char *s)
 {
-	static char ring[8][768];
+	static char ring[QS_RING][QS_MAX];
 	static unsigned next;
-	char *buf = ring[next++ % 8];
+	char *buf = ring[next++ % QS_RING];
 	size_t off = 0, cap = sizeof(ring[0]);
 	const char *p;
 	int plain = *s != '\0';

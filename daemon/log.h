@@ -37,7 +37,6 @@ void	log_init(const char *ident, bool foreground);
  */
 bool	log_stderr_is_journal(void);
 void	log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 
 /*
  * log_level_parse()
@@ -45,7 +44,6 @@ enum log_level log_get_level(void);
  * else.
  */
 int	log_level_parse(const char *s);
-const char *log_level_name(enum log_level level);
 
 void	log_msg(enum log_level level, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));

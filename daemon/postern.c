@@ -117,24 +117,13 @@ common_options(int argc, char *argv[], bool *explicit)
 static int
 cmd_check_config(int argc, char *argv[])
 {
-	struct config_errors errs;
-	struct config *cfg;
 	const char *path;
 	bool explicit;
-	size_t i;
 
 	path = common_options(argc, argv, &explicit);
 	if (optind != argc)
 		usage(stderr, 2);
-	if (config_load(path, explicit, &cfg, &errs) == -1) {
-		for (i = 0; i < errs.count; i++)
-			fprintf(stderr, "%s\n", errs.lines[i]);
-		config_errors_free(&errs);
-		return 1;
-	}
-	printf("ok\n");
-	config_unref(cfg);
-	return 0;
+	return config_check_report(path, explicit);
 }
 
 static int

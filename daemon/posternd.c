@@ -43,6 +43,11 @@
  */
 #define POOL_THREADS	16
 #define STOP_GRACE_S	10	/* for sessions to get their answer */
+#define STATUS_TICK_S	5	/* STATUS= at least this often */
+#define USEC_PER_S	1000000
+
+/* What must be idle before the loop ends: the server and the scheduler. */
+#define DRAIN_PARTS	2
 
 struct daemon {
 	struct event_base	*base;
@@ -66,7 +71,6 @@ struct daemon {
 };
 
 static void	usage(FILE *, int) __attribute__((noreturn));
-static int	check_config(const char *, bool);
 static void	log_config_errors(const struct config_errors *);
 static void	on_stop(evutil_socket_t, short, void *);
 static void	on_reload(evutil_socket_t, short, void *);
@@ -87,24 +91,6 @@ usage(FILE *fp, int status)
 	    "      --help          print this help and exit\n",
 	    POSTERN_DEFAULT_CONFIG);
 	exit(status);
-}
-
-static int
-check_config(const char *path, bool must_exist)
-{
-	struct config_errors errs;
-	struct config *cfg;
-	size_t i;
-
-	if (config_load(path, must_exist, &cfg, &errs) == -1) {
-		for (i = 0; i < errs.count; i++)
-			fprintf(stderr, "%s\n", errs.lines[i]);
-		config_errors_free(&errs);
-		return 1;
-	}
-	printf("ok\n");
-	config_unref(cfg);
-	return 0;
 }
 
 static void
@@ -160,15 +146,15 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 static void
 start_tick(struct daemon *d)
 {
-	struct timeval tv = { 5, 0 };
+	struct timeval tv = { STATUS_TICK_S, 0 };
 	uint64_t usec;
 
 	/* Half the watchdog interval, and at most every 5 s for STATUS=. */
 	if (sd_watchdog_enabled(0, &usec) > 0) {
 		d->watchdog = true;
-		if (usec / 2 < 5000000) {
-			tv.tv_sec = (time_t)(usec / 2 / 1000000);
-			tv.tv_usec = (suseconds_t)(usec / 2 % 1000000);
+		if (usec / 2 < STATUS_TICK_S * USEC_PER_S) {
+			tv.tv_sec = (time_t)(usec / 2 / USEC_PER_S);
+			tv.tv_usec = (suseconds_t)(usec / 2 % USEC_PER_S);
 		}
 	}
 	if (getenv("NOTIFY_SOCKET") == NULL)
@@ -227,7 +213,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	listeners_free(d->listeners);
 	d->listeners = NULL;
 	evtimer_add(d->ev_grace, &grace);
-	d->draining = 2;
+	d->draining = DRAIN_PARTS;
 	server_shutdown(d->server, on_drained, d);
 	scheduler_stop(d->scheduler, on_drained, d);
 }
@@ -441,7 +427,7 @@ main(int argc, char *argv[])
 	if (optind != argc)
 		usage(stderr, 2);
 	if (only_check)
-		return check_config(d.config_path, d.config_explicit);
+		return config_check_report(d.config_path, d.config_explicit);
 
 	/* Under systemd (stderr is the journal) there is nothing to detach. */
 	if (log_stderr_is_journal())

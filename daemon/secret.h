@@ -1,7 +1,7 @@
 /*
  * secret.h: an upstream's password or token, fetched when it is needed.
  *
- * Sources (exactly one per upstream, config.c makes sure):
+ * Sources (exactly one per upstream, the config loader makes sure):
  *   password          the inline value
  *   password_file     the file's first line
  *   password_command  the first line the command prints (run by /bin/sh,
