@@ -221,7 +221,10 @@ json_escape(const char *s, size_t len, json_put_fn put, void *arg)
 			rc = put(arg, esc, 2);
 			i++;
 		} else if (p[i] < 0x20 || p[i] == 0x7f) {
-			memcpy(esc, "\\u00", 4);
+			esc[0] = '\\';
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
 			esc[4] = pst_hex_digit(p[i] >> 4, false);
 			esc[5] = pst_hex_digit(p[i], false);
 			rc = put(arg, esc, 6);
