@@ -25,6 +25,7 @@
 #include <event2/listener.h>
 
 #include "build_config.h"
+#include "common/codec.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
@@ -64,16 +65,7 @@ static void
 json_string(struct evbuffer *out, const char *s)
 {
 	evbuffer_add(out, "\"", 1);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			evbuffer_add_printf(out, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			evbuffer_add_printf(out, "\\u%04x", c);
-		else
-			evbuffer_add(out, s, 1);
-	}
+	pst_json_escape_evbuffer(out, s, strlen(s));
 	evbuffer_add(out, "\"", 1);
 }
 

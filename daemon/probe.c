@@ -25,6 +25,7 @@
 #include <event2/thread.h>
 
 #include "client/negotiate.h"
+#include "common/codec.h"
 #include "common/pool.h"
 #include "config.h"
 #include "log.h"
@@ -211,14 +212,8 @@ static void
 json_str(const char *key, const char *v, bool comma)
 {
 	printf("\"%s\":\"", key);
-	for (; v != NULL && *v != '\0'; v++) {
-		if (*v == '"' || *v == '\\')
-			printf("\\%c", *v);
-		else if ((unsigned char)*v < 0x20)
-			printf("\\u%04x", (unsigned char)*v);
-		else
-			putchar(*v);
-	}
+	if (v != NULL)
+		pst_json_escape_file(stdout, v, strlen(v));
 	printf("\"%s", comma ? "," : "");
 }
 

@@ -25,10 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "config.h"
 #include "queue.h"
-#include "smtp/addr.h"
 #include "spool/spool.h"
 
 /* What "show" prints of the body: its header section, this much. */
@@ -152,25 +152,12 @@ put_text(FILE *fp, const char *s)
 		    *s == 0x7f ? '?' : *s, fp);
 }
 
-/* RFC 8259 §7; bytes of text that is not UTF-8 become U+FFFD. */
+/* RFC 8259 §7: see pst_json_escape(). */
 static void
 json_string(FILE *fp, const char *s)
 {
-	bool utf8 = pst_addr_utf8_valid(s, strlen(s));
-	unsigned char c;
-
 	fputc('"', fp);
-	for (; *s != '\0'; s++) {
-		c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(fp, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			fprintf(fp, "\\u%04x", c);
-		else if (c >= 0x80 && !utf8)
-			fputs("\\ufffd", fp);
-		else
-			fputc(c, fp);
-	}
+	pst_json_escape_file(fp, s, strlen(s));
 	fputc('"', fp);
 }
 

@@ -73,14 +73,6 @@ static const char *const hop_kind_names[] = {
 _Static_assert(sizeof(hop_kind_names) / sizeof(hop_kind_names[0]) ==
     PST_HOP__COUNT, "a name for every hop kind");
 
-/* The implementation of each kind (see proxy.h). */
-static const struct pst_proxy_ops *const hop_kind_ops[PST_HOP__COUNT] = {
-	[PST_HOP_NONE] = NULL,
-	[PST_HOP_SOCKS4] = &pst_socks4_ops,
-	[PST_HOP_SOCKS5] = &pst_socks5_ops,
-	[PST_HOP_HTTP] = &pst_httpc_ops,
-};
-
 struct pst_dial {
 	struct event_base	*base;
 	struct pst_pool		*pool;
@@ -315,7 +307,7 @@ pst_dial_plan_add_hop(struct pst_dial_plan *plan, const struct pst_hop *hop,
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_CONFIG,
 		    "proxy %zu: unknown kind %d", n, (int)hop->kind);
 	if (ops == NULL)
-		ops = hop_kind_ops[hop->kind];
+		ops = pst_proxy_ops_for(hop->kind);
 	if (ops == NULL && hop->kind == PST_HOP_NONE)
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_CONFIG,
 		    "proxy %zu: no proxy kind given", n);
@@ -349,14 +341,6 @@ void
 pst_dial_plan_clear(struct pst_dial_plan *plan)
 {
 	explicit_bzero(plan, sizeof(*plan));
-}
-
-const struct pst_proxy_ops *
-pst_proxy_ops_for(enum pst_hop_kind kind)
-{
-	if ((unsigned)kind >= PST_HOP__COUNT)
-		return NULL;
-	return hop_kind_ops[kind];
 }
 
 const char *
@@ -729,7 +713,7 @@ hop_start(struct pst_dial *d)
 	bool literal;
 
 	clock_gettime(CLOCK_MONOTONIC, &d->t_hop);
-	d->ops = hop->ops != NULL ? hop->ops : hop_kind_ops[hop->kind];
+	d->ops = hop->ops != NULL ? hop->ops : pst_proxy_ops_for(hop->kind);
 	if (d->ops == NULL) {
 		pst_err_set(&err, PST_LOCAL, PST_STAGE_PROXY,
 		    "proxy %zu: %s proxies are not supported", d->hop + 1,

@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/proxy.h"
 #include "net/resolve.h"
 #include "net/sockaddr.h"
 
@@ -56,66 +57,6 @@ struct pst_pool;
 #define PST_DIAL_DEFAULT_TIMEOUT_MS	30000u
 /* A source address as text: an IPv6 literal with a "%interface" scope. */
 #define PST_DIAL_ADDR_MAX		64
-/* Proxy user names and passwords (RFC 1929 allows 255 bytes each). */
-#define PST_PROXY_CRED_MAX		255
-/* Bytes a proxy may send before its reply is complete. */
-#define PST_PROXY_REPLY_MAX		16384
-
-enum pst_hop_kind {
-	PST_HOP_NONE = 0,	/* no proxy: not a valid hop */
-	PST_HOP_SOCKS4,		/* SOCKS4; SOCKS4a with remote_resolve */
-	PST_HOP_SOCKS5,		/* RFC 1928/1929; socks5h with remote_resolve */
-	PST_HOP_HTTP,		/* HTTP CONNECT, RFC 9110 section 9.3.6 */
-	PST_HOP__COUNT
-};
-
-struct pst_proxy_ops;
-
-struct pst_hop {
-	enum pst_hop_kind	 kind;
-	char			 host[PST_HOST_MAX + 1]; /* name or literal */
-	uint16_t		 port;
-	char			 user[PST_PROXY_CRED_MAX + 1];	   /* "" none */
-	char			 password[PST_PROXY_CRED_MAX + 1];
-	bool			 remote_resolve; /* the proxy resolves */
-	/* NULL: the ops of 'kind'.  Set: used as is (tests, extensions). */
-	const struct pst_proxy_ops *ops;
-};
-
-/* What a proxy byte machine says after reading input. */
-enum pst_step {
-	PST_STEP_MORE = 0,	/* needs more input (may have written output) */
-	PST_STEP_DONE,		/* tunnel open; 'in' holds only later bytes */
-	PST_STEP_FAIL,		/* refused or garbled; 'err' is filled */
-};
-
-/* pst_proxy_ops flags. */
-#define PST_PROXY_F_IPV4_ONLY	0x01u	/* targets must be IPv4 (SOCKS4) */
-
-/*
- * A proxy kind.  'ctx_size' zeroed bytes are its state for one handshake;
- * the runner wipes and frees them afterwards.
- * begin(): writes the opening request for a tunnel to 'host' (a name when
- *   the hop resolves remotely, else an IP literal without brackets) and
- *   'port' into 'out'.  Returns 0, or -1 with 'err' filled.
- * input(): reads the proxy's bytes from 'in', draining exactly what it
- *   parsed (never more: what follows the reply belongs to the next layer),
- *   may write more requests to 'out' (authentication), and says MORE, DONE
- *   or FAIL.  It is called after each arrival of bytes, and once right
- *   after begin() when bytes are already waiting.  The runner fails the
- *   hop when more than PST_PROXY_REPLY_MAX bytes wait after MORE.
- * Errors are PST_STAGE_PROXY; a FAIL without a class becomes PST_TEMP.
- */
-struct pst_proxy_ops {
-	const char	*name;		/* "socks5", for messages */
-	unsigned	 flags;		/* PST_PROXY_F_* */
-	size_t		 ctx_size;
-	int		(*begin)(void *ctx, const struct pst_hop *hop,
-			    const char *host, uint16_t port,
-			    struct evbuffer *out, struct pst_err *err);
-	enum pst_step	(*input)(void *ctx, struct evbuffer *in,
-			    struct evbuffer *out, struct pst_err *err);
-};
 
 /* Zero means PST_DIAL_DEFAULT_TIMEOUT_MS. */
 struct pst_dial_timeouts {
@@ -253,12 +194,6 @@ struct pst_dial	*pst_dial_start(struct event_base *base,
  * it, since the handle is gone by then.  NULL is ignored.
  */
 void		 pst_dial_cancel(struct pst_dial *dial);
-
-/*
- * pst_proxy_ops_for()
- * The implementation of 'kind', or NULL when postern has none.
- */
-const struct pst_proxy_ops *pst_proxy_ops_for(enum pst_hop_kind kind);
 
 /*
  * pst_hop_kind_name()

@@ -67,3 +67,19 @@ pst_proxy_target_parse(const char *host, uint16_t port, bool remote_resolve,
 	memcpy(t->host, host, len + 1);
 	return 0;
 }
+
+/* The implementation of each kind (see proxy.h). */
+static const struct pst_proxy_ops *const hop_kind_ops[PST_HOP__COUNT] = {
+	[PST_HOP_NONE] = NULL,
+	[PST_HOP_SOCKS4] = &pst_socks4_ops,
+	[PST_HOP_SOCKS5] = &pst_socks5_ops,
+	[PST_HOP_HTTP] = &pst_httpc_ops,
+};
+
+const struct pst_proxy_ops *
+pst_proxy_ops_for(enum pst_hop_kind kind)
+{
+	if ((unsigned)kind >= PST_HOP__COUNT)
+		return NULL;
+	return hop_kind_ops[kind];
+}

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/codec.h"
 #include "net/dial.h"
 #include "net/proxyurl.h"
 #include "net/sockaddr.h"
@@ -37,22 +38,9 @@ static const struct proxyurl_scheme proxyurl_schemes[] = {
 	{ "http", PST_HOP_HTTP, true },
 };
 
-static int	 proxyurl_hex(char);
 static int	 proxyurl_decode(const char *, size_t, char *, size_t,
 		    const char **);
 static int	 proxyurl_fail(struct pst_hop *, const char **, const char *);
-
-static int
-proxyurl_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /*
  * Percent-decodes 'len' bytes of 's' into 'out' of 'outsize' bytes (NUL
@@ -63,40 +51,20 @@ static int
 proxyurl_decode(const char *s, size_t len, char *out, size_t outsize,
     const char **why)
 {
-	size_t i, n = 0;
-	int hi, lo;
-	char c;
-
-	for (i = 0; i < len; i++) {
-		c = s[i];
-		if (c == '%') {
-			if (i + 2 >= len) {
-				*why = "bad percent-escape in the user name or "
-				    "password";
-				return -1;
-			}
-			hi = proxyurl_hex(s[i + 1]);
-			lo = proxyurl_hex(s[i + 2]);
-			if (hi < 0 || lo < 0) {
-				*why = "bad percent-escape in the user name or "
-				    "password";
-				return -1;
-			}
-			c = (char)(hi << 4 | lo);
-			if (c == '\0') {
-				*why = "%00 in the user name or password";
-				return -1;
-			}
-			i += 2;
-		}
-		if (n + 1 >= outsize) {
-			*why = "user name or password longer than 255 bytes";
-			return -1;
-		}
-		out[n++] = c;
+	switch (pst_pct_decode(s, len, out, outsize, NULL)) {
+	case PST_PCT_OK:
+		return 0;
+	case PST_PCT_BAD_ESCAPE:
+		*why = "bad percent-escape in the user name or password";
+		break;
+	case PST_PCT_NUL:
+		*why = "%00 in the user name or password";
+		break;
+	case PST_PCT_TOO_LONG:
+		*why = "user name or password longer than 255 bytes";
+		break;
 	}
-	out[n] = '\0';
-	return 0;
+	return -1;
 }
 
 static int

@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "common/codec.h"
 #include "sasl/mech.h"
 
 #define CRAM_MD5_LEN	16
@@ -43,12 +44,10 @@ static int
 cram_md5_step(void *st, const unsigned char *chal, size_t chal_len,
     unsigned char *out, size_t *outlen, struct pst_err *err)
 {
-	static const char hex[] = "0123456789abcdef";
 	struct cram_md5 *c = st;
 	unsigned char mac[CRAM_MD5_LEN];
-	char digest[2 * CRAM_MD5_LEN];
+	char digest[2 * CRAM_MD5_LEN + 1];
 	unsigned int maclen = 0;
-	size_t i;
 	int rc;
 
 	*outlen = 0;
@@ -62,15 +61,12 @@ cram_md5_step(void *st, const unsigned char *chal, size_t chal_len,
 	    chal, chal_len, mac, &maclen) == NULL || maclen != CRAM_MD5_LEN)
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_AUTH,
 		    "CRAM-MD5: HMAC-MD5 is not available");
-	for (i = 0; i < CRAM_MD5_LEN; i++) {
-		digest[2 * i] = hex[mac[i] >> 4];
-		digest[2 * i + 1] = hex[mac[i] & 0x0f];
-	}
+	pst_hex_encode(digest, mac, CRAM_MD5_LEN, false);
 	rc = 0;
 	if (pst_sasl_append(out, outlen, c->creds->user,
 	    strlen(c->creds->user), err) == -1 ||
 	    pst_sasl_append(out, outlen, " ", 1, err) == -1 ||
-	    pst_sasl_append(out, outlen, digest, sizeof(digest), err) == -1)
+	    pst_sasl_append(out, outlen, digest, 2 * CRAM_MD5_LEN, err) == -1)
 		rc = -1;
 	OPENSSL_cleanse(mac, sizeof(mac));
 	OPENSSL_cleanse(digest, sizeof(digest));

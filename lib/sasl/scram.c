@@ -19,6 +19,7 @@
  * that prepares them.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -48,7 +49,14 @@ enum scram_state {
 	SCRAM_ST_FINAL_SENT,	/* waiting for the server-final message */
 	SCRAM_ST_VERIFIED,	/* the server proved itself; wants 235 */
 	SCRAM_ST_FAILED,	/* a step failed; nothing more is answered */
+	SCRAM_ST__COUNT
 };
+
+static const char *const scram_state_names[] = {
+	"first-sent", "final-sent", "verified", "failed",
+};
+_Static_assert(sizeof(scram_state_names) / sizeof(scram_state_names[0]) ==
+    SCRAM_ST__COUNT, "a name for every SCRAM state");
 
 struct scram {
 	const struct pst_creds	*creds;
@@ -76,11 +84,26 @@ static int	scram_server_first(struct scram *, const unsigned char *,
 static int	scram_server_final(struct scram *, const unsigned char *,
 		    size_t, struct pst_err *);
 static int	scram_fail(struct scram *, struct pst_err *, const char *);
+static const char *scram_state_name(enum scram_state);
+static void	scram_set_state(struct scram *, enum scram_state);
+
+static const char *
+scram_state_name(enum scram_state state)
+{
+	return state < SCRAM_ST__COUNT ? scram_state_names[state] : "?";
+}
+
+/* The one place the exchange changes state. */
+static void
+scram_set_state(struct scram *sc, enum scram_state state)
+{
+	sc->state = state;
+}
 
 static int
 scram_fail(struct scram *sc, struct pst_err *err, const char *why)
 {
-	sc->state = SCRAM_ST_FAILED;
+	scram_set_state(sc, SCRAM_ST_FAILED);
 	return pst_err_set(err, PST_TEMP, PST_STAGE_AUTH, "SCRAM-SHA-256: %s",
 	    why);
 }
@@ -129,10 +152,10 @@ scram_start(void *st, const struct pst_creds *creds, pst_sasl_random_fn rnd,
 	size_t start;
 
 	sc->creds = creds;
-	sc->state = SCRAM_ST_FIRST_SENT;
+	scram_set_state(sc, SCRAM_ST_FIRST_SENT);
 	sc->auth_len = 0;
 	if (rnd(rnd_arg, nonce, sizeof(nonce)) == -1) {
-		sc->state = SCRAM_ST_FAILED;
+		scram_set_state(sc, SCRAM_ST_FAILED);
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_AUTH,
 		    "SCRAM-SHA-256: no random bytes for the nonce");
 	}
@@ -245,7 +268,7 @@ scram_server_first(struct scram *sc, const unsigned char *msg, size_t len,
 	    HMAC(EVP_sha256(), skey, sizeof(skey),
 	    (const unsigned char *)sc->auth, sc->auth_len, sc->server_sig,
 	    &hlen) == NULL) {
-		sc->state = SCRAM_ST_FAILED;
+		scram_set_state(sc, SCRAM_ST_FAILED);
 		pst_err_set(err, PST_LOCAL, PST_STAGE_AUTH,
 		    "SCRAM-SHA-256: SHA-256 or PBKDF2 is not available");
 		goto out;
@@ -257,7 +280,7 @@ scram_server_first(struct scram *sc, const unsigned char *msg, size_t len,
 	    pst_sasl_append(out, outlen, proof64, strlen(proof64),
 	    err) == -1)
 		goto out;
-	sc->state = SCRAM_ST_FINAL_SENT;
+	scram_set_state(sc, SCRAM_ST_FINAL_SENT);
 	rc = 0;
 out:
 	OPENSSL_cleanse(salted, sizeof(salted));
@@ -286,7 +309,7 @@ scram_server_final(struct scram *sc, const unsigned char *msg, size_t len,
 			vlen = sizeof(text) - 1;
 		memcpy(text, val, vlen);
 		text[vlen] = '\0';
-		sc->state = SCRAM_ST_FAILED;
+		scram_set_state(sc, SCRAM_ST_FAILED);
 		return pst_err_set(err, PST_TEMP, PST_STAGE_AUTH,
 		    "SCRAM-SHA-256: server error: %s", text);
 	}
@@ -298,7 +321,7 @@ scram_server_final(struct scram *sc, const unsigned char *msg, size_t len,
 		return scram_fail(sc, err,
 		    "the server signature does not verify: the server does "
 		    "not know the password");
-	sc->state = SCRAM_ST_VERIFIED;
+	scram_set_state(sc, SCRAM_ST_VERIFIED);
 	return 0;
 }
 
@@ -307,6 +330,7 @@ scram_step(void *st, const unsigned char *chal, size_t chal_len,
     unsigned char *out, size_t *outlen, struct pst_err *err)
 {
 	struct scram *sc = st;
+	char why[64];
 	int rc;
 
 	*outlen = 0;
@@ -321,10 +345,12 @@ scram_step(void *st, const unsigned char *chal, size_t chal_len,
 	case SCRAM_ST_VERIFIED:
 	case SCRAM_ST_FAILED:
 	default:
-		return scram_fail(sc, err, "unexpected challenge");
+		snprintf(why, sizeof(why), "unexpected challenge (state %s)",
+		    scram_state_name(sc->state));
+		return scram_fail(sc, err, why);
 	}
 	if (rc == -1)
-		sc->state = SCRAM_ST_FAILED;
+		scram_set_state(sc, SCRAM_ST_FAILED);
 	return rc;
 }
 

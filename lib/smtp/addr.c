@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/codec.h"
 #include "smtp/addr.h"
 
 #define LABEL_MAX	63	/* RFC 1035 §2.3.4 */
@@ -34,7 +35,6 @@ struct cursor {
 
 static int	 cur_peek(const struct cursor *);
 static int	 cur_fail(struct cursor *, const char *);
-static size_t	 utf8_seq(const unsigned char *, size_t);
 static int	 take_utf8(struct cursor *);
 static int	 is_atext(int);
 static int	 parse_dot_string(struct cursor *);
@@ -60,57 +60,10 @@ cur_fail(struct cursor *c, const char *why)
 	return -1;
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at 'p' (RFC 3629 §4), or 0.
- */
-static size_t
-utf8_seq(const unsigned char *p, size_t n)
-{
-	size_t need, i;
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (n == 0)
-		return 0;
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		need = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		need = 3;
-		if (p[0] == 0xe0)
-			lo = 0xa0;	/* overlong */
-		else if (p[0] == 0xed)
-			hi = 0x9f;	/* surrogates */
-	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		need = 4;
-		if (p[0] == 0xf0)
-			lo = 0x90;	/* overlong */
-		else if (p[0] == 0xf4)
-			hi = 0x8f;	/* above U+10FFFF */
-	} else
-		return 0;
-	if (n < need)
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < need; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return need;
-}
-
 bool
 pst_addr_utf8_valid(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, n;
-
-	while (i < len) {
-		if ((n = utf8_seq(p + i, len - i)) == 0)
-			return false;
-		i += n;
-	}
-	return true;
+	return pst_utf8_valid(s, len);
 }
 
 /*
@@ -123,7 +76,7 @@ take_utf8(struct cursor *c)
 
 	if (!(c->flags & PST_ADDR_F_UTF8))
 		return cur_fail(c, "non-ASCII character without SMTPUTF8");
-	if ((n = utf8_seq(c->p + c->pos, c->len - c->pos)) == 0)
+	if ((n = pst_utf8_seq(c->p + c->pos, c->len - c->pos)) == 0)
 		return cur_fail(c, "invalid UTF-8");
 	c->pos += n;
 	c->utf8 = true;
@@ -471,10 +424,9 @@ int
 pst_addr_xtext_decode(const char *s, size_t len, char *out, size_t size,
     size_t *outlen, const char **why)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	const char *h1, *h2;
 	size_t i, n = 0;
 	unsigned char ch;
+	int hi, lo;
 
 	*outlen = 0;
 	if (size > 0)
@@ -487,14 +439,15 @@ pst_addr_xtext_decode(const char *s, size_t len, char *out, size_t size,
 				*why = "truncated hex escape in xtext";
 				return -1;
 			}
-			/* strchr() would find the terminating NUL. */
-			if (s[i + 1] == '\0' || s[i + 2] == '\0' ||
-			    (h1 = strchr(hex, s[i + 1])) == NULL ||
-			    (h2 = strchr(hex, s[i + 2])) == NULL) {
+			hi = pst_hex_value((unsigned char)s[i + 1],
+			    PST_HEX_UPPER);
+			lo = pst_hex_value((unsigned char)s[i + 2],
+			    PST_HEX_UPPER);
+			if (hi == -1 || lo == -1) {
 				*why = "bad hex escape in xtext";
 				return -1;
 			}
-			ch = (unsigned char)(((h1 - hex) << 4) | (h2 - hex));
+			ch = (unsigned char)(hi << 4 | lo);
 			i += 2;
 		} else if (ch < 33 || ch > 126 || ch == '=') {
 			*why = "bad character in xtext";
@@ -522,7 +475,6 @@ pst_addr_xtext_decode(const char *s, size_t len, char *out, size_t size,
 int
 pst_addr_xtext_encode(const char *s, size_t len, char *out, size_t size)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	size_t i, n = 0;
 	unsigned char ch;
 
@@ -536,8 +488,8 @@ pst_addr_xtext_encode(const char *s, size_t len, char *out, size_t size)
 			if (n + 3 >= size)
 				goto toosmall;
 			out[n++] = '+';
-			out[n++] = hex[ch >> 4];
-			out[n++] = hex[ch & 0xf];
+			out[n++] = pst_hex_digit(ch >> 4, true);
+			out[n++] = pst_hex_digit(ch, true);
 		}
 	}
 	if (size == 0)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h"
@@ -404,19 +405,6 @@ pst_spool_rcpt_state_name(enum pst_spool_rcpt_state state)
  * Encoding.
  */
 
-uint64_t
-spool_fnv1a(const char *p, size_t len)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
-}
-
 static int
 out_grow(struct out *o, size_t more)
 {
@@ -453,7 +441,6 @@ static int
 out_kv(struct out *o, const char *key, const char *value,
     struct pst_err *err)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p;
 	size_t klen = strlen(key);
 	char *w;
@@ -478,8 +465,8 @@ out_kv(struct out *o, const char *key, const char *value,
 			*w++ = (char)*p;
 		} else {
 			*w++ = '%';
-			*w++ = hex[*p >> 4];
-			*w++ = hex[*p & 0xf];
+			*w++ = pst_hex_digit(*p >> 4, true);
+			*w++ = pst_hex_digit(*p, true);
 		}
 	}
 	*w++ = '\n';
@@ -620,7 +607,7 @@ pst_spool_env_encode(const struct pst_spool_env *env, char **out,
 	}
 	if (rc == 0) {
 		n = snprintf(line, sizeof(line), "end %zu %016" PRIx64 "\n",
-		    o.len, spool_fnv1a(o.p, o.len));
+		    o.len, pst_fnv1a64(o.p, o.len));
 		rc = out_raw(&o, line, (size_t)n);
 	}
 	if (rc != 0) {
@@ -649,6 +636,7 @@ decode_end(const char *buf, size_t len, size_t *body_len,
 	char tail[80];
 	uint64_t want_len, want_sum;
 	size_t n;
+	int digit;
 
 	if (len == 0 || buf[len - 1] != '\n')
 		return spool_bad(err, "torn envelope: does not end with a "
@@ -670,18 +658,16 @@ decode_end(const char *buf, size_t len, size_t *body_len,
 	if (parse_u64(tail + 4, PST_SPOOL_ENV_MAX, &want_len) == -1)
 		return spool_bad(err, "torn envelope: bad end line");
 	for (p++, want_sum = 0; *p != '\0'; p++) {
-		if (*p >= '0' && *p <= '9')
-			want_sum = want_sum << 4 | (uint64_t)(*p - '0');
-		else if (*p >= 'a' && *p <= 'f')
-			want_sum = want_sum << 4 | (uint64_t)(*p - 'a' + 10);
-		else
+		if ((digit = pst_hex_value((unsigned char)*p,
+		    PST_HEX_LOWER)) == -1)
 			return spool_bad(err, "torn envelope: bad end line");
+		want_sum = want_sum << 4 | (uint64_t)digit;
 	}
 	if (want_len != (uint64_t)(line - buf))
 		return spool_bad(err, "torn envelope: %zu bytes before the "
 		    "end line, it says %" PRIu64, (size_t)(line - buf),
 		    want_len);
-	if (spool_fnv1a(buf, (size_t)want_len) != want_sum)
+	if (pst_fnv1a64(buf, (size_t)want_len) != want_sum)
 		return spool_bad(err, "torn envelope: checksum mismatch");
 	*body_len = (size_t)want_len;
 	return 0;
@@ -700,12 +686,11 @@ unescape(const char *src, size_t n, char *dst, size_t *dlen)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			hi = (unsigned char)src[i + 1];
-			lo = (unsigned char)src[i + 2];
-			hi = hi >= '0' && hi <= '9' ? hi - '0' :
-			    hi >= 'A' && hi <= 'F' ? hi - 'A' + 10 : -1;
-			lo = lo >= '0' && lo <= '9' ? lo - '0' :
-			    lo >= 'A' && lo <= 'F' ? lo - 'A' + 10 : -1;
+			/* Canonical: upper-case digits only. */
+			hi = pst_hex_value((unsigned char)src[i + 1],
+			    PST_HEX_UPPER);
+			lo = pst_hex_value((unsigned char)src[i + 2],
+			    PST_HEX_UPPER);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (unsigned char)(hi << 4 | lo);

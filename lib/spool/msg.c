@@ -39,7 +39,14 @@ enum msg_state {
 	MSG_BUSY,	/* a flush or commit job owns the message */
 	MSG_COMMITTED,	/* in the queue: the files are the queue's */
 	MSG_FAILED,	/* gave up: no file left, 'err' says why */
+	MSG__COUNT
 };
+
+static const char *const msg_state_names[] = {
+	"open", "busy", "committed", "failed",
+};
+_Static_assert(sizeof(msg_state_names) / sizeof(msg_state_names[0]) ==
+    MSG__COUNT, "a name for every message state");
 
 struct pst_spool_msg {
 	struct pst_spool	*spool;
@@ -57,6 +64,8 @@ struct pst_spool_msg {
 	struct pst_err		 err;		/* its error */
 };
 
+static const char *msg_state_name(enum msg_state);
+static void	 msg_set_state(struct pst_spool_msg *, enum msg_state);
 static int	 msg_usable(struct pst_spool_msg *, struct pst_err *);
 static int	 msg_create_body(struct pst_spool_msg *, struct pst_err *);
 static int	 msg_drain(struct pst_spool_msg *, struct pst_err *);
@@ -101,7 +110,7 @@ pst_spool_msg_begin(struct pst_spool *spool, struct pst_err *err)
 	msg->spool = spool;
 	msg->bfd = spool->bucketfd[spool_bucket(msg->id)];
 	msg->fd = -1;
-	msg->state = MSG_OPEN;
+	msg_set_state(msg, MSG_OPEN);
 	return msg;
 }
 
@@ -144,6 +153,22 @@ pst_spool_msg_need_flush(const struct pst_spool_msg *msg)
 	return evbuffer_get_length(msg->buf) >= PST_SPOOL_FLUSH_BYTES;
 }
 
+static const char *
+msg_state_name(enum msg_state state)
+{
+	return state < MSG__COUNT ? msg_state_names[state] : "?";
+}
+
+/*
+ * The one place a message changes state.  The loop owns 'state': a job
+ * never calls this, its completion does.
+ */
+static void
+msg_set_state(struct pst_spool_msg *msg, enum msg_state state)
+{
+	msg->state = state;
+}
+
 static int
 msg_usable(struct pst_spool_msg *msg, struct pst_err *err)
 {
@@ -158,8 +183,11 @@ msg_usable(struct pst_spool_msg *msg, struct pst_err *err)
 	case MSG_FAILED:
 		*err = msg->err;
 		return -1;
+	case MSG__COUNT:
+		break;
 	}
-	return -1;
+	return spool_bad(err, "message %s in state %s", msg->id,
+	    msg_state_name(msg->state));
 }
 
 int
@@ -393,9 +421,9 @@ msg_job_done(void *arg)
 	struct pst_spool_msg *msg = arg;
 
 	if (msg->rc == -1)
-		msg->state = MSG_FAILED;
+		msg_set_state(msg, MSG_FAILED);
 	else
-		msg->state = msg->committing ? MSG_COMMITTED : MSG_OPEN;
+		msg_set_state(msg, msg->committing ? MSG_COMMITTED : MSG_OPEN);
 	/* The callback may free the message: nothing after it. */
 	msg->cb(msg, msg->rc == -1 ? &msg->err : NULL, msg->arg);
 }
@@ -406,14 +434,14 @@ msg_submit(struct pst_spool_msg *msg, struct pst_pool *pool, bool commit,
 {
 	if (msg_usable(msg, err) == -1)
 		return -1;
-	msg->state = MSG_BUSY;
+	msg_set_state(msg, MSG_BUSY);
 	msg->committing = commit;
 	msg->cb = cb;
 	msg->arg = arg;
 	pst_err_clear(&msg->err);
 	if (pst_pool_submit(pool, commit ? msg_job_commit : msg_job_flush,
 	    msg_job_done, msg, err) == -1) {
-		msg->state = MSG_OPEN;
+		msg_set_state(msg, MSG_OPEN);
 		err->stage = PST_STAGE_SPOOL;
 		return -1;
 	}
@@ -440,7 +468,7 @@ pst_spool_msg_flush_sync(struct pst_spool_msg *msg, struct pst_err *err)
 	if (msg_usable(msg, err) == -1)
 		return -1;
 	if (msg_flush(msg, &msg->err) == -1) {
-		msg->state = MSG_FAILED;
+		msg_set_state(msg, MSG_FAILED);
 		*err = msg->err;
 		return -1;
 	}
@@ -453,11 +481,11 @@ pst_spool_msg_commit_sync(struct pst_spool_msg *msg, struct pst_err *err)
 	if (msg_usable(msg, err) == -1)
 		return -1;
 	if (msg_commit(msg, &msg->err) == -1) {
-		msg->state = MSG_FAILED;
+		msg_set_state(msg, MSG_FAILED);
 		*err = msg->err;
 		return -1;
 	}
-	msg->state = MSG_COMMITTED;
+	msg_set_state(msg, MSG_COMMITTED);
 	return 0;
 }
 
@@ -501,7 +529,7 @@ pst_spool_msg_free(struct pst_spool_msg *msg, struct pst_pool *pool)
 	if (msg->state == MSG_BUSY)
 		return;
 	if (msg->state != MSG_COMMITTED && msg->fd != -1) {
-		msg->state = MSG_BUSY;
+		msg_set_state(msg, MSG_BUSY);
 		if (pool != NULL && pst_pool_submit(pool, msg_job_discard,
 		    msg_job_free, msg, &err) == 0)
 			return;

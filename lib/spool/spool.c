@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h"
@@ -41,8 +42,6 @@
  * small volume (a container's, a tmpfs) still takes mail.
  */
 #define RESERVE_SHARE	8
-
-static const char hexdigits[] = "0123456789abcdef";
 
 static int	 spool_missing(struct pst_spool *, const char *,
 		    struct pst_err *);
@@ -152,7 +151,7 @@ pst_spool_id_valid(const char *s)
 	if (s == NULL)
 		return false;
 	for (i = 0; i < PST_SPOOL_ID_LEN; i++)
-		if (s[i] == '\0' || strchr(hexdigits, s[i]) == NULL)
+		if (pst_hex_value((unsigned char)s[i], PST_HEX_LOWER) == -1)
 			return false;
 	return s[i] == '\0';
 }
@@ -161,9 +160,8 @@ pst_spool_id_valid(const char *s)
 int
 spool_bucket(const char *id)
 {
-	const char *p = strchr(hexdigits, id[PST_SPOOL_ID_LEN - 1]);
-
-	return (int)(p - hexdigits);
+	return pst_hex_value((unsigned char)id[PST_SPOOL_ID_LEN - 1],
+	    PST_HEX_LOWER);
 }
 
 uint32_t
@@ -636,9 +634,9 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	    create, &spool->quarfd, err) == -1)
 		goto fail;
 	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
-		char name[2] = { hexdigits[i], '\0' };
+		char name[2] = { pst_hex_digit((unsigned)i, false), '\0' };
 
-		snprintf(rel, sizeof(rel), "queue/%c", hexdigits[i]);
+		snprintf(rel, sizeof(rel), "queue/%s", name);
 		if (open_subdir(spool, spool->queuefd, name, rel, create,
 		    &spool->bucketfd[i], err) == -1)
 			goto fail;

@@ -32,8 +32,12 @@
  *     accepted form; decoded values never hold NUL, CR, LF or other
  *     control characters;
  *   - the last line is "end LEN SUM": LEN is the decimal number of bytes
- *     before that line and SUM the FNV-1a 64-bit hash of them as 16 hex
- *     digits.  A file that does not end with a valid end line is torn;
+ *     before that line and SUM the FNV-1a 64-bit hash of them as 16
+ *     lower-case hex digits: pst_fnv1a64() of common/codec.h, the
+ *     standard offset basis 0xcbf29ce484222325 and prime 0x100000001b3,
+ *     the values every spool was written with (a unit test reads an
+ *     envelope written before and checks its bytes).  Never change them.
+ *     A file that does not end with a valid end line is torn;
  *   - "rcpt ADDR" starts a recipient; "rcpt.*" keys that follow describe
  *     it.  Unknown keys are an error unless they start with "x-" (or
  *     "rcpt.x-"): those are optional and ignored (not kept on rewrite).

@@ -72,7 +72,4 @@ int	 spool_quarantine(struct pst_spool *, int, const char *,
 /* recover.c */
 int	 spool_recover(struct pst_spool *, struct pst_err *);
 
-/* env.c */
-uint64_t spool_fnv1a(const char *, size_t);
-
 #endif /* PST_SPOOL_INT_H */

@@ -30,6 +30,7 @@
 #include <openssl/opensslv.h>
 #include <openssl/ssl.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "tls/internal.h"
 #include "tls/policy.h"
@@ -57,7 +58,6 @@ static const char *const tls13_suites[] = {
 	"TLS_AES_128_CCM_8_SHA256",
 };
 
-static int	 hexval(int);
 static bool	 contiguous(unsigned);
 static int	 no_passphrase(char *, int, int, void *);
 static int	 check_file(const char *, const char *, struct pst_err *);
@@ -144,18 +144,6 @@ pst_tls_versions_format(unsigned mask, char *buf, size_t len)
 	return buf;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 pst_tls_pin_parse(const char *s, struct pst_tls_pin *pin, const char **why)
 {
@@ -190,8 +178,9 @@ pst_tls_pin_parse(const char *s, struct pst_tls_pin *pin, const char **why)
 			    "ends with a colon";
 			return -1;
 		}
-		hi = hexval((unsigned char)p[0]);
-		lo = hi == -1 ? -1 : hexval((unsigned char)p[1]);
+		hi = pst_hex_value((unsigned char)p[0], PST_HEX_ANY);
+		lo = hi == -1 ? -1 :
+		    pst_hex_value((unsigned char)p[1], PST_HEX_ANY);
 		if (hi == -1 || lo == -1) {
 			if (p[0] != '\0' && hi != -1 && p[1] == '\0')
 				*why = "odd number of hex digits";
@@ -211,7 +200,8 @@ pst_tls_pin_parse(const char *s, struct pst_tls_pin *pin, const char **why)
 			break;
 		if (colons) {
 			if (*p != ':') {
-				*why = hexval((unsigned char)*p) == -1 ?
+				*why = pst_hex_value((unsigned char)*p,
+				    PST_HEX_ANY) == -1 ?
 				    "not a hex digit" :
 				    "expected ':' between bytes";
 				return -1;
@@ -235,7 +225,6 @@ pst_tls_pin_parse(const char *s, struct pst_tls_pin *pin, const char **why)
 char *
 pst_tls_fp_format(const unsigned char sha256[32], char *buf, size_t len)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	char tmp[PST_TLS_FP_BUFSIZE];
 	size_t i, o;
 
@@ -244,8 +233,8 @@ pst_tls_fp_format(const unsigned char sha256[32], char *buf, size_t len)
 	for (i = 0; i < 32; i++) {
 		if (i > 0)
 			tmp[o++] = ':';
-		tmp[o++] = hex[sha256[i] >> 4];
-		tmp[o++] = hex[sha256[i] & 0xf];
+		tmp[o++] = pst_hex_digit(sha256[i] >> 4, true);
+		tmp[o++] = pst_hex_digit(sha256[i], true);
 	}
 	tmp[o] = '\0';
 	if (len > 0)

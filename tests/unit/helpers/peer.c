@@ -7,11 +7,16 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/ssl.h>
 
 #include "helpers/peer.h"
 
 static void	peer_run(struct peer *);
+static void	peer_readcb(struct bufferevent *, void *);
+static void	peer_eventcb(struct bufferevent *, short, void *);
 
 static void
 peer_fail(struct peer *p, const char *what, const char *a, const char *b)
@@ -29,6 +34,8 @@ peer_run(struct peer *p)
 	char *line;
 	size_t len;
 
+	if (p->handshaking)
+		return;
 	while (!p->failed && !p->closed && (s = p->script[p->step]) != NULL) {
 		if (strncmp(s, "S: ", 3) == 0) {
 			bufferevent_write(p->bev, s + 3, strlen(s + 3));
@@ -41,6 +48,23 @@ peer_run(struct peer *p)
 			bufferevent_free(p->bev);
 			p->bev = NULL;
 			p->closed = true;
+		} else if (strcmp(s, "TLS") == 0 && p->ssl_ctx != NULL) {
+			/* What was written so far leaves in plain text. */
+			p->bev = bufferevent_openssl_filter_new(
+			    bufferevent_get_base(p->bev), p->bev,
+			    SSL_new(p->ssl_ctx), BUFFEREVENT_SSL_ACCEPTING,
+			    BEV_OPT_CLOSE_ON_FREE);
+			if (p->bev == NULL) {
+				peer_fail(p, "cannot start", s, "");
+				break;
+			}
+			bufferevent_setcb(p->bev, peer_readcb, NULL,
+			    peer_eventcb, p);
+			bufferevent_enable(p->bev, EV_READ | EV_WRITE);
+			/* The next steps run once the handshake is done. */
+			p->handshaking = true;
+			p->step++;
+			return;
 		} else if (s[0] == 'C' && (s[1] == ':' || s[1] == '!')) {
 			line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF_STRICT);
 			if (line == NULL)
@@ -67,6 +91,11 @@ peer_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct peer *p = arg;
 
+	if (p->handshaking && (what & BEV_EVENT_CONNECTED)) {
+		p->handshaking = false;
+		peer_run(p);
+		return;
+	}
 	if (p->script[p->step] != NULL)
 		peer_fail(p, "connection closed at step",
 		    p->script[p->step], "");
@@ -75,9 +104,17 @@ peer_eventcb(struct bufferevent *bev, short what, void *arg)
 void
 peer_start(struct peer *p, struct bufferevent *bev, const char *const *script)
 {
+	peer_start_tls(p, bev, script, NULL);
+}
+
+void
+peer_start_tls(struct peer *p, struct bufferevent *bev,
+    const char *const *script, void *ssl_ctx)
+{
 	memset(p, 0, sizeof(*p));
 	p->bev = bev;
 	p->script = script;
+	p->ssl_ctx = ssl_ctx;
 	bufferevent_setcb(bev, peer_readcb, NULL, peer_eventcb, p);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	peer_run(p);

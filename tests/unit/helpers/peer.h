@@ -10,6 +10,10 @@
  *   "S: text"   send "text\r\n"
  *   "R: bytes"  send the bytes as they are (no CRLF added)
  *   "CLOSE"     close the connection
+ *   "TLS"       take the server side of a TLS handshake on the
+ *               connection (STARTTLS, or implicit TLS as the first
+ *               step); the steps after it run inside, once the
+ *               handshake is done (peer_start_tls() only)
  *   NULL        end of script: stay silent, keep the connection
  */
 #ifndef POSTERN_TEST_PEER_H
@@ -27,11 +31,17 @@ struct peer {
 	bool			 failed;
 	char			 why[512];
 	bool			 closed;
+	void			*ssl_ctx;	/* SSL_CTX for "TLS" */
+	bool			 handshaking;
 };
 
 /* Starts running 'script' on 'bev' (the peer's end of a pair). */
 void	peer_start(struct peer *p, struct bufferevent *bev,
 	    const char *const *script);
+
+/* The same, with the server SSL_CTX 'ssl_ctx' for the "TLS" step. */
+void	peer_start_tls(struct peer *p, struct bufferevent *bev,
+	    const char *const *script, void *ssl_ctx);
 
 /* True when every step ran and nothing went wrong. */
 bool	peer_done(const struct peer *p);
