@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "breaker.h"
 #include "build_config.h"
 #include "common/codec.h"
 #include "config.h"
@@ -92,13 +93,13 @@ reply_status(struct control *c, struct evbuffer *out)
 		    "\"breaker\":\"%s\",\"connections\":%u,"
 		    "\"failures\":%u,\"last_ok\":%lld,\"last_fail\":%lld,"
 		    "\"last_error\":", pst_learned_name(up->learned),
-		    up->open_until == 0 ? "closed" : now < up->open_until ?
-		    "open" : "half-open", up->conns, up->failures,
+		    breaker_state_name(&up->br, now), up->conns,
+		    up->br.failures,
 		    (long long)up->last_ok, (long long)up->last_fail);
 		json_string(out, up->last_error);
 		evbuffer_add_printf(out, ",\"reopens_in\":%lld}",
-		    (long long)(up->open_until > now ? up->open_until - now :
-		    0));
+		    (long long)(up->br.open_until > now ?
+		    up->br.open_until - now : 0));
 	}
 	evbuffer_add_printf(out, "]}\n");
 }
@@ -124,12 +125,11 @@ reply_status_text(struct control *c, struct evbuffer *out)
 			continue;
 		evbuffer_add_printf(out, "upstream %s: breaker %s, %u "
 		    "connection(s), TLS mode %s", up->name,
-		    up->open_until == 0 ? "closed" : now < up->open_until ?
-		    "open" : "half-open", up->conns,
+		    breaker_state_name(&up->br, now), up->conns,
 		    pst_learned_name(up->learned));
-		if (up->open_until > now)
+		if (up->br.open_until > now)
 			evbuffer_add_printf(out, " (retry in %llds)",
-			    (long long)(up->open_until - now));
+			    (long long)(up->br.open_until - now));
 		evbuffer_add_printf(out, "\n");
 		if (up->last_ok != 0)
 			evbuffer_add_printf(out, "  last success %llds ago\n",
@@ -248,7 +248,7 @@ control_metrics(struct control *c, struct evbuffer *out)
 		evbuffer_add_printf(out, "postern_upstream_breaker_open{"
 		    "upstream=\"");
 		metric_label(out, up->name);
-		evbuffer_add_printf(out, "\"} %d\n", up->open_until > now);
+		evbuffer_add_printf(out, "\"} %d\n", up->br.open_until > now);
 	}
 	evbuffer_add_printf(out, "# EOF\n");
 }

@@ -14,9 +14,11 @@
  *   QUIT     no more due messages, or enough on this connection
  *
  * Disk work runs on the pool while the delivery owns the message lock;
- * the scheduler's index is touched only on the loop.  Results are turned
- * into envelope changes on the loop (apply_results()), so the policy of
- * deliver.h lives in one function, and the pool only writes them.
+ * what the scheduler keeps is told through its callbacks (struct
+ * delivery_cbs), on the loop only.  Results are turned into envelope
+ * changes on the loop (apply_results()), so the policy of deliver.h
+ * lives in one function, deliver_verdict(), and the pool only writes
+ * them.
  */
 #include <sys/queue.h>
 
@@ -40,7 +42,6 @@
 #include "deliver.h"
 #include "log.h"
 #include "net/proxyurl.h"
-#include "scheduler.h"
 #include "secret.h"
 #include "spool/backoff.h"
 #include "spool/spool.h"
@@ -56,6 +57,31 @@ enum dstate {
 	D_QUIT,		/* QUIT sent, waiting for the answer */
 };
 
+static const char *const dstate_names[] = {
+	[D_LOAD] = "load",
+	[D_SECRET] = "secret",
+	[D_CONNECT] = "connect",
+	[D_SEND] = "send",
+	[D_SWITCH] = "switch",
+	[D_SAVE] = "save",
+	[D_QUIT] = "quit",
+};
+
+/*
+ * A message that could not be read or saved for disk trouble is tried
+ * again after a minute: soon enough that a passing problem (a full disk
+ * freed, a slow mount) costs little, seldom enough not to spin on a
+ * lasting one.
+ */
+#define DISK_RETRY_S		60
+
+/*
+ * Retries of messages deferred together are spread over a fifth of their
+ * delay (upwards only), so that they do not all come back in the same
+ * second and hit the upstream at once.
+ */
+#define RETRY_JITTER_PCT	20
+
 struct result {
 	bool		 done;		/* the upstream answered */
 	bool		 taken;		/* an earlier transaction delivered */
@@ -64,8 +90,13 @@ struct result {
 
 struct delivery {
 	LIST_ENTRY(delivery)	 entry;
-	struct scheduler	*s;
+	const struct delivery_cbs *cbs;
+	void			*arg;		/* for cbs */
+	struct event_base	*base;
+	struct pst_pool		*pool;
+	struct pst_spool	*spool;
 	struct config		*cfg;
+	struct upstate		**ups;		/* by upstream index */
 	size_t			 upi;		/* upstream in use */
 	struct upstate		*up;		/* holds the connection slot */
 	struct upstate		*cur;		/* the one in use */
@@ -83,6 +114,7 @@ struct delivery {
 
 	/* The message. */
 	struct qent		*e;
+	char			 id[PST_SPOOL_ID_LEN + 1];
 	struct pst_spool_lock	*lock;
 	struct pst_spool_env	*env;
 	int			 body_fd;
@@ -98,6 +130,8 @@ struct delivery {
 	struct pst_client_rcpt	*brcpts;	/* this transaction's */
 	size_t			*batch;		/* brcpts -> rcpts */
 	struct pst_err		 msg_err;	/* message or session level */
+	enum verdict_source	 msg_src;	/* where msg_err comes from */
+	bool			 nobody;	/* no upstream can take it */
 
 	/* Pool job results. */
 	struct pst_err		 job_err;
@@ -115,8 +149,8 @@ struct delivery {
 LIST_HEAD(delivery_list, delivery);
 
 /*
- * Deliveries of all schedulers (there is one): for deliver_abort_all().
- * The loop thread only.
+ * Deliveries of every owner (the scheduler is the one): for
+ * deliver_abort_all().  The loop thread only.
  */
 static struct delivery_list deliveries = LIST_HEAD_INITIALIZER(deliveries);
 
@@ -148,12 +182,42 @@ up_name(const struct delivery *d)
 	return d->cfg->upstreams[d->upi].name;
 }
 
+/* The one place the state changes. */
+static void
+d_set_state(struct delivery *d, enum dstate st)
+{
+	if (d->state != st)
+		log_debug("event=delivery-state upstream=%s id=%s from=%s "
+		    "to=%s", qs(up_name(d)), d->e != NULL ? d->id : "-",
+		    dstate_names[d->state], dstate_names[st]);
+	d->state = st;
+}
+
+/* What became of the message (msg_err), and where that comes from. */
+static void
+d_msg_error(struct delivery *d, enum verdict_source src,
+    const struct pst_err *err)
+{
+	d->msg_err = *err;
+	d->msg_src = src;
+}
+
+/* Hands the message back to the owner: it is not ours any more. */
+static void
+d_msg_done(struct delivery *d, enum delivery_fate fate, time_t next)
+{
+	struct qent *e = d->e;
+
+	d->e = NULL;
+	d->cbs->done(d->arg, e, fate, next);
+}
+
 static void
 submit(struct delivery *d, pst_pool_fn work, pst_pool_fn done)
 {
 	struct pst_err err;
 
-	if (pst_pool_submit(scheduler_pool(d->s), work, done, d, &err) == -1) {
+	if (pst_pool_submit(d->pool, work, done, d, &err) == -1) {
 		/* Only at shutdown: run it here rather than lose track. */
 		work(d);
 		done(d);
@@ -213,9 +277,9 @@ static void
 load_work(void *arg)
 {
 	struct delivery *d = arg;
-	struct pst_spool *spool = scheduler_spool(d->s);
+	struct pst_spool *spool = d->spool;
 
-	d->lock = pst_spool_lock_msg(spool, qent_id(d->e), 0, &d->job_err);
+	d->lock = pst_spool_lock_msg(spool, d->id, 0, &d->job_err);
 	if (d->lock == NULL) {
 		d->load_status = d->job_err.sys_errno == ENOENT ? LOAD_GONE :
 		    d->job_err.sys_errno == EWOULDBLOCK ? LOAD_LOCKED :
@@ -261,7 +325,7 @@ static void
 load_done(void *arg)
 {
 	struct delivery *d = arg;
-	const char *id = qent_id(d->e);
+	const char *id = d->id;
 	struct pst_err why;
 	time_t now = time(NULL);
 
@@ -282,20 +346,20 @@ load_done(void *arg)
 			d_connect(d);
 		return;
 	case LOAD_GONE:
-		scheduler_done(d->s, d->e, 0, false, true);
+		d_msg_done(d, DELIVERY_GONE, 0);
 		break;
 	case LOAD_NOTHING:
 		log_info("event=removed id=%s reason=%s", id,
 		    qs("every recipient was final already"));
-		scheduler_done(d->s, d->e, 0, false, true);
+		d_msg_done(d, DELIVERY_GONE, 0);
 		break;
 	case LOAD_DAMAGED:
 		log_error("event=quarantined id=%s reason=%s", id,
 		    qs(d->job_err.text));
-		scheduler_done(d->s, d->e, 0, false, true);
+		d_msg_done(d, DELIVERY_GONE, 0);
 		break;
 	case LOAD_HELD:
-		scheduler_done(d->s, d->e, d->next, true, false);
+		d_msg_done(d, DELIVERY_HELD, d->next);
 		break;
 	case LOAD_LOCKED:
 		/*
@@ -303,15 +367,14 @@ load_done(void *arg)
 		 * it: look again shortly.
 		 */
 		log_debug("event=locked id=%s", id);
-		scheduler_retry_soon(d->s, d->e);
+		d_msg_done(d, DELIVERY_SOON, 0);
 		break;
 	default:
 		log_warn("event=load-failed id=%s reason=%s", id,
 		    qs(d->job_err.text));
-		scheduler_done(d->s, d->e, now + 60, false, false);
+		d_msg_done(d, DELIVERY_LATER, now + DISK_RETRY_S);
 		break;
 	}
-	d->e = NULL;
 	d_next(d);
 }
 
@@ -326,16 +389,18 @@ total_expired(evutil_socket_t fd, short what, void *arg)
 {
 	struct delivery *d = arg;
 	const struct config_upstream *u = &d->cfg->upstreams[d->upi];
+	struct pst_err err;
 	char limit[32];
 
 	if (d->state != D_CONNECT && d->state != D_SEND &&
 	    d->state != D_SWITCH)
 		return;		/* a pool job runs; it ends by itself */
 	pst_duration_format(u->timeouts.total, limit, sizeof(limit));
-	pst_err_set(&d->msg_err, PST_TEMP, PST_STAGE_NONE, "the delivery "
-	    "attempt took longer than timeouts.total (%s)", limit);
+	pst_err_set(&err, PST_TEMP, PST_STAGE_NONE, "the delivery attempt "
+	    "took longer than timeouts.total (%s)", limit);
+	d_msg_error(d, VERDICT_LOCAL, &err);
 	log_warn("event=attempt-timeout upstream=%s id=%s total=%s",
-	    qs(up_name(d)), qent_id(d->e), limit);
+	    qs(up_name(d)), d->id, limit);
 	if (d->neg != NULL) {
 		pst_negotiate_cancel(d->neg);
 		d->neg = NULL;
@@ -361,7 +426,7 @@ arm_total(struct delivery *d)
 static void
 d_load(struct delivery *d)
 {
-	d->state = D_LOAD;
+	d_set_state(d, D_LOAD);
 	d->body_fd = -1;
 	pst_err_clear(&d->job_err);
 	submit(d, load_work, load_done);
@@ -403,11 +468,11 @@ secret_done(void *arg)
 		on_negotiated(NULL, NULL, &d->job_err, d);
 		return;
 	}
-	d->state = D_CONNECT;
+	d_set_state(d, D_CONNECT);
 	upstream_params(d->cfg, u, d->secret, d->cur->learned,
 	    d->cur->proxy, &d->np, &d->creds);
-	d->neg = pst_negotiate_start(scheduler_base(d->s),
-	    scheduler_pool(d->s), &d->np, on_negotiated, d, &err);
+	d->neg = pst_negotiate_start(d->base, d->pool, &d->np, on_negotiated,
+	    d, &err);
 	if (d->neg == NULL)
 		on_negotiated(NULL, NULL, &err, d);
 }
@@ -421,15 +486,15 @@ d_connect(struct delivery *d)
 	secret_free(d->secret);
 	d->secret = NULL;
 	if (u->has_auth) {
-		d->state = D_SECRET;
+		d_set_state(d, D_SECRET);
 		submit(d, secret_work, secret_done);
 		return;
 	}
-	d->state = D_CONNECT;
+	d_set_state(d, D_CONNECT);
 	upstream_params(d->cfg, u, NULL, d->cur->learned, d->cur->proxy,
 	    &d->np, &d->creds);
-	d->neg = pst_negotiate_start(scheduler_base(d->s),
-	    scheduler_pool(d->s), &d->np, on_negotiated, d, &err);
+	d->neg = pst_negotiate_start(d->base, d->pool, &d->np, on_negotiated,
+	    d, &err);
 	if (d->neg == NULL)
 		on_negotiated(NULL, NULL, &err, d);
 }
@@ -475,13 +540,14 @@ mark_unable(struct delivery *d, size_t i, const struct pst_err *why)
 {
 	d->unable[i] = 1;
 	log_info("event=upstream-unable id=%s upstream=%s code=0 esc=%s "
-	    "reason=%s", qent_id(d->e), qs(d->cfg->upstreams[i].name),
+	    "reason=%s", d->id, qs(d->cfg->upstreams[i].name),
 	    why->esc, qs(why->text));
 }
 
 /*
  * Moves on to the next upstream after the current one whose breaker lets
- * it through and whose last EHLO did not rule the message out.
+ * it through (the scheduler's question for the first one) and whose last
+ * EHLO did not rule the message out.
  */
 static bool
 failover(struct delivery *d)
@@ -492,15 +558,14 @@ failover(struct delivery *d)
 	size_t i;
 
 	for (i = d->upi + 1; i < d->cfg->nupstreams; i++) {
-		up = scheduler_upstate(d->s, d->cfg->upstreams[i].name);
-		if (up == NULL || (up->open_until != 0 &&
-		    (now < up->open_until || up->probing)))
+		up = d->ups[i];
+		if (up == NULL || !breaker_admit(&up->br, now, NULL))
 			continue;
 		if (known_unable(d, up, &why)) {
 			mark_unable(d, i, &why);
 			continue;
 		}
-		log_info("event=failover id=%s from=%s to=%s", qent_id(d->e),
+		log_info("event=failover id=%s from=%s to=%s", d->id,
 		    qs(up_name(d)), qs(up->name));
 		d->upi = i;
 		d->cur = up;
@@ -521,7 +586,7 @@ none_can_take(struct delivery *d)
 	for (i = 0; i < d->cfg->nupstreams; i++) {
 		if (d->unable[i])
 			continue;
-		up = scheduler_upstate(d->s, d->cfg->upstreams[i].name);
+		up = d->ups[i];
 		if (up == NULL || !known_unable(d, up, &why))
 			return false;
 	}
@@ -531,15 +596,13 @@ none_can_take(struct delivery *d)
 /*
  * The current upstream cannot take the message, by its EHLO ('why'):
  * a limit of one upstream, not a verdict on the message.  The next
- * upstream gets it at once, in the same attempt; the message fails only
- * when no upstream can take it, and waits while one that might is out
- * of reach.
+ * upstream gets it at once, in the same attempt; when none is left,
+ * deliver_verdict() decides, knowing whether any upstream could take it.
  */
 static void
 d_cannot_take(struct delivery *d, const struct pst_err *why)
 {
 	struct pst_err own = *why;
-	size_t n;
 
 	mark_unable(d, d->upi, why);
 	if (!d->aborted && failover(d)) {
@@ -548,22 +611,12 @@ d_cannot_take(struct delivery *d, const struct pst_err *why)
 			return;
 		}
 		/* client_closed() or client_failed() connects on. */
-		d->state = D_SWITCH;
+		d_set_state(d, D_SWITCH);
 		pst_client_quit(d->client);
 		return;
 	}
-	d->msg_err = own;
-	n = strlen(d->msg_err.text);
-	if (none_can_take(d)) {
-		if (d->cfg->nupstreams > 1)
-			snprintf(d->msg_err.text + n, sizeof(d->msg_err.text) -
-			    n, "; no other upstream can take it either");
-	} else {
-		d->msg_err.cls = PST_TEMP;
-		d->msg_err.esc[0] = '4';
-		snprintf(d->msg_err.text + n, sizeof(d->msg_err.text) - n,
-		    "; waiting for an upstream that can take it");
-	}
+	d_msg_error(d, VERDICT_UNABLE, &own);
+	d->nobody = none_can_take(d);
 	d_save(d);
 }
 
@@ -575,7 +628,7 @@ static void	client_failed(struct pst_client *, const struct pst_err *,
 		    void *);
 static void	client_closed(struct pst_client *, void *);
 
-static const struct pst_client_cbs delivery_cbs = {
+static const struct pst_client_cbs client_cbs = {
 	.rcpt = client_rcpt,
 	.sent = client_sent,
 	.failed = client_failed,
@@ -608,7 +661,7 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 	d->neg = NULL;
 	if (err != NULL) {
 		log_warn("event=connect-failed upstream=%s id=%s%s%s %s",
-		    qs(up_name(d)), qent_id(d->e), proxy != NULL ?
+		    qs(up_name(d)), d->id, proxy != NULL ?
 		    " proxy=" : "", proxy != NULL ? qs(proxy) : "",
 		    pst_err_format(err, buf, sizeof(buf)));
 		if (u->nproxies > 0 && upstream_proxy_failed(err)) {
@@ -619,28 +672,27 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 				return;
 			}
 		}
-		scheduler_conn_result(d->s, d->cur, err, PST_LEARNED_UNKNOWN);
+		d->cbs->conn_result(d->arg, d->cur, err, PST_LEARNED_UNKNOWN);
 		d->connected_once = true;
 		if (!d->aborted && failover(d)) {
 			d_connect(d);
 			return;
 		}
 		/* Nobody could take it now: every recipient waits. */
-		d->msg_err = *err;
-		d->msg_err.cls = PST_TEMP;
+		d_msg_error(d, VERDICT_SESSION, err);
 		d_save(d);
 		return;
 	}
 	/* Without an error the negotiation hands over its result. */
 	/* cppcheck-suppress nullPointer */
-	scheduler_conn_result(d->s, d->cur, NULL, res->learned);
+	d->cbs->conn_result(d->arg, d->cur, NULL, res->learned);
 	remember_caps(d->cur, pst_client_info(c));
 	d->connected_once = true;
 	/* cppcheck-suppress nullPointer */
 	log_debug("event=connected upstream=%s mode=%s path=%s",
 	    qs(up_name(d)), pst_learned_name(res->learned), qs(res->path));
 	d->client = c;
-	pst_client_set_callbacks(c, &delivery_cbs, d);
+	pst_client_set_callbacks(c, &client_cbs, d);
 	d_send(d);
 }
 
@@ -721,9 +773,12 @@ d_transaction(struct delivery *d)
 	struct pst_err err;
 	size_t i, n = 0;
 
-	if (lseek(d->body_fd, 0, SEEK_SET) == -1)
-		return pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA,
-		    errno, "reading the message body from its start");
+	if (lseek(d->body_fd, 0, SEEK_SET) == -1) {
+		pst_err_sys(&err, PST_TEMP, PST_STAGE_DATA, errno,
+		    "reading the message body from its start");
+		d_msg_error(d, VERDICT_LOCAL, &err);
+		return -1;
+	}
 	for (i = 0; i < d->nsend; i++)
 		if (!d->res[i].done) {
 			d->brcpts[n] = d->rcpts[i];
@@ -733,8 +788,7 @@ d_transaction(struct delivery *d)
 	d->mail.nrcpts = n;
 	d->messages++;
 	if (pst_client_send(d->client, &d->mail, &err) == -1) {
-		d->msg_err = err;
-		d->msg_err.cls = PST_TEMP;
+		d_msg_error(d, VERDICT_LOCAL, &err);
 		return -1;
 	}
 	return 0;
@@ -746,16 +800,18 @@ d_send(struct delivery *d)
 	const struct pst_client_info *info = pst_client_info(d->client);
 	struct pst_err err;
 
-	d->state = D_SEND;
+	d_set_state(d, D_SEND);
 	pst_err_clear(&d->msg_err);
+	d->msg_src = VERDICT_ANSWER;
 	remember_caps(d->cur, info);
 	if (!can_take(d, d->cur->smtputf8, d->cur->size_max, &err)) {
 		d_cannot_take(d, &err);
 		return;
 	}
 	if (d_prepare(d) == -1) {
-		pst_err_sys(&d->msg_err, PST_TEMP, PST_STAGE_DATA, errno,
+		pst_err_sys(&err, PST_TEMP, PST_STAGE_DATA, errno,
 		    "preparing the message");
+		d_msg_error(d, VERDICT_LOCAL, &err);
 		d_save(d);
 		return;
 	}
@@ -800,7 +856,7 @@ d_more(struct delivery *d)
 		}
 	}
 	log_info("event=next-transaction id=%s upstream=%s delivered=%zu "
-	    "left=%zu", qent_id(d->e), qs(up_name(d)), taken, more);
+	    "left=%zu", d->id, qs(up_name(d)), taken, more);
 	pst_err_clear(&d->msg_err);
 	return d_transaction(d) == 0;
 }
@@ -827,7 +883,7 @@ client_sent(struct pst_client *c, const struct pst_err *err, void *arg)
 	struct delivery *d = arg;
 
 	if (err != NULL)
-		d->msg_err = *err;
+		d_msg_error(d, VERDICT_ANSWER, err);
 	if (d_more(d))
 		return;
 	d_save(d);
@@ -855,7 +911,7 @@ client_failed(struct pst_client *c, const struct pst_err *err, void *arg)
 		return;
 	}
 	log_warn("event=session-failed upstream=%s id=%s %s", qs(up_name(d)),
-	    d->e != NULL ? qent_id(d->e) : "-",
+	    d->e != NULL ? d->id : "-",
 	    pst_err_format(err, buf, sizeof(buf)));
 	if (d->state != D_SEND) {
 		/* Between messages (a 421 while idle): just end. */
@@ -863,12 +919,7 @@ client_failed(struct pst_client *c, const struct pst_err *err, void *arg)
 		return;
 	}
 	/* Mid-message: whatever was not answered waits for the next try. */
-	d->msg_err = *err;
-	if (d->msg_err.cls == PST_PERM && d->msg_err.stage != PST_STAGE_MAIL &&
-	    d->msg_err.stage != PST_STAGE_RCPT &&
-	    d->msg_err.stage != PST_STAGE_DATA &&
-	    d->msg_err.stage != PST_STAGE_DOT)
-		d->msg_err.cls = PST_TEMP;
+	d_msg_error(d, VERDICT_SESSION, err);
 	d_save(d);
 }
 
@@ -890,35 +941,103 @@ client_closed(struct pst_client *c, void *arg)
  * SAVE: the policy.
  */
 
-/* What one recipient's attempt came to. */
-static enum pst_spool_rcpt_state
-verdict(const struct delivery *d, size_t i, const struct pst_err **why)
+/* Whether 'e' is a 5xx: its reply code, or the status we gave it. */
+static bool
+is_5xx(const struct pst_err *e)
+{
+	return e->smtp_code >= 500 || e->esc[0] == '5';
+}
+
+/* The stages whose replies are about a message or its recipients. */
+static bool
+transaction_stage(enum pst_stage stage)
+{
+	return stage == PST_STAGE_MAIL || stage == PST_STAGE_RCPT ||
+	    stage == PST_STAGE_DATA || stage == PST_STAGE_DOT;
+}
+
+/*
+ * An upstream's EHLO ruled the message out (d_cannot_take()): a limit of
+ * that upstream, not a verdict on the message, unless no upstream can
+ * take it (no SIZE large enough, no SMTPUTF8 where it is needed: 5.3.4,
+ * 5.6.7).  While one that might is out of reach, the message waits.
+ */
+static void
+unable_error(const struct verdict_in *in, struct pst_err *why)
+{
+	size_t n = strlen(why->text);
+
+	if (in->nobody) {
+		if (in->others)
+			snprintf(why->text + n, sizeof(why->text) - n,
+			    "; no other upstream can take it either");
+		return;
+	}
+	why->cls = PST_TEMP;
+	why->esc[0] = '4';
+	snprintf(why->text + n, sizeof(why->text) - n,
+	    "; waiting for an upstream that can take it");
+}
+
+enum pst_spool_rcpt_state
+deliver_verdict(const struct verdict_in *in, struct pst_err *why)
 {
 	const struct pst_err *e;
+	enum verdict_source src = VERDICT_ANSWER;
 
-	if (d->res[i].done && d->res[i].err.cls == PST_OK) {
+	if (in->rcpt != NULL && in->rcpt->cls == PST_OK) {
 		/* Accepted at RCPT: the message's fate decides. */
-		*why = d->res[i].taken ? &d->res[i].err : &d->msg_err;
-		if ((*why)->cls == PST_OK)
+		if (in->taken || in->msg->cls == PST_OK) {
+			pst_err_clear(why);
 			return PST_SPOOL_RCPT_DELIVERED;
-		e = &d->msg_err;
-	} else if (d->res[i].done)
-		e = &d->res[i].err;
-	else
-		e = &d->msg_err;
-	*why = e;
+		}
+		e = in->msg;
+		src = in->source;
+	} else if (in->rcpt != NULL)
+		e = in->rcpt;		/* always the upstream's answer */
+	else {
+		e = in->msg;
+		src = in->source;
+	}
+	*why = *e;
+	if (src == VERDICT_UNABLE && why->cls != PST_OK)
+		unable_error(in, why);
 	/*
 	 * Only a 5xx about this message or recipient is final: the
-	 * upstream's own, or one decided from the EHLO of every upstream
-	 * (d_cannot_take(): no upstream takes its size, or has the SMTPUTF8
-	 * it needs: 5.3.4, 5.6.7).  Connection, TLS, AUTH and our own
+	 * upstream's own answer in a transaction, or one decided from the
+	 * EHLO of every upstream (above).  Connection, TLS, greeting, EHLO
+	 * and AUTH trouble, a session that failed on the way, and our own
 	 * trouble wait: the recipient is not at fault (Postfix soft-bounces
-	 * those too).
+	 * those too).  A recipient refused for "too many recipients" goes
+	 * in the next transaction; if it did not get there, it waits.
 	 */
-	if (e->cls == PST_PERM && (e->smtp_code >= 500 || e->esc[0] == '5') &&
-	    (e->scope == PST_SCOPE_RECIPIENT || e->scope == PST_SCOPE_MESSAGE))
+	if (src == VERDICT_SESSION || src == VERDICT_LOCAL)
+		return PST_SPOOL_RCPT_DEFERRED;
+	if (why->detail == PST_CLIENT_E_TOO_MANY)
+		return PST_SPOOL_RCPT_DEFERRED;
+	if (why->cls == PST_PERM && is_5xx(why) &&
+	    (why->scope == PST_SCOPE_RECIPIENT ||
+	    why->scope == PST_SCOPE_MESSAGE) && transaction_stage(why->stage))
 		return PST_SPOOL_RCPT_FAILED;
 	return PST_SPOOL_RCPT_DEFERRED;
+}
+
+/* The verdict on recipient 'i' of the message (SIZE_MAX: the message). */
+static enum pst_spool_rcpt_state
+verdict(const struct delivery *d, size_t i, struct pst_err *why)
+{
+	struct verdict_in in;
+
+	memset(&in, 0, sizeof(in));
+	if (i != SIZE_MAX && d->res[i].done) {
+		in.rcpt = &d->res[i].err;
+		in.taken = d->res[i].taken;
+	}
+	in.msg = &d->msg_err;
+	in.source = d->msg_src;
+	in.nobody = d->nobody;
+	in.others = d->cfg->nupstreams > 1;
+	return deliver_verdict(&in, why);
 }
 
 static void
@@ -926,7 +1045,7 @@ apply_results(struct delivery *d)
 {
 	const struct config_queue *q = &d->cfg->queue;
 	struct pst_spool_env *env = d->env;
-	const struct pst_err *why;
+	struct pst_err why, msg_why;
 	struct pst_backoff b = { 0 };
 	enum pst_spool_rcpt_state st;
 	struct pst_spool_rcpt *r;
@@ -944,10 +1063,10 @@ apply_results(struct delivery *d)
 		r = &env->rcpts[d->map[i]];
 		st = verdict(d, i, &why);
 		snprintf(text, sizeof(text), "%s%s%s", up_name(d),
-		    why->text[0] != '\0' ? ": " : "", why->text);
+		    why.text[0] != '\0' ? ": " : "", why.text);
 		pst_spool_env_set_result(env, d->map[i], st,
-		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why->smtp_code,
-		    why->esc, st == PST_SPOOL_RCPT_DELIVERED ? NULL : text,
+		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why.smtp_code,
+		    why.esc, st == PST_SPOOL_RCPT_DELIVERED ? NULL : text,
 		    &err);
 		if (st == PST_SPOOL_RCPT_FAILED) {
 			if (bounce_wanted(r))
@@ -965,14 +1084,16 @@ apply_results(struct delivery *d)
 		    "reason=%s", st == PST_SPOOL_RCPT_DELIVERED ? "delivered" :
 		    st == PST_SPOOL_RCPT_FAILED ? "failed" : "deferred",
 		    env->id, qa(r->addr), qs(up_name(d)),
-		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why->smtp_code,
-		    why->esc[0] != '\0' ? " esc=" : "", why->esc,
-		    qs(st == PST_SPOOL_RCPT_DELIVERED ? "ok" : why->text));
+		    st == PST_SPOOL_RCPT_DELIVERED ? 250 : why.smtp_code,
+		    why.esc[0] != '\0' ? " esc=" : "", why.esc,
+		    qs(st == PST_SPOOL_RCPT_DELIVERED ? "ok" : why.text));
 	}
 	env->attempts++;
-	if (d->msg_err.cls != PST_OK)
-		pst_spool_env_set_error(env, d->msg_err.smtp_code,
-		    d->msg_err.esc, d->msg_err.text, &err);
+	if (d->msg_err.cls != PST_OK) {
+		verdict(d, SIZE_MAX, &msg_why);
+		pst_spool_env_set_error(env, msg_why.smtp_code, msg_why.esc,
+		    msg_why.text, &err);
+	}
 	pending = pst_spool_env_pending(env);
 	expired = pending > 0 &&
 	    (uint64_t)(now - env->arrival) * 1000 >= q->max_age_ms;
@@ -1008,7 +1129,7 @@ apply_results(struct delivery *d)
 		RAND_bytes((unsigned char *)&rnd, sizeof(rnd));
 		b.steps = q->retry;
 		b.nsteps = q->nretry;
-		b.jitter_pct = 20;
+		b.jitter_pct = RETRY_JITTER_PCT;
 		d->next = now + (time_t)pst_backoff_next(&b, env->attempts,
 		    rnd);
 		env->next_attempt = d->next;
@@ -1025,7 +1146,7 @@ save_work(void *arg)
 	struct pst_err err;
 
 	pst_err_clear(&d->job_err);
-	if (d->bounce && bounce_create(scheduler_spool(d->s), d->cfg, d->env,
+	if (d->bounce && bounce_create(d->spool, d->cfg, d->env,
 	    d->bounce_for, up_name(d), d->body_fd, d->utf8, d->bounce_id,
 	    &d->bounce_arrival, &err) == -1) {
 		/* Keep the message: the bounce is tried again later. */
@@ -1046,25 +1167,26 @@ save_done(void *arg)
 	struct delivery *d = arg;
 
 	if (d->job_err.cls != PST_OK) {
-		log_error("event=save-failed id=%s reason=%s", qent_id(d->e),
+		log_error("event=save-failed id=%s reason=%s", d->id,
 		    qs(d->job_err.text));
-		d->next = time(NULL) + 60;
+		d->next = time(NULL) + DISK_RETRY_S;
 		d->gone = false;
 	} else if (d->gone)
-		log_info("event=removed id=%s", qent_id(d->e));
+		log_info("event=removed id=%s", d->id);
 	if (d->bounce_id[0] != '\0') {
 		log_info("event=bounced id=%s bounce=%s to=%s",
-		    qent_id(d->e), d->bounce_id, qa(d->env->sender));
-		scheduler_add_id(d->s, d->bounce_id, d->bounce_arrival);
-		scheduler_count_bounce(d->s);
+		    d->id, d->bounce_id, qa(d->env->sender));
+		d->cbs->bounced(d->arg, d->bounce_id, d->bounce_arrival);
 	}
 	pst_spool_lock_release(d->lock);
 	d->lock = NULL;
 	d->env = NULL;
 	close(d->body_fd);
 	d->body_fd = -1;
-	scheduler_done(d->s, d->e, d->gone ? 0 : d->next, false, d->gone);
-	d->e = NULL;
+	if (d->gone)
+		d_msg_done(d, DELIVERY_GONE, 0);
+	else
+		d_msg_done(d, DELIVERY_LATER, d->next);
 	d_message_reset(d);
 	if (d->aborted) {
 		d_end(d);
@@ -1076,7 +1198,7 @@ save_done(void *arg)
 static void
 d_save(struct delivery *d)
 {
-	d->state = D_SAVE;
+	d_set_state(d, D_SAVE);
 	evtimer_del(d->total);
 	d->gone = false;
 	d->bounce_id[0] = '\0';
@@ -1088,7 +1210,7 @@ d_save(struct delivery *d)
 	}
 	apply_results(d);
 	if (!d->remove)
-		scheduler_expect_write(d->s, d->e);
+		d->cbs->writing(d->arg, d->e);
 	submit(d, save_work, save_done);
 }
 
@@ -1099,16 +1221,20 @@ d_save(struct delivery *d)
 static void
 d_next(struct delivery *d)
 {
+	struct delivery_msg m;
+
 	if (d->client == NULL || d->aborted) {
 		d_end(d);
 		return;
 	}
 	if (d->messages < d->cfg->queue.per_connection &&
-	    (d->e = scheduler_next(d->s, d, d->up)) != NULL) {
+	    d->cbs->next(d->arg, d->up, &m)) {
+		d->e = m.q;
+		memcpy(d->id, m.id, sizeof(d->id));
 		d_load(d);
 		return;
 	}
-	d->state = D_QUIT;
+	d_set_state(d, D_QUIT);
 	pst_client_quit(d->client);
 }
 
@@ -1141,8 +1267,10 @@ d_message_reset(struct delivery *d)
 static void
 d_end(struct delivery *d)
 {
-	struct scheduler *s = d->s;
+	const struct delivery_cbs *cbs = d->cbs;
+	void *arg = d->arg;
 	struct upstate *up = d->up;
+	bool connected = d->connected_once;
 
 	if (d->e != NULL) {
 		/* Aborted with a message in hand: it keeps its saved state. */
@@ -1150,50 +1278,53 @@ d_end(struct delivery *d)
 			pst_spool_lock_release(d->lock);
 		if (d->body_fd != -1)
 			close(d->body_fd);
-		scheduler_done(s, d->e, time(NULL), false, false);
+		d_msg_done(d, DELIVERY_LATER, time(NULL));
 	}
 	if (d->neg != NULL)
 		pst_negotiate_cancel(d->neg);
-	/*
-	 * A half-open breaker's probe that never got as far as connecting
-	 * (its message was locked, held or gone) must not keep the upstream
-	 * waiting for a result that will never come.
-	 */
-	if (!d->connected_once && up->open_until != 0)
-		up->probing = false;
 	pst_client_free(d->client);
 	secret_free(d->secret);
 	d_message_reset(d);
 	event_free(d->total);
 	free(d->unable);
+	free(d->ups);
 	config_unref(d->cfg);
 	LIST_REMOVE(d, entry);
 	free(d);
-	scheduler_delivery_end(s, NULL, up);
+	cbs->ended(arg, up, connected);
 }
 
 int
-delivery_start(struct scheduler *s, const struct config_upstream *u,
-    struct upstate *up, struct qent *e)
+delivery_start(const struct delivery_env *env,
+    const struct delivery_cbs *cbs, void *arg, size_t upi,
+    const struct delivery_msg *m)
 {
-	struct config *cfg = scheduler_config(s);
+	struct config *cfg = env->cfg;
 	struct delivery *d;
 
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return -1;
+	/* By upstream index; + 1: never a zero-size allocation. */
 	if ((d->unable = calloc(cfg->nupstreams + 1, 1)) == NULL ||
-	    (d->total = evtimer_new(scheduler_base(s), total_expired, d)) ==
-	    NULL) {
+	    (d->ups = calloc(cfg->nupstreams + 1, sizeof(*d->ups))) == NULL ||
+	    (d->total = evtimer_new(env->base, total_expired, d)) == NULL) {
+		free(d->ups);
 		free(d->unable);
 		free(d);
 		return -1;
 	}
-	d->s = s;
+	memcpy(d->ups, env->ups, cfg->nupstreams * sizeof(*d->ups));
+	d->cbs = cbs;
+	d->arg = arg;
+	d->base = env->base;
+	d->pool = env->pool;
+	d->spool = env->spool;
 	d->cfg = config_ref(cfg);
-	d->upi = (size_t)(u - cfg->upstreams);
-	d->up = up;
-	d->cur = up;
-	d->e = e;
+	d->upi = upi;
+	d->up = d->ups[upi];
+	d->cur = d->up;
+	d->e = m->q;
+	memcpy(d->id, m->id, sizeof(d->id));
 	d->body_fd = -1;
 	LIST_INSERT_HEAD(&deliveries, d, entry);
 	d_load(d);
@@ -1201,13 +1332,13 @@ delivery_start(struct scheduler *s, const struct config_upstream *u,
 }
 
 void
-deliver_abort_all(struct scheduler *s)
+deliver_abort_all(const void *arg)
 {
 	struct delivery *d, *next;
 
 	for (d = LIST_FIRST(&deliveries); d != NULL; d = next) {
 		next = LIST_NEXT(d, entry);
-		if (d->s != s)
+		if (d->arg != arg)
 			continue;
 		d->aborted = true;
 		/* Only what waits on the network can go now; pool jobs end
@@ -1220,8 +1351,7 @@ deliver_abort_all(struct scheduler *s)
 			}
 			if (d->e != NULL)
 				log_warn("event=delivery-aborted id=%s "
-				    "upstream=%s", qent_id(d->e),
-				    qs(up_name(d)));
+				    "upstream=%s", d->id, qs(up_name(d)));
 			d_end(d);
 		}
 	}

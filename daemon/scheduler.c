@@ -9,8 +9,10 @@
  * reopens, a rate-limit token), so an idle daemon does not wake up.
  *
  * Dispatching walks the upstreams in order and takes the first whose
- * breaker lets it through: failover is for failures, not for load, so
- * a busy first upstream is not relieved by the second.
+ * breaker lets it through (breaker.c): failover is for failures, not for
+ * load, so a busy first upstream is not relieved by the second.  A
+ * delivery is started with what it works with and the callbacks below
+ * (struct delivery_cbs); it never calls into the scheduler otherwise.
  */
 #include <sys/inotify.h>
 #include <sys/queue.h>
@@ -26,6 +28,7 @@
 
 #include <event2/event.h>
 
+#include "breaker.h"
 #include "common/err.h"
 #include "common/pool.h"
 #include "config.h"
@@ -36,7 +39,31 @@
 #include "upstream.h"
 
 #define NOHEAP		SIZE_MAX
-#define BREAKER_MAX_S	3600		/* longest open period */
+
+/*
+ * First sizes of the index's hash table and heap: a queue of a thousand
+ * messages is indexed without growing, and both double from there.
+ */
+#define TABLE_FIRST	1024
+#define HEAP_FIRST	1024
+
+/*
+ * A message whose lock is taken (its commit is still finishing, or the
+ * operator's tool has it) is looked at again after this long: a commit
+ * holds the lock for a few fsyncs, so 100 ms is well past it, and far
+ * below the one-second grain of the main timer.
+ */
+#define SOON_MS		100
+
+/*
+ * When a delivery cannot be started for want of memory, dispatching is
+ * tried again after a second rather than at once, in a loop.
+ */
+#define NOMEM_RETRY_MS	1000
+
+/* FNV-1a (64 bit), for the id hash: ids are random hex already. */
+#define FNV_OFFSET	1469598103934665603ull
+#define FNV_PRIME	1099511628211ull
 
 struct qent {
 	char		 id[PST_SPOOL_ID_LEN + 1];
@@ -73,6 +100,8 @@ struct scheduler {
 
 	struct upstate		**ups;
 	size_t			 nups;
+	struct upstate		**route;	/* of cfg->upstreams, in order */
+	size_t			 nroute;	/* allocated */
 	size_t			 ndeliveries;
 	unsigned long		 bounces;
 	bool			 stopping;
@@ -82,12 +111,7 @@ struct scheduler {
 };
 
 static void	sched_kick(struct scheduler *);
-
-const char *
-qent_id(const struct qent *e)
-{
-	return e->id;
-}
+static const struct delivery_cbs sched_delivery_cbs;
 
 /*
  * The index.
@@ -96,10 +120,10 @@ qent_id(const struct qent *e)
 static size_t
 id_hash(const char *id)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = FNV_OFFSET;
 
 	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+		h = (h ^ (unsigned char)*id) * FNV_PRIME;
 	return (size_t)h;
 }
 
@@ -209,7 +233,7 @@ heap_push(struct scheduler *s, struct qent *e)
 	size_t cap;
 
 	if (s->hlen == s->hcap) {
-		cap = s->hcap == 0 ? 1024 : s->hcap * 2;
+		cap = s->hcap == 0 ? HEAP_FIRST : s->hcap * 2;
 		if ((h = realloc(s->heap, cap * sizeof(*h))) == NULL)
 			return -1;
 		s->heap = h;
@@ -268,6 +292,18 @@ sched_insert(struct scheduler *s, const char *id, time_t next,
 	return e;
 }
 
+/* Indexes a message just committed (by the server, or a bounce): due now. */
+static void
+sched_add_id(struct scheduler *s, const char *id, time_t arrival)
+{
+	struct qent *e;
+
+	if ((e = sched_insert(s, id, 0, arrival, false)) != NULL) {
+		e->expect = 1;	/* the rename that committed it */
+		sched_kick(s);
+	}
+}
+
 /*
  * Upstreams: breakers and rate limits.
  */
@@ -289,62 +325,40 @@ scheduler_upstate(struct scheduler *s, const char *name)
 	}
 	snprintf(up->name, sizeof(up->name), "%s", name);
 	up->learned = upstream_memory_load(s->cfg->spool_dir, name);
-	up->tokens = -1;	/* full on first use */
+	rate_init(&up->rate);
 	s->ups = ups;
 	s->ups[s->nups++] = up;
 	return up;
 }
 
-static double
-now_seconds(struct timespec *ts)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	return (double)ts->tv_sec + (double)ts->tv_nsec / 1e9;
-}
-
 /*
- * Takes one token from the upstream's bucket; 0 with '*wait_ms' set when
- * none is left.  The bucket holds rate_count tokens and refills at
- * rate_count per rate_per_ms: a burst, then the configured pace.
+ * Takes one token from the upstream's rate bucket; 0 with '*wait_ms' set
+ * when none is left.
  */
 static int
-rate_take(const struct config_upstream *u, struct upstate *up,
+sched_rate_take(const struct config_upstream *u, struct upstate *up,
     uint64_t *wait_ms)
 {
-	struct timespec ts;
-	double now, per_s;
+	struct timespec now;
 
 	if (u->rate_per_ms == 0)
 		return 1;
-	now = now_seconds(&ts);
-	per_s = (double)u->rate_count / ((double)u->rate_per_ms / 1000.0);
-	if (up->tokens < 0)
-		up->tokens = u->rate_count;
-	else {
-		up->tokens += per_s * (now - ((double)up->refilled.tv_sec +
-		    (double)up->refilled.tv_nsec / 1e9));
-		if (up->tokens > u->rate_count)
-			up->tokens = u->rate_count;
-	}
-	up->refilled = ts;
-	if (up->tokens >= 1.0) {
-		up->tokens -= 1.0;
-		return 1;
-	}
-	*wait_ms = (uint64_t)((1.0 - up->tokens) / per_s * 1000.0) + 1;
-	return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return rate_take(&up->rate, u->rate_count, u->rate_per_ms, &now,
+	    wait_ms);
 }
 
 /*
- * The first upstream a new delivery may use, or NULL with '*wake' the
- * time a breaker reopens (0: none).
+ * The first upstream a new delivery may use, its index in '*upi', or
+ * NULL with '*wake' the time a breaker reopens (0: none).
  */
 static const struct config_upstream *
-pick_upstream(struct scheduler *s, struct upstate **upp, time_t now,
-    time_t *wake)
+pick_upstream(struct scheduler *s, struct upstate **upp, size_t *upi,
+    time_t now, time_t *wake)
 {
 	const struct config_upstream *u;
 	struct upstate *up;
+	time_t reopens;
 	size_t i;
 
 	*wake = 0;
@@ -352,17 +366,56 @@ pick_upstream(struct scheduler *s, struct upstate **upp, time_t now,
 		u = &s->cfg->upstreams[i];
 		if ((up = scheduler_upstate(s, u->name)) == NULL)
 			continue;
-		if (up->open_until != 0 && now < up->open_until) {
-			if (*wake == 0 || up->open_until < *wake)
-				*wake = up->open_until;
+		if (!breaker_admit(&up->br, now, &reopens)) {
+			if (reopens != 0 && (*wake == 0 || reopens < *wake))
+				*wake = reopens;
 			continue;
 		}
-		if (up->open_until != 0 && up->probing)
-			continue;	/* half open: one probe at a time */
 		*upp = up;
+		*upi = i;
 		return u;
 	}
 	return NULL;
+}
+
+/*
+ * The state of each upstream of the configuration, in its order, for a
+ * delivery (which copies it); NULL when memory is short.
+ */
+static struct upstate *const *
+sched_route(struct scheduler *s)
+{
+	struct upstate **route;
+	size_t i, n = s->cfg->nupstreams;
+
+	if (n > s->nroute) {
+		if ((route = reallocarray(s->route, n, sizeof(*route))) ==
+		    NULL)
+			return NULL;
+		s->route = route;
+		s->nroute = n;
+	}
+	for (i = 0; i < n; i++)
+		s->route[i] = scheduler_upstate(s, s->cfg->upstreams[i].name);
+	return s->route;
+}
+
+/* Starts a delivery of 'e' through upstream 'upi'; -1: no memory. */
+static int
+sched_deliver(struct scheduler *s, size_t upi, struct qent *e)
+{
+	struct delivery_env env;
+	struct delivery_msg m;
+
+	env.base = s->base;
+	env.pool = s->pool;
+	env.spool = s->spool;
+	env.cfg = s->cfg;
+	if ((env.ups = sched_route(s)) == NULL)
+		return -1;
+	m.q = e;
+	memcpy(m.id, e->id, sizeof(m.id));
+	return delivery_start(&env, &sched_delivery_cbs, s, upi, &m);
 }
 
 static void
@@ -384,6 +437,7 @@ sched_kick(struct scheduler *s)
 	struct qent *e;
 	uint64_t wait_ms = 0, ms;
 	time_t now = time(NULL), wake = 0;
+	size_t upi = 0;
 
 	evtimer_del(s->timer);
 	if (s->stopping)
@@ -397,23 +451,22 @@ sched_kick(struct scheduler *s)
 			s->warned_no_upstream = true;
 			return;
 		}
-		if ((u = pick_upstream(s, &up, now, &wake)) == NULL)
+		if ((u = pick_upstream(s, &up, &upi, now, &wake)) == NULL)
 			break;
 		if (up->conns >= s->cfg->queue.concurrency)
 			break;
-		if (!rate_take(u, up, &wait_ms))
+		if (!sched_rate_take(u, up, &wait_ms))
 			break;
 		heap_remove(s, e);
 		e->busy = true;
 		s->busy++;
-		if (up->open_until != 0)
-			up->probing = true;
-		if (delivery_start(s, u, up, e) == -1) {
+		breaker_dispatched(&up->br);
+		if (sched_deliver(s, upi, e) == -1) {
 			e->busy = false;
 			s->busy--;
-			up->probing = false;
+			breaker_probe_abandoned(&up->br);
 			heap_push(s, e);
-			arm_timer(s, 1000);
+			arm_timer(s, NOMEM_RETRY_MS);
 			return;
 		}
 		up->conns++;
@@ -437,46 +490,39 @@ sched_timer(evutil_socket_t fd, short what, void *arg)
 	sched_kick(arg);
 }
 
-struct qent *
-scheduler_next(struct scheduler *s, struct delivery *d, struct upstate *up)
+/*
+ * What deliveries tell the scheduler (struct delivery_cbs).
+ */
+
+/* The next due message for a delivery's connection to 'up'. */
+static bool
+sched_next(void *arg, struct upstate *up, struct delivery_msg *m)
 {
+	struct scheduler *s = arg;
 	const struct config_upstream *u;
 	struct qent *e;
 	uint64_t wait_ms;
 
 	if (s->stopping || s->hlen == 0 || s->heap[0]->next > time(NULL))
-		return NULL;
+		return false;
 	if ((u = config_upstream_find(s->cfg, up->name)) == NULL ||
-	    !rate_take(u, up, &wait_ms))
-		return NULL;
+	    !sched_rate_take(u, up, &wait_ms))
+		return false;
 	e = s->heap[0];
 	heap_remove(s, e);
 	e->busy = true;
 	s->busy++;
-	return e;
+	m->q = e;
+	memcpy(m->id, e->id, sizeof(m->id));
+	return true;
 }
 
-void
-scheduler_done(struct scheduler *s, struct qent *e, time_t next, bool held,
-    bool gone)
+/* The delivery is about to rewrite the envelope: its inotify event is
+ * our own. */
+static void
+sched_writing(void *arg, struct qent *e)
 {
-	e->busy = false;
-	s->busy--;
-	if (gone) {
-		if (e->held)
-			s->held--;
-		index_remove(s, e);
-		free(e);
-		return;
-	}
-	if (e->held)
-		s->held--;
-	e->next = next;
-	e->held = held;
-	if (held)
-		s->held++;
-	else
-		heap_push(s, e);
+	e->expect++;
 }
 
 /* Puts back into the heap what waited a moment, and dispatches it. */
@@ -495,10 +541,11 @@ soon_timer_cb(evutil_socket_t fd, short what, void *arg)
 	sched_kick(s);
 }
 
-void
-scheduler_retry_soon(struct scheduler *s, struct qent *e)
+/* Delivery of 'e' could not start for a moment's reason: again soon. */
+static void
+sched_soon(struct scheduler *s, struct qent *e)
 {
-	struct timeval tv = { 0, 100 * 1000 };
+	struct timeval tv = { 0, SOON_MS * 1000 };
 
 	e->busy = false;
 	s->busy--;
@@ -510,10 +557,56 @@ scheduler_retry_soon(struct scheduler *s, struct qent *e)
 		evtimer_add(s->soon_timer, &tv);
 }
 
-void
-scheduler_delivery_end(struct scheduler *s, struct delivery *d,
-    struct upstate *up)
+/* A delivery is done with 'e': index it by what became of it. */
+static void
+sched_done(void *arg, struct qent *e, enum delivery_fate fate, time_t next)
 {
+	struct scheduler *s = arg;
+
+	if (fate == DELIVERY_SOON) {
+		sched_soon(s, e);
+		return;
+	}
+	e->busy = false;
+	s->busy--;
+	if (e->held)
+		s->held--;
+	if (fate == DELIVERY_GONE) {
+		index_remove(s, e);
+		free(e);
+		return;
+	}
+	e->next = next;
+	e->held = fate == DELIVERY_HELD;
+	if (e->held)
+		s->held++;
+	else
+		heap_push(s, e);
+}
+
+/* Indexes a message created by the daemon itself: a bounce. */
+static void
+sched_bounced(void *arg, const char *id, time_t arrival)
+{
+	struct scheduler *s = arg;
+
+	sched_add_id(s, id, arrival);
+	s->bounces++;
+}
+
+/* A delivery ended and freed itself: its connection slot is free. */
+static void
+sched_ended(void *arg, struct upstate *up, bool connected)
+{
+	struct scheduler *s = arg;
+
+	/*
+	 * A half-open breaker's probe that never got as far as connecting
+	 * (its message was locked, held or gone) must not keep the upstream
+	 * waiting for a result that will never come.
+	 */
+	if (!connected)
+		breaker_probe_abandoned(&up->br);
 	up->conns--;
 	s->ndeliveries--;
 	if (s->stopping) {
@@ -524,21 +617,20 @@ scheduler_delivery_end(struct scheduler *s, struct delivery *d,
 	sched_kick(s);
 }
 
-void
-scheduler_conn_result(struct scheduler *s, struct upstate *up,
-    const struct pst_err *err, enum pst_learned learned)
+/* A connection to 'up' worked or failed: its breaker and counters. */
+static void
+sched_conn_result(void *arg, struct upstate *up, const struct pst_err *err,
+    enum pst_learned learned)
 {
+	struct scheduler *s = arg;
+	const struct config_queue *q = &s->cfg->queue;
 	time_t now = time(NULL), period;
 
 	if (err == NULL) {
 		up->conn_ok++;
-		if (up->open_until != 0)
+		if (breaker_success(&up->br))
 			log_info("event=breaker-closed upstream=%s",
 			    qs(up->name));
-		up->failures = 0;
-		up->opened = 0;
-		up->open_until = 0;
-		up->probing = false;
 		up->last_ok = now;
 		if (learned != PST_LEARNED_UNKNOWN && learned != up->learned) {
 			up->learned = learned;
@@ -554,27 +646,21 @@ scheduler_conn_result(struct scheduler *s, struct upstate *up,
 	if ((unsigned)err->stage < PST_STAGE__COUNT)
 		up->conn_failed[err->stage]++;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", err->text);
-	up->failures++;
-	/*
-	 * Open already: connections started before it opened report in
-	 * late, and must not open it again (doubling the wait).
-	 */
-	if (up->open_until > now && !up->probing)
-		return;
-	if (up->probing || up->failures >= s->cfg->queue.breaker_failures) {
-		/* Doubles each time it opens again, up to an hour. */
-		period = (time_t)((s->cfg->queue.breaker_backoff_ms + 999) /
-		    1000) << (up->opened < 12 ? up->opened : 12);
-		if (period > BREAKER_MAX_S)
-			period = BREAKER_MAX_S;
-		up->open_until = now + period;
-		up->opened++;
-		up->probing = false;
+	if (breaker_failure(&up->br, q->breaker_failures,
+	    q->breaker_backoff_ms, now, &period))
 		log_warn("event=breaker-open upstream=%s failures=%u "
-		    "retry_in=%llds reason=%s", qs(up->name), up->failures,
+		    "retry_in=%llds reason=%s", qs(up->name), up->br.failures,
 		    (long long)period, qs(err->text));
-	}
 }
+
+static const struct delivery_cbs sched_delivery_cbs = {
+	.next = sched_next,
+	.writing = sched_writing,
+	.done = sched_done,
+	.bounced = sched_bounced,
+	.conn_result = sched_conn_result,
+	.ended = sched_ended,
+};
 
 /*
  * Watching the queue for messages written by others (sendmail).
@@ -734,7 +820,7 @@ scheduler_new(struct event_base *base, struct config *cfg,
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
-	s->tsize = 1024;
+	s->tsize = TABLE_FIRST;
 	if ((s->table = calloc(s->tsize, sizeof(*s->table))) == NULL ||
 	    (s->timer = evtimer_new(base, sched_timer, s)) == NULL ||
 	    (s->soon_timer = evtimer_new(base, soon_timer_cb, s)) == NULL) {
@@ -789,24 +875,7 @@ scheduler_start(struct scheduler *s)
 void
 scheduler_add(struct scheduler *s, const struct pst_spool_env *env)
 {
-	scheduler_add_id(s, env->id, env->arrival);
-}
-
-void
-scheduler_add_id(struct scheduler *s, const char *id, time_t arrival)
-{
-	struct qent *e;
-
-	if ((e = sched_insert(s, id, 0, arrival, false)) != NULL) {
-		e->expect = 1;	/* the rename that committed it */
-		sched_kick(s);
-	}
-}
-
-void
-scheduler_expect_write(struct scheduler *s, struct qent *e)
-{
-	e->expect++;
+	sched_add_id(s, env->id, env->arrival);
 }
 
 void
@@ -844,8 +913,7 @@ scheduler_flush(struct scheduler *s, const char *id)
 	}
 	/* A flush also means "try the upstreams again now". */
 	for (i = 0; i < s->nups; i++)
-		if (s->ups[i]->open_until != 0 && !s->ups[i]->probing)
-			s->ups[i]->open_until = time(NULL);
+		breaker_retry_now(&s->ups[i]->br, time(NULL));
 	sched_kick(s);
 	return n;
 }
@@ -903,30 +971,6 @@ scheduler_bounces(const struct scheduler *s)
 	return s->bounces;
 }
 
-void
-scheduler_count_bounce(struct scheduler *s)
-{
-	s->bounces++;
-}
-
-struct event_base *
-scheduler_base(const struct scheduler *s)
-{
-	return s->base;
-}
-
-struct pst_pool *
-scheduler_pool(const struct scheduler *s)
-{
-	return s->pool;
-}
-
-struct pst_spool *
-scheduler_spool(const struct scheduler *s)
-{
-	return s->spool;
-}
-
 struct config *
 scheduler_config(const struct scheduler *s)
 {
@@ -949,6 +993,7 @@ scheduler_free(struct scheduler *s)
 	for (i = 0; i < s->nups; i++)
 		free(s->ups[i]);
 	free(s->ups);
+	free(s->route);
 	free(s->table);
 	free(s->heap);
 	if (s->ev_inotify != NULL)

@@ -5,56 +5,28 @@
  * held, in delivery), rebuilt from the spool at start.  Messages come in
  * from the server's commits and from files appearing in the queue
  * (sendmail drops, seen through inotify), so nothing polls.  Due messages
- * are handed to deliveries (deliver.c): at most queue.concurrency
- * connections per upstream, each carrying up to
- * queue.messages_per_connection messages.  Upstreams are tried in order;
- * one whose connections keep failing is skipped for a while (circuit
- * breaker) and then tried again with a single probe delivery.
+ * are handed to deliveries (deliver.c, with their environment and
+ * callbacks): at most queue.concurrency connections per upstream, each
+ * carrying up to queue.messages_per_connection messages.  Upstreams are
+ * tried in order; one whose connections keep failing is skipped for a
+ * while (circuit breaker, breaker.c) and then tried again with a single
+ * probe delivery.
  */
 #ifndef POSTERN_SCHEDULER_H
 #define POSTERN_SCHEDULER_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <time.h>
 
-#include "client/negotiate.h"
+#include "deliver.h"	/* struct upstate */
 
 struct config;
-struct config_upstream;
 struct event_base;
 struct pst_pool;
 struct pst_spool;
 struct pst_spool_env;
 struct scheduler;
-
-/* Per-upstream state, kept across reloads by name. */
-struct upstate {
-	char		 name[128];
-	unsigned	 conns;		/* deliveries connected or connecting */
-	unsigned	 failures;	/* consecutive connection failures */
-	time_t		 open_until;	/* breaker open until then */
-	unsigned	 opened;	/* times opened in a row */
-	bool		 probing;	/* a half-open probe is running */
-	enum pst_learned learned;	/* TLS mode that worked */
-	size_t		 proxy;		/* proxy of the list to use next */
-	double		 tokens;	/* rate limit bucket */
-	struct timespec	 refilled;
-	time_t		 last_ok;
-	time_t		 last_fail;
-	char		 last_error[256];
-	/* What its last EHLO said it can take (deliver.c). */
-	bool		 caps_known;
-	bool		 smtputf8;	/* SMTPUTF8 offered */
-	uint64_t	 size_max;	/* SIZE limit, 0: none */
-	/* Counters since start, per recipient or per connection. */
-	unsigned long	 delivered;
-	unsigned long	 deferred;
-	unsigned long	 failed;
-	unsigned long	 conn_ok;
-	unsigned long	 conn_failed[PST_STAGE__COUNT];	/* by stage */
-};
 
 /*
  * scheduler_new()
@@ -127,7 +99,6 @@ time_t		 scheduler_oldest(const struct scheduler *s);
  * Bounces written since start.
  */
 unsigned long	 scheduler_bounces(const struct scheduler *s);
-void		 scheduler_count_bounce(struct scheduler *s);
 
 /*
  * scheduler_upstate()
@@ -142,65 +113,7 @@ struct upstate	*scheduler_upstate(struct scheduler *s, const char *name);
  */
 void		 scheduler_free(struct scheduler *s);
 
-/*
- * For deliver.c.
- */
-struct delivery;
-struct qent;
-
-const char	*qent_id(const struct qent *e);
-
-/*
- * scheduler_next()
- * The next due message for delivery 'd' (marked busy), or NULL.
- */
-struct qent	*scheduler_next(struct scheduler *s, struct delivery *d,
-		    struct upstate *up);
-
-/*
- * scheduler_done()
- * Delivery of 'e' ended: 'next' is when to try again (0: it left the
- * queue), 'held' its held flag.
- */
-void		 scheduler_done(struct scheduler *s, struct qent *e,
-		    time_t next, bool held, bool gone);
-
-/*
- * scheduler_retry_soon()
- * Delivery of 'e' could not start for a moment's reason (its commit is
- * still finishing): try again in about 100 ms, not at the next second.
- */
-void		 scheduler_retry_soon(struct scheduler *s, struct qent *e);
-
-/*
- * scheduler_delivery_end()
- * Delivery 'd' has ended and freed itself.
- */
-void		 scheduler_delivery_end(struct scheduler *s,
-		    struct delivery *d, struct upstate *up);
-
-/*
- * scheduler_conn_result()
- * A connection to 'up' succeeded (err NULL) or failed: feeds the breaker.
- */
-void		 scheduler_conn_result(struct scheduler *s, struct upstate *up,
-		    const struct pst_err *err, enum pst_learned learned);
-
-/* The scheduler's bound objects, for deliveries. */
-struct event_base *scheduler_base(const struct scheduler *s);
-struct pst_pool	*scheduler_pool(const struct scheduler *s);
-struct pst_spool *scheduler_spool(const struct scheduler *s);
+/* The configuration queued mail is routed by. */
 struct config	*scheduler_config(const struct scheduler *s);
-
-/*
- * scheduler_expect_write()
- * The daemon is about to rewrite the envelope of 'e' itself: the inotify
- * event that follows is not news.
- */
-void		 scheduler_expect_write(struct scheduler *s, struct qent *e);
-
-/* Indexes a message created by the daemon itself (a bounce). */
-void		 scheduler_add_id(struct scheduler *s, const char *id,
-		    time_t arrival);
 
 #endif /* POSTERN_SCHEDULER_H */
