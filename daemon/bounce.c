@@ -16,19 +16,11 @@
 #include <openssl/rand.h>
 
 #include "bounce.h"
+#include "common/codec.h"
 #include "common/err.h"
 #include "config.h"
 
 #define CTE_8BIT	"Content-Transfer-Encoding: 8bit\r\n"
-
-static bool
-has_8bit(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return true;
-	return false;
-}
 
 bool
 bounce_wanted(const struct pst_spool_rcpt *r)
@@ -263,7 +255,7 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 		    "Action: %s\r\n"
 		    "Status: %s\r\n"
 		    "%s",
-		    utf8 && has_8bit(r->addr) ? "utf-8" : "rfc822", r->addr,
+		    utf8 && pst_str_8bit(r->addr) ? "utf-8" : "rfc822", r->addr,
 		    r->orcpt != NULL ? "Original-Recipient: " : "",
 		    r->orcpt != NULL ? r->orcpt : "",
 		    r->orcpt != NULL ? "\r\n" : "",

@@ -183,6 +183,15 @@ pst_utf8_seq(const unsigned char *p, size_t n)
 }
 
 bool
+pst_str_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return true;
+	return false;
+}
+
+bool
 pst_utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;

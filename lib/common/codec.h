@@ -84,6 +84,9 @@ enum pst_pct_rc	pst_pct_decode(const char *s, size_t len, char *out,
 size_t	 pst_utf8_seq(const unsigned char *p, size_t n);
 bool	 pst_utf8_valid(const char *s, size_t len);
 
+/* Whether the string 's' holds a byte above 0x7F (8-bit text). */
+bool	 pst_str_8bit(const char *s);
+
 /*
  * JSON string contents (RFC 8259 §7), without the quotes: '"' and '\'
  * are escaped with a backslash; the bytes 0x00 to 0x1F and 0x7F become

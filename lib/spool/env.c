@@ -371,24 +371,15 @@ pst_spool_env_pending(const struct pst_spool_env *env)
 	return n;
 }
 
-static bool
-has_8bit(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return true;
-	return false;
-}
-
 bool
 pst_spool_env_utf8_addrs(const struct pst_spool_env *env)
 {
 	size_t i;
 
-	if (env->sender != NULL && has_8bit(env->sender))
+	if (env->sender != NULL && pst_str_8bit(env->sender))
 		return true;
 	for (i = 0; i < env->nrcpts; i++)
-		if (has_8bit(env->rcpts[i].addr))
+		if (pst_str_8bit(env->rcpts[i].addr))
 			return true;
 	return false;
 }

@@ -300,6 +300,15 @@ START_TEST(utf8_valid)
 }
 END_TEST
 
+START_TEST(str_8bit)
+{
+	ck_assert(!pst_str_8bit(""));
+	ck_assert(!pst_str_8bit("user@example.org\x7f"));
+	ck_assert(pst_str_8bit("j\xc3\xb6rg@example.org"));
+	ck_assert(pst_str_8bit("\x80"));
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -318,6 +327,7 @@ unit_suite(void)
 	tcase_add_loop_test(tc, hex_decode_vectors, 0, NELEMS(hex_vectors));
 	tcase_add_test(tc, hex_round_trip);
 	tcase_add_test(tc, utf8_valid);
+	tcase_add_test(tc, str_8bit);
 	suite_add_tcase(s, tc);
 	return s;
 }
