@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 
 #include "client/negotiate.h"
+#include "common/codec.h"
 #include "common/err.h"
 #include "config.h"
 #include "config_int.h"
@@ -146,38 +147,20 @@ env_log_level(struct loader *L, const char *var, const char *value)
 		L->cfg->log_level = level;
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decodes %XX in place; -1 for a bad escape or a control character. */
+/*
+ * Decodes %XX in place (the shared decoder never writes ahead of what it
+ * reads); -1 for a bad escape or a control character.
+ */
 static int
 percent_decode(char *s)
 {
-	char *out = s;
-	int hi, lo;
+	size_t len = strlen(s), i;
 
-	for (; *s != '\0'; s++) {
-		if (*s == '%') {
-			if ((hi = hexval(s[1])) == -1 || (lo = hexval(s[2])) == -1)
-				return -1;
-			*out = (char)(hi * 16 + lo);
-			s += 2;
-		} else
-			*out = *s;
-		if ((unsigned char)*out < 0x20 || *out == 0x7f)
+	if (pst_pct_decode(s, len, s, len + 1, &len) != PST_PCT_OK)
+		return -1;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return -1;
-		out++;
-	}
-	*out = '\0';
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "breaker.h"
+#include "common/codec.h"
 #include "common/err.h"
 #include "common/pool.h"
 #include "config.h"
@@ -61,9 +62,6 @@
  */
 #define NOMEM_RETRY_MS	1000
 
-/* FNV-1a (64 bit), for the id hash: ids are random hex already. */
-#define FNV_OFFSET	1469598103934665603ull
-#define FNV_PRIME	1099511628211ull
 
 struct qent {
 	char		 id[PST_SPOOL_ID_LEN + 1];
@@ -120,11 +118,7 @@ static const struct delivery_cbs sched_delivery_cbs;
 static size_t
 id_hash(const char *id)
 {
-	uint64_t h = FNV_OFFSET;
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * FNV_PRIME;
-	return (size_t)h;
+	return (size_t)pst_fnv1a64(id, strlen(id));
 }
 
 static struct qent *

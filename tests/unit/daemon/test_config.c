@@ -504,6 +504,13 @@ START_TEST(upstream_from_environment)
 	setenv("POSTERN_UPSTREAM", "smtp://user@mail.example.org", 1);
 	ck_assert_ptr_nonnull(strstr(load_errors(""), "names a user but no "
 	    "password"));
+	/* A bad escape, %00 and a decoded control byte are refused. */
+	setenv("POSTERN_UPSTREAM", "smtp://me:p%4@mail.example.org", 1);
+	ck_assert_ptr_nonnull(strstr(load_errors(""), "bad user or password"));
+	setenv("POSTERN_UPSTREAM", "smtp://me%00:p@mail.example.org", 1);
+	ck_assert_ptr_nonnull(strstr(load_errors(""), "bad user or password"));
+	setenv("POSTERN_UPSTREAM", "smtp://me:p%0a@mail.example.org", 1);
+	ck_assert_ptr_nonnull(strstr(load_errors(""), "bad user or password"));
 	unsetenv("POSTERN_UPSTREAM");
 }
 END_TEST
