@@ -40,6 +40,7 @@
 #include "msg/addrlist.h"
 #include "msg/header.h"
 #include "msg/rfc2047.h"
+#include "msg/trace.h"
 #include "rewrite.h"
 #include "smtp/addr.h"
 #include "spool/spool.h"
@@ -94,7 +95,7 @@ struct submit {
 	/* The header section. */
 	bool			 headers_done;	/* written out */
 	bool			 hdr_8bit;	/* a byte above 127 */
-	unsigned		 received;	/* Received: fields */
+	struct pst_hops		 hops;		/* Received: fields */
 	struct pst_hdr		 hdr;
 };
 
@@ -211,6 +212,7 @@ submit_new(const struct submit_params *p, struct pst_err *err)
 	s->skip_from_line = p->skip_from_line;
 	s->notify = p->notify;
 	s->now = time(NULL);
+	pst_hops_init(&s->hops);
 	pst_hdr_init(&s->hdr, SUBMIT_HEADER_MAX);
 	if ((s->from_addr = strdup(p->from_addr)) == NULL ||
 	    (p->full_name != NULL &&
@@ -610,14 +612,8 @@ header_line(struct submit *s, struct pst_err *err)
 		return headers_end(s, END_BLANK, err);
 	switch (pst_hdr_add(&s->hdr, s->line, s->len)) {
 	case PST_HDR_ADD_FIELD:
-		if (s->hdr.fields[s->hdr.nfields - 1].kind ==
-		    PST_HDR_RECEIVED && ++s->received >= SUBMIT_RECEIVED_MAX)
-			return submit_fail(s, err, 554, "5.4.0", "too many "
-			    "hops (%u Received: fields): mail loop?",
-			    s->received);
-		return 0;
 	case PST_HDR_ADD_CONT:
-		return 0;
+		break;
 	case PST_HDR_ADD_NOT:
 		/* The body starts here, after an inserted blank line. */
 		if (headers_end(s, END_BODY, err) == -1)
@@ -631,6 +627,10 @@ header_line(struct submit *s, struct pst_err *err)
 		    "reading the header section");
 		return submit_spool_fail(s, err);
 	}
+	pst_hops_line(&s->hops, s->line, s->len);
+	if (pst_hops_exceeded(&s->hops))
+		return submit_fail(s, err, 554, "5.4.0", "too many hops (%u "
+		    "Received: fields): mail loop?", s->hops.count);
 	return 0;
 }
 
@@ -813,20 +813,28 @@ write_field(struct submit *s, const struct pst_hdr_field *f,
 static int
 write_received(struct submit *s, struct pst_err *err)
 {
-	char date[64];
-	struct tm tm;
+	char note[64], buf[2048];
+	struct pst_received r = { 0 };
+	int n;
 
-	localtime_r(&s->now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (s->helo != NULL)
-		return out_printf(s, err, "Received: from %s\r\n"
-		    "\tby %s (postern, from userid %lu) with %s id %s;\r\n"
-		    "\t%s\r\n", s->helo, s->cfg->hostname,
-		    (unsigned long)s->uid, s->protocol != NULL ?
-		    s->protocol : "SMTP", submit_id(s), date);
-	return out_printf(s, err, "Received: by %s (postern, from userid "
-	    "%lu)\r\n\tid %s; %s\r\n", s->cfg->hostname,
-	    (unsigned long)s->uid, submit_id(s), date);
+	snprintf(note, sizeof(note), "postern, from userid %lu",
+	    (unsigned long)s->uid);
+	r.by = s->cfg->hostname;
+	r.by_comment = note;
+	r.id = submit_id(s);
+	r.date = s->now;
+	if (s->helo != NULL) {
+		r.from = s->helo;
+		r.with = s->protocol != NULL ? s->protocol : "SMTP";
+		r.fold = PST_RCVD_FOLD_BY | PST_RCVD_FOLD_DATE;
+	} else
+		r.fold = PST_RCVD_FOLD_ID;
+	if ((n = pst_received_format(&r, buf, sizeof(buf))) == -1) {
+		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "header field "
+		    "too long");
+		return submit_spool_fail(s, err);
+	}
+	return out_write(s, buf, (size_t)n, err);
 }
 
 static int
@@ -864,14 +872,10 @@ write_added(struct submit *s, struct pst_err *err)
 {
 	char buf[64];
 	uint32_t rnd = 0;
-	struct tm tm;
 
-	if (!pst_hdr_has(&s->hdr, PST_HDR_DATE)) {
-		localtime_r(&s->now, &tm);
-		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &tm);
-		if (out_printf(s, err, "Date: %s\r\n", buf) == -1)
-			return -1;
-	}
+	if (!pst_hdr_has(&s->hdr, PST_HDR_DATE) && out_printf(s, err,
+	    "Date: %s\r\n", pst_msg_date(s->now, buf, sizeof(buf))) == -1)
+		return -1;
 	if (!pst_hdr_has(&s->hdr, PST_HDR_MSGID)) {
 		/* The queue id is unique here; the random part elsewhere. */
 		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
