@@ -52,7 +52,18 @@ enum submit_state {
 	SUBMIT_ENDED,		/* a lone "." ended the input */
 	SUBMIT_COMMITTED,	/* in the queue */
 	SUBMIT_FAILED,		/* gave up; only free */
+	SUBMIT__COUNT
 };
+
+static const char *const submit_state_names[] = {
+	[SUBMIT_HEADER] = "header",
+	[SUBMIT_BODY] = "body",
+	[SUBMIT_ENDED] = "ended",
+	[SUBMIT_COMMITTED] = "committed",
+	[SUBMIT_FAILED] = "failed",
+};
+_Static_assert(sizeof(submit_state_names) / sizeof(submit_state_names[0])
+    == SUBMIT__COUNT, "a name for every state");
 
 /* How the header section ended. */
 enum header_end {
@@ -103,6 +114,7 @@ static int	 submit_fail(struct submit *, struct pst_err *, int,
 		    const char *, const char *, ...)
 		    __attribute__((format(printf, 5, 6)));
 static int	 submit_spool_fail(struct submit *, struct pst_err *);
+static void	 submit_set_state(struct submit *, enum submit_state);
 static int	 out_write(struct submit *, const void *, size_t,
 		    struct pst_err *);
 static int	 out_printf(struct submit *, struct pst_err *, const char *,
@@ -173,7 +185,7 @@ submit_fail(struct submit *s, struct pst_err *err, int code, const char *esc,
 	pst_err_set(err, PST_PERM, PST_STAGE_DATA, "%s", text);
 	err->smtp_code = code;
 	snprintf(err->esc, sizeof(err->esc), "%s", esc);
-	s->state = SUBMIT_FAILED;
+	submit_set_state(s, SUBMIT_FAILED);
 	return -1;
 }
 
@@ -185,8 +197,15 @@ submit_spool_fail(struct submit *s, struct pst_err *err)
 		err->cls = PST_LOCAL;
 	err->smtp_code = 451;
 	snprintf(err->esc, sizeof(err->esc), "4.3.0");
-	s->state = SUBMIT_FAILED;
+	submit_set_state(s, SUBMIT_FAILED);
 	return -1;
+}
+
+/* The only writer of s->state. */
+static void
+submit_set_state(struct submit *s, enum submit_state st)
+{
+	s->state = st;
 }
 
 /*
@@ -512,7 +531,7 @@ submit_input(struct submit *s, const char *buf, size_t len,
 
 	if (s->state != SUBMIT_HEADER && s->state != SUBMIT_BODY) {
 		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "input after the "
-		    "end of the message");
+		    "end of the message (%s)", submit_state_names[s->state]);
 		return -1;
 	}
 	for (i = 0; i < len; i++) {
@@ -578,7 +597,7 @@ line_end(struct submit *s, struct pst_err *err)
 	s->cont = false;
 	if (!s->ignore_dots && !cont && s->len == 1 && s->line[0] == '.') {
 		s->len = 0;
-		s->state = SUBMIT_ENDED;
+		submit_set_state(s, SUBMIT_ENDED);
 		return 1;
 	}
 	if (s->state == SUBMIT_HEADER)
@@ -913,7 +932,7 @@ headers_end(struct submit *s, enum header_end how, struct pst_err *err)
 	pst_hdr_clear(&s->hdr);
 	s->headers_done = true;
 	if (s->state == SUBMIT_HEADER)
-		s->state = SUBMIT_BODY;
+		submit_set_state(s, SUBMIT_BODY);
 	return 0;
 }
 
@@ -939,7 +958,7 @@ submit_finish(struct submit *s, struct pst_err *err)
 		return -1;
 	if (s->state != SUBMIT_BODY && s->state != SUBMIT_ENDED) {
 		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "the message "
-		    "cannot be finished");
+		    "cannot be finished (%s)", submit_state_names[s->state]);
 		return submit_spool_fail(s, err);
 	}
 	if (s->env->nrcpts == 0)
@@ -958,7 +977,7 @@ submit_finish(struct submit *s, struct pst_err *err)
 		s->env->flags |= PST_SPOOL_F_UTF8_CHECKED;
 	if (pst_spool_msg_commit_sync(s->msg, err) == -1)
 		return submit_spool_fail(s, err);
-	s->state = SUBMIT_COMMITTED;
+	submit_set_state(s, SUBMIT_COMMITTED);
 	pst_err_clear(err);
 	return 0;
 }
