@@ -21,11 +21,19 @@ pst_phrase_encode(const char *name, struct evbuffer *out)
 	for (p = (const unsigned char *)name; *p != '\0' &&
 	    n < PST_PHRASE_NAME_MAX; p++)
 		clean[n++] = *p < 0x20 || *p == 0x7f ? '?' : *p;
-	/* Do not leave a cut UTF-8 sequence at the end. */
-	while (n > 0 && (clean[n - 1] & 0xc0) == 0x80)
-		n--;
-	if (n > 0 && (clean[n - 1] & 0xc0) == 0xc0)
-		n--;
+	if (*p != '\0') {
+		/*
+		 * Cut at the bound: do not leave a cut UTF-8 sequence at
+		 * the end.  A whole one stays.
+		 */
+		for (i = n; i > 0 && n - i < 3 &&
+		    (clean[i - 1] & 0xc0) == 0x80; i--)
+			;
+		if (i > 0 && clean[i - 1] >= 0xc0 &&
+		    n - (i - 1) < (clean[i - 1] >= 0xf0 ? 4u :
+		    clean[i - 1] >= 0xe0 ? 3u : 2u))
+			n = i - 1;
+	}
 	clean[n] = '\0';
 	if (!pst_addr_utf8_valid((const char *)clean, n))
 		for (i = 0; i < n; i++)

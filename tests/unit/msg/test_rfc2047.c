@@ -93,6 +93,14 @@ static const struct {
 	{ "J\xc3\xb6rg", "=?UTF-8?B?SsO2cmc=?=" },
 	{ "\xe2\x82\xac 5", "=?UTF-8?B?4oKsIDU=?=" },
 	{ "M\xc3\xbcller, Hans", "=?UTF-8?B?TcO8bGxlciwgSGFucw==?=" },
+	/* The last character stays when it is not ASCII. */
+	{ "Jos\xc3\xa9", "=?UTF-8?B?Sm9zw6k=?=" },
+	{ "\xc3\xa9", "=?UTF-8?B?w6k=?=" },
+	{ "\xf0\x9f\x93\xa7", "=?UTF-8?B?8J+Tpw==?=" },
+	/* A sequence cut short is not UTF-8, at the end too. */
+	{ "a\x80", "a?" },
+	{ "a\xc3", "a?" },
+	{ "ab\xe2\x82", "ab??" },
 	/* Not UTF-8: every byte above 127 becomes '?'. */
 	{ "J\xf6rg", "J?rg" },
 	{ "a\xc3\xb6\xff" "b", "a???b" },
@@ -122,6 +130,12 @@ START_TEST(rfc2047_long_utf8)
 	ck_assert_uint_eq(words, 5);	/* 44 + 44 + 44 + 44 + 25 */
 	/* 72 octets a word (60 base64), 37 the last, 4 spaces. */
 	ck_assert_uint_eq(strlen(out), 4 * 72 + 10 + 36 + 2 + 4);
+
+	/* Up to the last character. */
+	name[200] = '\0';
+	words = decode_words(phrase(name), dec, sizeof(dec));
+	ck_assert_str_eq(dec, name);
+	ck_assert_uint_eq(words, 5);
 
 	/* 3-byte characters fit 45 exactly. */
 	for (i = 0; i < 30; i++)
@@ -165,6 +179,22 @@ START_TEST(rfc2047_name_max)
 	ck_assert_uint_eq(strlen(dec), PST_PHRASE_NAME_MAX);
 	ck_assert(memcmp(dec + PST_PHRASE_NAME_MAX - 4, "x\xc3\xa9" "b", 4)
 	    == 0);
+
+	/* ... and so is one that ends right at the limit. */
+	memset(name, 'a', PST_PHRASE_NAME_MAX - 3);
+	memcpy(name + PST_PHRASE_NAME_MAX - 3, "x\xc3\xa9" "bc", 6);
+	decode_words(phrase(name), dec, sizeof(dec));
+	ck_assert_uint_eq(strlen(dec), PST_PHRASE_NAME_MAX);
+	ck_assert(memcmp(dec + PST_PHRASE_NAME_MAX - 3, "x\xc3\xa9", 3)
+	    == 0);
+
+	/* A 4-byte character cut after 1, 2 or 3 bytes goes whole. */
+	memset(name, 'a', PST_PHRASE_NAME_MAX - 3);
+	memcpy(name + PST_PHRASE_NAME_MAX - 3, "\xf0\x9f\x93\xa7", 5);
+	ck_assert_uint_eq(strlen(phrase(name)), PST_PHRASE_NAME_MAX - 3);
+	memset(name, 'a', PST_PHRASE_NAME_MAX - 1);
+	memcpy(name + PST_PHRASE_NAME_MAX - 1, "\xf0\x9f\x93\xa7", 5);
+	ck_assert_uint_eq(strlen(phrase(name)), PST_PHRASE_NAME_MAX - 1);
 }
 END_TEST
 
