@@ -19,6 +19,7 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "config.h"
+#include "smtp/trace.h"
 
 #define CTE_8BIT	"Content-Transfer-Encoding: 8bit\r\n"
 
@@ -126,7 +127,8 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	struct pst_spool_msg *msg;
 	struct pst_spool_env *benv;
 	const struct pst_spool_rcpt *r;
-	char date[64], arrived[64], boundary[128], diag[1300];
+	struct pst_received rcvd = { 0 };
+	char date[64], arrived[64], boundary[128], diag[1300], trace[1024];
 	unsigned char rnd[8];
 	struct tm tm;
 	time_t now = time(NULL);
@@ -177,8 +179,17 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 		    (pst_spool_env_utf8_addrs(benv) ? PST_SPOOL_F_UTF8_NEEDED :
 		    0);
 
+	rcvd.by = cfg->hostname;
+	rcvd.by_comment = "postern";
+	rcvd.id = pst_spool_msg_id(msg);
+	rcvd.date = now;
+	if (pst_received_format(&rcvd, trace, sizeof(trace)) == -1) {
+		pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL, "bounce: "
+		    "formatting");
+		goto fail;
+	}
 	if (out(msg, err,
-	    "Received: by %s (postern) id %s; %s\r\n"
+	    "%s"
 	    "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
 	    "To: <%s>\r\n"
 	    "Subject: %s\r\n"
@@ -200,7 +211,7 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	    "\r\n"
 	    "%s\r\n"
 	    "\r\n",
-	    cfg->hostname, pst_spool_msg_id(msg), date, cfg->hostname,
+	    trace, cfg->hostname,
 	    env->sender, failed ? "Undelivered Mail Returned to Sender" :
 	    "Successful Mail Delivery Report", date, pst_spool_msg_id(msg),
 	    cfg->hostname, utf8 ? "global-delivery-status" :

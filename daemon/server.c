@@ -46,14 +46,13 @@
 #include "common/err.h"
 #include "config.h"
 #include "log.h"
+#include "smtp/trace.h"
 #include "rewrite.h"
 #include "server.h"
 #include "smtp/cmd.h"
 #include "smtp/dot.h"
 #include "smtp/server.h"
 #include "spool/spool.h"
-
-#define RECEIVED_LIMIT		100	/* RFC 5321 §6.3 loop detection */
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
@@ -354,25 +353,22 @@ static int
 write_received(struct session *s, struct pst_err *err)
 {
 	struct pst_spool_env *env = pst_spool_msg_env(s->msg);
-	char date[64], buf[1024];
-	struct tm tm;
-	time_t now;
+	struct pst_received r = { 0 };
+	char with[16], buf[1024];
 	int n;
 
-	now = time(NULL);
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	n = snprintf(buf, sizeof(buf),
-	    "Received: from %s (%s)\r\n"
-	    "\tby %s (postern) with %s%s id %s%s%s%s;\r\n"
-	    "\t%s\r\n",
-	    s->helo, s->peer_ip, s->cfg->hostname,
-	    s->smtputf8 ? "UTF8" : "", s->esmtp ? "ESMTP" : "SMTP",
-	    pst_spool_msg_id(s->msg),
-	    env->nrcpts == 1 ? "\r\n\tfor <" : "",
-	    env->nrcpts == 1 ? env->rcpts[0].addr : "",
-	    env->nrcpts == 1 ? ">" : "", date);
-	if (n < 0 || (size_t)n >= sizeof(buf))
+	snprintf(with, sizeof(with), "%s%s", s->smtputf8 ? "UTF8" : "",
+	    s->esmtp ? "ESMTP" : "SMTP");
+	r.from = s->helo;
+	r.from_comment = s->peer_ip;
+	r.by = s->cfg->hostname;
+	r.by_comment = "postern";
+	r.with = with;
+	r.id = pst_spool_msg_id(s->msg);
+	r.for_addr = env->nrcpts == 1 ? env->rcpts[0].addr : NULL;
+	r.date = time(NULL);
+	r.fold = PST_RCVD_FOLD_BY | PST_RCVD_FOLD_FOR | PST_RCVD_FOLD_DATE;
+	if ((n = pst_received_format(&r, buf, sizeof(buf))) == -1)
 		return pst_err_set(err, PST_LOCAL, PST_STAGE_DATA,
 		    "Received: header too long");
 	return pst_spool_msg_write(s->msg, buf, (size_t)n, err);
@@ -446,9 +442,9 @@ sink_commit(void *arg, const struct pst_dot *dot, struct pst_smtps_reply *r)
 	struct session *s = arg;
 	struct pst_err err;
 
-	if (dot->received >= RECEIVED_LIMIT) {
+	if (pst_hops_exceeded(&dot->hops)) {
 		pst_smtps_reply_set(r, 554, "5.4.0", "Error: too many hops "
-		    "(%u Received: headers): mail loop?", dot->received);
+		    "(%u Received: headers): mail loop?", dot->hops.count);
 		return PST_SMTPS_REFUSED;
 	}
 	note_smtputf8(s, dot);

@@ -5,9 +5,12 @@
  * CR alone, which counts as a line end too) and bounds lines; each line
  * then goes to the header collector or, once the header section is over,
  * straight into the spool message with CRLF.  The header section is kept
- * in one buffer with an index of its fields, so that it can be looked at
- * whole (recipients for -t, which fields are missing) before anything of
- * it is written.
+ * in one buffer with an index of its fields (msg/header.h), so that it
+ * can be looked at whole (recipients for -t, which fields are missing)
+ * before anything of it is written.  Parsing and encoding belong to
+ * lib/msg (address lists, the header index, phrases, trace fields); what
+ * is done with them is decided here: aliases, the default domain, which
+ * fields are fixed or added, where recipients come from.
  *
  * Invariants: what reaches the spool has CRLF line ends only, no line
  * longer than SUBMIT_LINE_MAX octets plus CRLF, and no NUL.  Memory is
@@ -34,18 +37,14 @@
 
 #include "common/err.h"
 #include "config.h"
+#include "msg/addrlist.h"
+#include "msg/header.h"
+#include "msg/rfc2047.h"
+#include "smtp/trace.h"
 #include "rewrite.h"
-#include "sasl/sasl.h"
 #include "smtp/addr.h"
 #include "spool/spool.h"
 #include "submit.h"
-
-/* Longest display name put into an added From: field. */
-#define NAME_MAX_BYTES		256
-/* Input bytes per RFC 2047 encoded word: 60 base64 characters. */
-#define WORD_BYTES		45
-/* Longest address we take out of an address list, before checking. */
-#define LIST_ADDR_MAX		(PST_ADDR_PATH_MAX + 64)
 
 enum submit_state {
 	SUBMIT_HEADER = 0,	/* collecting the header section */
@@ -53,56 +52,24 @@ enum submit_state {
 	SUBMIT_ENDED,		/* a lone "." ended the input */
 	SUBMIT_COMMITTED,	/* in the queue */
 	SUBMIT_FAILED,		/* gave up; only free */
+	SUBMIT__COUNT
 };
+
+static const char *const submit_state_names[] = {
+	[SUBMIT_HEADER] = "header",
+	[SUBMIT_BODY] = "body",
+	[SUBMIT_ENDED] = "ended",
+	[SUBMIT_COMMITTED] = "committed",
+	[SUBMIT_FAILED] = "failed",
+};
+_Static_assert(sizeof(submit_state_names) / sizeof(submit_state_names[0])
+    == SUBMIT__COUNT, "a name for every state");
 
 /* How the header section ended. */
 enum header_end {
 	END_BLANK = 0,		/* an empty line */
 	END_BODY,		/* a line that is not a field */
 	END_EOF,		/* the end of input */
-};
-
-enum field_kind {
-	FK_OTHER = 0,
-	FK_FROM,
-	FK_DATE,
-	FK_MSGID,
-	FK_RECEIVED,
-	FK_TO,
-	FK_CC,
-	FK_BCC,
-	FK_RESENT_TO,
-	FK_RESENT_CC,
-	FK_RESENT_BCC,
-	FK_ADDRESSES,		/* other fields holding addresses */
-};
-
-static const struct {
-	const char	*name;
-	enum field_kind	 kind;
-} field_names[] = {
-	{ "from", FK_FROM },
-	{ "date", FK_DATE },
-	{ "message-id", FK_MSGID },
-	{ "received", FK_RECEIVED },
-	{ "to", FK_TO },
-	{ "cc", FK_CC },
-	{ "bcc", FK_BCC },
-	{ "resent-to", FK_RESENT_TO },
-	{ "resent-cc", FK_RESENT_CC },
-	{ "resent-bcc", FK_RESENT_BCC },
-	{ "sender", FK_ADDRESSES },
-	{ "reply-to", FK_ADDRESSES },
-	{ "resent-from", FK_ADDRESSES },
-	{ "resent-sender", FK_ADDRESSES },
-};
-
-/* One header field: its physical lines, each with CRLF, in 'hdr'. */
-struct field {
-	size_t		 off;
-	size_t		 len;
-	size_t		 name_len;	/* before any WSP and the colon */
-	enum field_kind	 kind;
 };
 
 struct submit {
@@ -139,32 +106,15 @@ struct submit {
 	/* The header section. */
 	bool			 headers_done;	/* written out */
 	bool			 hdr_8bit;	/* a byte above 127 */
-	unsigned		 received;	/* Received: fields */
-	char			*hdr;
-	size_t			 hdr_len;
-	size_t			 hdr_cap;
-	struct field		*fields;
-	size_t			 nfields;
-	size_t			 fields_cap;
-};
-
-/* Scanner state for one address list. */
-struct list_scan {
-	const char	*p;
-	const char	*end;
-	bool		 in_group;
-	const char	*elem;		/* the element, for messages */
-	size_t		 elem_len;
-	char		 addr[LIST_ADDR_MAX + 1];
-	size_t		 alen;
-	const char	*insert_at;	/* where "@domain" would go */
-	const char	*why;
+	struct pst_hops		 hops;		/* Received: fields */
+	struct pst_hdr		 hdr;
 };
 
 static int	 submit_fail(struct submit *, struct pst_err *, int,
 		    const char *, const char *, ...)
 		    __attribute__((format(printf, 5, 6)));
 static int	 submit_spool_fail(struct submit *, struct pst_err *);
+static void	 submit_set_state(struct submit *, enum submit_state);
 static int	 out_write(struct submit *, const void *, size_t,
 		    struct pst_err *);
 static int	 out_printf(struct submit *, struct pst_err *, const char *,
@@ -176,23 +126,17 @@ static int	 body_line(struct submit *, const char *, size_t,
 static int	 header_line(struct submit *, struct pst_err *);
 static int	 headers_end(struct submit *, enum header_end,
 		    struct pst_err *);
-static int	 hdr_append(struct submit *, const char *, size_t,
-		    struct pst_err *);
-static size_t	 field_name_len(const char *, size_t, size_t *);
-static enum field_kind field_kind(const char *, size_t);
 static int	 extract_rcpts(struct submit *, struct pst_err *);
 static int	 write_folded(struct submit *, const char *, size_t, size_t,
 		    struct pst_err *);
 static size_t	 value_start(const char *, size_t);
-static int	 write_field(struct submit *, const struct field *,
+static int	 write_field(struct submit *, const struct pst_hdr_field *,
 		    struct pst_err *);
 static int	 qualify_value(struct submit *, const char *, size_t,
 		    struct evbuffer *);
 static int	 write_received(struct submit *, struct pst_err *);
 static int	 write_added(struct submit *, struct pst_err *);
 static int	 write_from(struct submit *, struct pst_err *);
-static int	 encode_phrase(const char *, struct evbuffer *);
-static int	 list_next(struct list_scan *);
 static int	 add_address(struct submit *, const char *, size_t,
 		    unsigned, const char *, const char *, struct pst_err *);
 static int	 add_expanded(struct submit *, const char *, unsigned,
@@ -241,7 +185,7 @@ submit_fail(struct submit *s, struct pst_err *err, int code, const char *esc,
 	pst_err_set(err, PST_PERM, PST_STAGE_DATA, "%s", text);
 	err->smtp_code = code;
 	snprintf(err->esc, sizeof(err->esc), "%s", esc);
-	s->state = SUBMIT_FAILED;
+	submit_set_state(s, SUBMIT_FAILED);
 	return -1;
 }
 
@@ -253,8 +197,15 @@ submit_spool_fail(struct submit *s, struct pst_err *err)
 		err->cls = PST_LOCAL;
 	err->smtp_code = 451;
 	snprintf(err->esc, sizeof(err->esc), "4.3.0");
-	s->state = SUBMIT_FAILED;
+	submit_set_state(s, SUBMIT_FAILED);
 	return -1;
+}
+
+/* The only writer of s->state. */
+static void
+submit_set_state(struct submit *s, enum submit_state st)
+{
+	s->state = st;
 }
 
 /*
@@ -280,6 +231,8 @@ submit_new(const struct submit_params *p, struct pst_err *err)
 	s->skip_from_line = p->skip_from_line;
 	s->notify = p->notify;
 	s->now = time(NULL);
+	pst_hops_init(&s->hops);
+	pst_hdr_init(&s->hdr, SUBMIT_HEADER_MAX);
 	if ((s->from_addr = strdup(p->from_addr)) == NULL ||
 	    (p->full_name != NULL &&
 	    (s->full_name = strdup(p->full_name)) == NULL) ||
@@ -331,8 +284,7 @@ submit_free(struct submit *s)
 	free(s->helo);
 	free(s->protocol);
 	free(s->line);
-	free(s->hdr);
-	free(s->fields);
+	pst_hdr_clear(&s->hdr);
 	free(s->seen);
 	free(s);
 }
@@ -441,7 +393,7 @@ static int
 add_address(struct submit *s, const char *addr, size_t len, unsigned notify,
     const char *elem, const char *where, struct pst_err *err)
 {
-	char buf[LIST_ADDR_MAX + PST_ADDR_DOMAIN_MAX + 2];
+	char buf[PST_ADDRLIST_ADDR_MAX + PST_ADDR_DOMAIN_MAX + 2];
 	struct pst_addr a;
 	const char *why;
 
@@ -464,212 +416,16 @@ add_address(struct submit *s, const char *addr, size_t len, unsigned notify,
 	return add_expanded(s, a.mailbox, notify, NULL, err);
 }
 
-/*
- * The next address of an RFC 5322 §3.4 address list: 1 with the address
- * in 'addr' (empty for an empty element such as ",,"), 0 at the end, -1
- * with 'why' on a syntax error.  Comments and white space go, a display
- * name gives way to the <angle address>, a source route is dropped
- * (RFC 5322 §4.4 obs-route), "name: ...;" groups give their members.
- */
-static int
-list_next(struct list_scan *ls)
-{
-	char plain[LIST_ADDR_MAX + 1], angle[LIST_ADDR_MAX + 1];
-	size_t plen = 0, alen = 0, depth;
-	bool in_angle = false, has_angle = false, gap = false;
-	bool apart = false;
-	const char *start, *q, *r, *plain_end = NULL, *angle_end = NULL;
-	char *dst;
-	size_t *dlen;
-	int c;
-
-	while (ls->p < ls->end && (is_wsp(*ls->p) || *ls->p == '\r' ||
-	    *ls->p == '\n'))
-		ls->p++;
-	if (ls->p >= ls->end)
-		return 0;
-	/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores) */
-	ls->elem = start = ls->p;
-	while (ls->p < ls->end) {
-		c = (unsigned char)*ls->p;
-		dst = in_angle ? angle : plain;
-		dlen = in_angle ? &alen : &plen;
-		if (c == '"' || c == '[') {
-			/* A quoted string or a domain literal, kept whole. */
-			q = ls->p + 1;
-			while (q < ls->end && *q != (c == '"' ? '"' : ']')) {
-				if (*q == '\\' && q + 1 < ls->end)
-					q++;
-				q++;
-			}
-			if (q >= ls->end) {
-				ls->why = c == '"' ? "unterminated quoted "
-				    "string" : "unterminated domain literal";
-				goto bad;
-			}
-			q++;
-			if (!in_angle && gap && plen > 0 &&
-			    plain[plen - 1] != '.' && plain[plen - 1] != '@')
-				apart = true;
-			gap = false;
-			for (r = ls->p; r < q; r++) {
-				if (*r == '\r' || *r == '\n')
-					continue;
-				if (*dlen >= LIST_ADDR_MAX) {
-					ls->why = "address too long";
-					goto bad;
-				}
-				dst[(*dlen)++] = *r;
-			}
-			ls->p = q;
-			if (!in_angle)
-				plain_end = q;
-			continue;
-		}
-		if (c == '(') {
-			depth = 0;
-			q = ls->p;
-			do {
-				if (*q == '\\' && q + 1 < ls->end)
-					q++;
-				else if (*q == '(')
-					depth++;
-				else if (*q == ')')
-					depth--;
-				q++;
-			} while (depth > 0 && q < ls->end);
-			if (depth > 0) {
-				ls->why = "unterminated comment";
-				goto bad;
-			}
-			ls->p = q;
-			gap = true;
-			continue;
-		}
-		if (c == '<') {
-			if (in_angle || has_angle) {
-				ls->why = "more than one <address>";
-				goto bad;
-			}
-			in_angle = has_angle = true;
-			ls->p++;
-			continue;
-		}
-		if (c == '>') {
-			if (!in_angle) {
-				ls->why = "\">\" without \"<\"";
-				goto bad;
-			}
-			in_angle = false;
-			angle_end = ls->p;
-			ls->p++;
-			continue;
-		}
-		if (is_wsp(c) || c == '\r' || c == '\n') {
-			gap = true;
-			ls->p++;
-			continue;
-		}
-		if (in_angle) {
-			/* Source route commas and colons live here. */
-			if (alen >= LIST_ADDR_MAX) {
-				ls->why = "address too long";
-				goto bad;
-			}
-			angle[alen++] = (char)c;
-			ls->p++;
-			continue;
-		}
-		if (c == ',') {
-			ls->p++;
-			break;
-		}
-		if (c == ';') {
-			ls->p++;
-			ls->in_group = false;
-			break;
-		}
-		if (c == ':') {
-			/* RFC 5322 §3.4 group: the display name goes. */
-			if (ls->in_group) {
-				ls->why = "a group inside a group";
-				goto bad;
-			}
-			ls->in_group = true;
-			ls->p++;
-			/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores) */
-			ls->elem = start = ls->p;
-			plen = alen = 0;
-			has_angle = gap = apart = false;
-			plain_end = NULL;
-			continue;
-		}
-		if (gap && plen > 0 && c != '.' && c != '@' &&
-		    plain[plen - 1] != '.' && plain[plen - 1] != '@')
-			apart = true;
-		gap = false;
-		if (plen >= LIST_ADDR_MAX) {
-			ls->why = "address too long";
-			goto bad;
-		}
-		plain[plen++] = (char)c;
-		plain_end = ++ls->p;
-	}
-	while (ls->elem < ls->p && strchr(" \t\r\n", *ls->elem) != NULL)
-		ls->elem++;
-	ls->elem_len = (size_t)(ls->p - ls->elem);
-	while (ls->elem_len > 0 && strchr(" \t\r\n,;",
-	    ls->elem[ls->elem_len - 1]) != NULL)
-		ls->elem_len--;
-	if (in_angle) {
-		ls->why = "\"<\" without \">\"";
-		return -1;
-	}
-	if (has_angle) {
-		q = angle;
-		/* "<@a.example,@b.example:user@c.example>" */
-		if (alen > 0 && angle[0] == '@' &&
-		    (r = memchr(angle, ':', alen)) != NULL) {
-			alen -= (size_t)(r + 1 - angle);
-			q = r + 1;
-		}
-		if (alen == 0) {
-			ls->why = "empty <>";
-			return -1;
-		}
-		memcpy(ls->addr, q, alen);
-		ls->alen = alen;
-		ls->insert_at = angle_end;
-	} else {
-		if (apart) {
-			ls->why = "words without an <address>";
-			return -1;
-		}
-		memcpy(ls->addr, plain, plen);
-		ls->alen = plen;
-		ls->insert_at = plain_end;
-	}
-	ls->addr[ls->alen] = '\0';
-	return 1;
-bad:
-	while (ls->elem < ls->end && strchr(" \t\r\n", *ls->elem) != NULL)
-		ls->elem++;
-	ls->elem_len = (size_t)(ls->end - ls->elem);
-	return -1;
-}
-
 int
 submit_add_list(struct submit *s, const char *text, size_t len,
     const char *where, struct pst_err *err)
 {
-	struct list_scan ls;
+	struct pst_addrlist ls;
 	char elem[128];
 	int rc;
 
-	memset(&ls, 0, sizeof(ls));
-	ls.p = text;
-	ls.end = text + len;
-	while ((rc = list_next(&ls)) != 0) {
+	pst_addrlist_init(&ls, text, len);
+	while ((rc = pst_addrlist_next(&ls)) != 0) {
 		printable(elem, sizeof(elem), ls.elem, ls.elem_len);
 		if (rc == -1)
 			return submit_fail(s, err, 501, "5.1.3", "bad "
@@ -775,7 +531,7 @@ submit_input(struct submit *s, const char *buf, size_t len,
 
 	if (s->state != SUBMIT_HEADER && s->state != SUBMIT_BODY) {
 		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "input after the "
-		    "end of the message");
+		    "end of the message (%s)", submit_state_names[s->state]);
 		return -1;
 	}
 	for (i = 0; i < len; i++) {
@@ -804,7 +560,7 @@ submit_input(struct submit *s, const char *buf, size_t len,
 		if (s->len >= SUBMIT_LINE_MAX) {
 			if (s->state == SUBMIT_HEADER &&
 			    s->len == SUBMIT_LINE_MAX && !(is_wsp(s->line[0]) &&
-			    s->nfields > 0) && field_name_len(s->line,
+			    s->hdr.nfields > 0) && pst_hdr_name_len(s->line,
 			    s->len, &n) == 0) {
 				/* Too long for a field name: the body. */
 				if (headers_end(s, END_BODY, err) == -1)
@@ -816,7 +572,7 @@ submit_input(struct submit *s, const char *buf, size_t len,
 					return -1;
 				s->len = 0;
 				s->cont = true;
-			} else if (s->hdr_len + s->len + 3 >
+			} else if (s->hdr.len + s->len + 3 >
 			    SUBMIT_HEADER_MAX) {
 				return submit_fail(s, err, 552, "5.3.4",
 				    "the header section is larger than %u "
@@ -841,7 +597,7 @@ line_end(struct submit *s, struct pst_err *err)
 	s->cont = false;
 	if (!s->ignore_dots && !cont && s->len == 1 && s->line[0] == '.') {
 		s->len = 0;
-		s->state = SUBMIT_ENDED;
+		submit_set_state(s, SUBMIT_ENDED);
 		return 1;
 	}
 	if (s->state == SUBMIT_HEADER)
@@ -865,160 +621,68 @@ body_line(struct submit *s, const char *line, size_t len, struct pst_err *err)
  * The header section.
  */
 
-/*
- * The length of the field name at the start of 'line' when it is a header
- * field ("Name:" or the obsolete "Name :", RFC 5322 §3.6.8 and §4.5),
- * else 0.  '*colon' is set to the offset of the colon.
- */
-static size_t
-field_name_len(const char *line, size_t len, size_t *colon)
-{
-	size_t i = 0, name;
-
-	/* ftext: printable US-ASCII except ":" */
-	while (i < len && line[i] > 32 && line[i] < 127 && line[i] != ':')
-		i++;
-	name = i;
-	while (i < len && is_wsp(line[i]))
-		i++;
-	if (name == 0 || i >= len || line[i] != ':')
-		return 0;
-	*colon = i;
-	return name;
-}
-
-static enum field_kind
-field_kind(const char *name, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
-		if (strlen(field_names[i].name) == len &&
-		    strncasecmp(field_names[i].name, name, len) == 0)
-			return field_names[i].kind;
-	return FK_OTHER;
-}
-
-static int
-hdr_append(struct submit *s, const char *data, size_t len,
-    struct pst_err *err)
-{
-	size_t cap;
-	char *p;
-
-	if (s->hdr_len + len > SUBMIT_HEADER_MAX)
-		return submit_fail(s, err, 552, "5.3.4", "the header section "
-		    "is larger than %u bytes", SUBMIT_HEADER_MAX);
-	if (s->hdr_len + len > s->hdr_cap) {
-		cap = s->hdr_cap == 0 ? 4096 : s->hdr_cap;
-		while (cap < s->hdr_len + len)
-			cap *= 2;
-		if ((p = realloc(s->hdr, cap)) == NULL) {
-			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
-			    "reading the header section");
-			return submit_spool_fail(s, err);
-		}
-		s->hdr = p;
-		s->hdr_cap = cap;
-	}
-	memcpy(s->hdr + s->hdr_len, data, len);
-	s->hdr_len += len;
-	return 0;
-}
-
 static int
 header_line(struct submit *s, struct pst_err *err)
 {
-	struct field *f;
-	size_t name, colon, cap;
-
 	if (s->lineno == 1 && s->skip_from_line && s->len >= 5 &&
 	    memcmp(s->line, "From ", 5) == 0)
 		return 0;
 	if (s->len == 0)
 		return headers_end(s, END_BLANK, err);
-	if (is_wsp(s->line[0])) {
-		/* RFC 5322 §2.2.3: a continuation of the last field. */
-		if (s->nfields == 0)
-			goto body;
-		f = &s->fields[s->nfields - 1];
-		if (hdr_append(s, s->line, s->len, err) == -1 ||
-		    hdr_append(s, "\r\n", 2, err) == -1)
+	switch (pst_hdr_add(&s->hdr, s->line, s->len)) {
+	case PST_HDR_ADD_FIELD:
+	case PST_HDR_ADD_CONT:
+		break;
+	case PST_HDR_ADD_NOT:
+		/* The body starts here, after an inserted blank line. */
+		if (headers_end(s, END_BODY, err) == -1)
 			return -1;
-		f->len += s->len + 2;
-		return 0;
+		return body_line(s, s->line, s->len, err);
+	case PST_HDR_ADD_FULL:
+		return submit_fail(s, err, 552, "5.3.4", "the header section "
+		    "is larger than %u bytes", SUBMIT_HEADER_MAX);
+	case PST_HDR_ADD_NOMEM:
+		pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
+		    "reading the header section");
+		return submit_spool_fail(s, err);
 	}
-	if ((name = field_name_len(s->line, s->len, &colon)) == 0)
-		goto body;
-	if (s->nfields == s->fields_cap) {
-		cap = s->fields_cap == 0 ? 32 : s->fields_cap * 2;
-		if ((f = reallocarray(s->fields, cap, sizeof(*f))) == NULL) {
-			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
-			    "reading the header section");
-			return submit_spool_fail(s, err);
-		}
-		s->fields = f;
-		s->fields_cap = cap;
-	}
-	f = &s->fields[s->nfields];
-	f->off = s->hdr_len;
-	f->len = s->len + 2;
-	f->name_len = name;
-	f->kind = field_kind(s->line, name);
-	if (hdr_append(s, s->line, s->len, err) == -1 ||
-	    hdr_append(s, "\r\n", 2, err) == -1)
-		return -1;
-	s->nfields++;
-	if (f->kind == FK_RECEIVED &&
-	    ++s->received >= SUBMIT_RECEIVED_MAX)
+	pst_hops_line(&s->hops, s->line, s->len);
+	if (pst_hops_exceeded(&s->hops))
 		return submit_fail(s, err, 554, "5.4.0", "too many hops (%u "
-		    "Received: fields): mail loop?", s->received);
+		    "Received: fields): mail loop?", s->hops.count);
 	return 0;
-body:
-	/* Not a field: the body starts here, after an inserted blank line. */
-	if (headers_end(s, END_BODY, err) == -1)
-		return -1;
-	return body_line(s, s->line, s->len, err);
 }
 
 /* Adds the recipients of To:, Cc: and Bcc: (or their Resent- forms). */
 static int
 extract_rcpts(struct submit *s, struct pst_err *err)
 {
-	const struct field *f;
-	bool resent = false;
-	char where[64], *value = NULL, *v;
-	const char *p, *end;
-	size_t i;
+	const struct pst_hdr_field *f;
+	bool resent;
+	char where[64], *value = NULL;
+	size_t i, len;
 	int rc = 0;
 
-	for (i = 0; i < s->nfields; i++)
-		if (s->fields[i].kind == FK_RESENT_TO ||
-		    s->fields[i].kind == FK_RESENT_CC ||
-		    s->fields[i].kind == FK_RESENT_BCC)
-			resent = true;
-	for (i = 0; i < s->nfields && rc == 0; i++) {
-		f = &s->fields[i];
-		if (resent ? f->kind != FK_RESENT_TO &&
-		    f->kind != FK_RESENT_CC && f->kind != FK_RESENT_BCC :
-		    f->kind != FK_TO && f->kind != FK_CC &&
-		    f->kind != FK_BCC)
+	resent = pst_hdr_has(&s->hdr, PST_HDR_RESENT_TO) ||
+	    pst_hdr_has(&s->hdr, PST_HDR_RESENT_CC) ||
+	    pst_hdr_has(&s->hdr, PST_HDR_RESENT_BCC);
+	for (i = 0; i < s->hdr.nfields && rc == 0; i++) {
+		f = &s->hdr.fields[i];
+		if (resent ? f->kind != PST_HDR_RESENT_TO &&
+		    f->kind != PST_HDR_RESENT_CC &&
+		    f->kind != PST_HDR_RESENT_BCC :
+		    f->kind != PST_HDR_TO && f->kind != PST_HDR_CC &&
+		    f->kind != PST_HDR_BCC)
 			continue;
 		snprintf(where, sizeof(where), "in the %.*s: field",
-		    (int)f->name_len, s->hdr + f->off);
-		/* Unfold (RFC 5322 §2.2.3): drop the CRLFs, keep the rest. */
+		    (int)f->name_len, s->hdr.buf + f->off);
 		if ((value = malloc(f->len)) == NULL) {
 			pst_err_sys(err, PST_TEMP, PST_STAGE_DATA, ENOMEM,
 			    "reading %s", where);
 			return submit_spool_fail(s, err);
 		}
-		p = (const char *)memchr(s->hdr + f->off, ':', f->len) + 1;
-		end = s->hdr + f->off + f->len;
-		for (v = value; p < end; p++)
-			if (*p != '\r' && *p != '\n')
-				*v++ = *p;
-		rc = submit_add_list(s, value, (size_t)(v - value), where,
-		    err);
+		len = pst_hdr_unfold(&s->hdr, f, value);
+		rc = submit_add_list(s, value, len, where, err);
 		free(value);
 	}
 	return rc;
@@ -1088,18 +752,16 @@ static int
 qualify_value(struct submit *s, const char *v, size_t len,
     struct evbuffer *out)
 {
-	char buf[LIST_ADDR_MAX + PST_ADDR_DOMAIN_MAX + 2];
+	char buf[PST_ADDRLIST_ADDR_MAX + PST_ADDR_DOMAIN_MAX + 2];
 	const char *why, *copied = v;
-	struct list_scan ls;
+	struct pst_addrlist ls;
 	struct pst_addr a;
 	size_t mark = evbuffer_get_length(out);
 	bool changed = false;
 	int rc;
 
-	memset(&ls, 0, sizeof(ls));
-	ls.p = v;
-	ls.end = v + len;
-	while ((rc = list_next(&ls)) == 1) {
+	pst_addrlist_init(&ls, v, len);
+	while ((rc = pst_addrlist_next(&ls)) == 1) {
 		if (ls.alen == 0 || ls.insert_at == NULL ||
 		    memchr(ls.addr, '@', ls.alen) != NULL)
 			continue;
@@ -1126,17 +788,18 @@ qualify_value(struct submit *s, const char *v, size_t len,
 
 /* Writes field 'f', addresses qualified, lines folded where too long. */
 static int
-write_field(struct submit *s, const struct field *f, struct pst_err *err)
+write_field(struct submit *s, const struct pst_hdr_field *f,
+    struct pst_err *err)
 {
-	const char *p = s->hdr + f->off, *end = p + f->len, *eol, *colon;
+	const char *p = s->hdr.buf + f->off, *end = p + f->len, *eol, *colon;
 	struct evbuffer *b = NULL;
 	bool first = true;
 	int rc = 0;
 
-	if (f->kind == FK_FROM || f->kind == FK_TO || f->kind == FK_CC ||
-	    f->kind == FK_BCC || f->kind == FK_RESENT_TO ||
-	    f->kind == FK_RESENT_CC || f->kind == FK_RESENT_BCC ||
-	    f->kind == FK_ADDRESSES) {
+	if (f->kind == PST_HDR_FROM || f->kind == PST_HDR_TO ||
+	    f->kind == PST_HDR_CC || f->kind == PST_HDR_BCC ||
+	    f->kind == PST_HDR_RESENT_TO || f->kind == PST_HDR_RESENT_CC ||
+	    f->kind == PST_HDR_RESENT_BCC || f->kind == PST_HDR_ADDRESSES) {
 		colon = memchr(p, ':', f->len);
 		if ((b = evbuffer_new()) == NULL ||
 		    evbuffer_add(b, p, (size_t)(colon + 1 - p)) == -1 ||
@@ -1169,78 +832,28 @@ write_field(struct submit *s, const struct field *f, struct pst_err *err)
 static int
 write_received(struct submit *s, struct pst_err *err)
 {
-	char date[64];
-	struct tm tm;
+	char note[64], buf[2048];
+	struct pst_received r = { 0 };
+	int n;
 
-	localtime_r(&s->now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (s->helo != NULL)
-		return out_printf(s, err, "Received: from %s\r\n"
-		    "\tby %s (postern, from userid %lu) with %s id %s;\r\n"
-		    "\t%s\r\n", s->helo, s->cfg->hostname,
-		    (unsigned long)s->uid, s->protocol != NULL ?
-		    s->protocol : "SMTP", submit_id(s), date);
-	return out_printf(s, err, "Received: by %s (postern, from userid "
-	    "%lu)\r\n\tid %s; %s\r\n", s->cfg->hostname,
-	    (unsigned long)s->uid, submit_id(s), date);
-}
-
-/*
- * A display name as an RFC 5322 phrase: atoms as they are, a quoted
- * string where specials need it, RFC 2047 encoded words for UTF-8.
- * Control characters and bytes that are not UTF-8 become '?'.
- */
-static int
-encode_phrase(const char *name, struct evbuffer *out)
-{
-	unsigned char clean[NAME_MAX_BYTES + 1];
-	size_t n = 0, i, w;
-	bool ascii = true, atoms = true;
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)name; *p != '\0' &&
-	    n < NAME_MAX_BYTES; p++)
-		clean[n++] = *p < 0x20 || *p == 0x7f ? '?' : *p;
-	/* Do not leave a cut UTF-8 sequence at the end. */
-	while (n > 0 && (clean[n - 1] & 0xc0) == 0x80)
-		n--;
-	if (n > 0 && (clean[n - 1] & 0xc0) == 0xc0)
-		n--;
-	clean[n] = '\0';
-	if (!pst_addr_utf8_valid((const char *)clean, n))
-		for (i = 0; i < n; i++)
-			if (clean[i] & 0x80)
-				clean[i] = '?';
-	for (i = 0; i < n; i++) {
-		if (clean[i] & 0x80)
-			ascii = false;
-		else if (strchr("()<>[]:;@\\,.\"", clean[i]) != NULL)
-			atoms = false;
+	snprintf(note, sizeof(note), "postern, from userid %lu",
+	    (unsigned long)s->uid);
+	r.by = s->cfg->hostname;
+	r.by_comment = note;
+	r.id = submit_id(s);
+	r.date = s->now;
+	if (s->helo != NULL) {
+		r.from = s->helo;
+		r.with = s->protocol != NULL ? s->protocol : "SMTP";
+		r.fold = PST_RCVD_FOLD_BY | PST_RCVD_FOLD_DATE;
+	} else
+		r.fold = PST_RCVD_FOLD_ID;
+	if ((n = pst_received_format(&r, buf, sizeof(buf))) == -1) {
+		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "header field "
+		    "too long");
+		return submit_spool_fail(s, err);
 	}
-	if (!ascii) {
-		/* RFC 2047 §5(3): whole characters per encoded word. */
-		for (i = 0; i < n; i += w) {
-			w = n - i < WORD_BYTES ? n - i : WORD_BYTES;
-			while (i + w < n && (clean[i + w] & 0xc0) == 0x80)
-				w--;
-			if (evbuffer_add_printf(out, "%s=?UTF-8?B?",
-			    i > 0 ? " " : "") == -1 ||
-			    pst_sasl_b64_encode(clean + i, w, out) == -1 ||
-			    evbuffer_add(out, "?=", 2) == -1)
-				return -1;
-		}
-		return 0;
-	}
-	if (atoms)
-		return evbuffer_add(out, clean, n);
-	if (evbuffer_add(out, "\"", 1) == -1)
-		return -1;
-	for (i = 0; i < n; i++)
-		if ((clean[i] == '"' || clean[i] == '\\' ?
-		    evbuffer_add(out, "\\", 1) : 0) == -1 ||
-		    evbuffer_add(out, &clean[i], 1) == -1)
-			return -1;
-	return evbuffer_add(out, "\"", 1);
+	return out_write(s, buf, (size_t)n, err);
 }
 
 static int
@@ -1254,7 +867,7 @@ write_from(struct submit *s, struct pst_err *err)
 	if ((b = evbuffer_new()) == NULL ||
 	    evbuffer_add(b, "From: ", 6) == -1 ||
 	    (s->full_name != NULL && s->full_name[0] != '\0' &&
-	    (encode_phrase(s->full_name, b) == -1 ||
+	    (pst_phrase_encode(s->full_name, b) == -1 ||
 	    evbuffer_add(b, " <", 2) == -1)) ||
 	    evbuffer_add(b, s->from_addr, strlen(s->from_addr)) == -1 ||
 	    (s->full_name != NULL && s->full_name[0] != '\0' &&
@@ -1276,24 +889,13 @@ write_from(struct submit *s, struct pst_err *err)
 static int
 write_added(struct submit *s, struct pst_err *err)
 {
-	bool from = false, date = false, msgid = false;
 	char buf[64];
 	uint32_t rnd = 0;
-	struct tm tm;
-	size_t i;
 
-	for (i = 0; i < s->nfields; i++) {
-		from |= s->fields[i].kind == FK_FROM;
-		date |= s->fields[i].kind == FK_DATE;
-		msgid |= s->fields[i].kind == FK_MSGID;
-	}
-	if (!date) {
-		localtime_r(&s->now, &tm);
-		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &tm);
-		if (out_printf(s, err, "Date: %s\r\n", buf) == -1)
-			return -1;
-	}
-	if (!msgid) {
+	if (!pst_hdr_has(&s->hdr, PST_HDR_DATE) && out_printf(s, err,
+	    "Date: %s\r\n", pst_msg_date(s->now, buf, sizeof(buf))) == -1)
+		return -1;
+	if (!pst_hdr_has(&s->hdr, PST_HDR_MSGID)) {
 		/* The queue id is unique here; the random part elsewhere. */
 		if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
 			rnd = (uint32_t)s->now ^ (uint32_t)s->uid;
@@ -1301,7 +903,7 @@ write_added(struct submit *s, struct pst_err *err)
 		    submit_id(s), (unsigned)rnd, s->cfg->hostname) == -1)
 			return -1;
 	}
-	if (!from && write_from(s, err) == -1)
+	if (!pst_hdr_has(&s->hdr, PST_HDR_FROM) && write_from(s, err) == -1)
 		return -1;
 	return 0;
 }
@@ -1315,11 +917,11 @@ headers_end(struct submit *s, enum header_end how, struct pst_err *err)
 		return -1;
 	if (write_received(s, err) == -1)
 		return -1;
-	for (i = 0; i < s->nfields; i++) {
-		if (s->strip_bcc && (s->fields[i].kind == FK_BCC ||
-		    s->fields[i].kind == FK_RESENT_BCC))
+	for (i = 0; i < s->hdr.nfields; i++) {
+		if (s->strip_bcc && (s->hdr.fields[i].kind == PST_HDR_BCC ||
+		    s->hdr.fields[i].kind == PST_HDR_RESENT_BCC))
 			continue;
-		if (write_field(s, &s->fields[i], err) == -1)
+		if (write_field(s, &s->hdr.fields[i], err) == -1)
 			return -1;
 	}
 	if (write_added(s, err) == -1)
@@ -1327,14 +929,10 @@ headers_end(struct submit *s, enum header_end how, struct pst_err *err)
 	/* RFC 5322 §2.1: an empty line separates the body. */
 	if (how != END_EOF && out_write(s, "\r\n", 2, err) == -1)
 		return -1;
-	free(s->hdr);
-	free(s->fields);
-	s->hdr = NULL;
-	s->fields = NULL;
-	s->hdr_len = s->hdr_cap = s->nfields = s->fields_cap = 0;
+	pst_hdr_clear(&s->hdr);
 	s->headers_done = true;
 	if (s->state == SUBMIT_HEADER)
-		s->state = SUBMIT_BODY;
+		submit_set_state(s, SUBMIT_BODY);
 	return 0;
 }
 
@@ -1360,7 +958,7 @@ submit_finish(struct submit *s, struct pst_err *err)
 		return -1;
 	if (s->state != SUBMIT_BODY && s->state != SUBMIT_ENDED) {
 		pst_err_set(err, PST_LOCAL, PST_STAGE_DATA, "the message "
-		    "cannot be finished");
+		    "cannot be finished (%s)", submit_state_names[s->state]);
 		return submit_spool_fail(s, err);
 	}
 	if (s->env->nrcpts == 0)
@@ -1379,7 +977,7 @@ submit_finish(struct submit *s, struct pst_err *err)
 		s->env->flags |= PST_SPOOL_F_UTF8_CHECKED;
 	if (pst_spool_msg_commit_sync(s->msg, err) == -1)
 		return submit_spool_fail(s, err);
-	s->state = SUBMIT_COMMITTED;
+	submit_set_state(s, SUBMIT_COMMITTED);
 	pst_err_clear(err);
 	return 0;
 }

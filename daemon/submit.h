@@ -58,8 +58,6 @@ struct pst_err;
 #define SUBMIT_HEADER_MAX	(1024u * 1024)
 /* RFC 5321 §4.5.3.1.6: 1000 octets with CRLF. */
 #define SUBMIT_LINE_MAX		998
-/* RFC 5321 §6.3 loop detection, as the SMTP server counts. */
-#define SUBMIT_RECEIVED_MAX	100
 
 struct submit_params {
 	const struct config	*cfg;

@@ -7,9 +7,9 @@
  * copies runs of message bytes to the output with one evbuffer_add() per
  * run: a run ends at a dropped transparency dot, at the end of data, at
  * the end of an extent, or when a reason to refuse the message is found.
- * Bookkeeping (size, line length, 8-bit, "Received:" count) is done for
- * every message byte, written or not, so that the figures stay right
- * while the rest of a refused message is skipped.
+ * Bookkeeping (size, line length, 8-bit, and the "Received:" count of
+ * smtp/trace.h) is done for every message byte, written or not, so that
+ * the figures stay right while the rest of a refused message is skipped.
  *
  * The writer is the mirror image, with three states: at a line start,
  * inside a line, just after a CR.  It also copies runs, and inserts the
@@ -18,7 +18,6 @@
  * Neither side looks at MIME structure, header syntax beyond the one
  * field name it counts, or character sets.
  */
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,11 +32,6 @@
 #define REFUSE_SIZE	0x01
 #define REFUSE_LINE	0x02
 #define REFUSE_NUL	0x04
-
-/* hdr_match: bytes of "received" matched, or no match on this line. */
-#define HDR_NAME	"received"
-#define HDR_NAME_LEN	8
-#define HDR_NONE	UINT_MAX
 
 /* What one input byte turned out to be. */
 enum dot_step {
@@ -56,7 +50,6 @@ enum enc_state {
 };
 
 static void		 dot_count(struct pst_dot *, unsigned char);
-static void		 dot_header(struct pst_dot *, unsigned char);
 static enum dot_step	 dot_text(struct pst_dot *, unsigned char);
 static enum dot_step	 dot_step(struct pst_dot *, unsigned char);
 static enum dot_step	 dot_chunk(struct pst_dot *, const unsigned char *,
@@ -76,6 +69,7 @@ pst_dot_init(struct pst_dot *d, uint64_t max_size, size_t max_line)
 	d->max_size = max_size;
 	d->max_line = max_line;
 	d->in_header = true;
+	pst_hops_init(&d->hops);
 }
 
 /*
@@ -98,31 +92,8 @@ dot_count(struct pst_dot *d, unsigned char c)
 	}
 	if (c == '\0')
 		d->refuse |= REFUSE_NUL;
-}
-
-/*
- * Matches "Received" *WSP ":" at the start of a header line, one byte
- * at a time (RFC 5322 §3.6.7, and §4.5.7 for the space).
- */
-static void
-dot_header(struct pst_dot *d, unsigned char c)
-{
-	if (d->hdr_match == HDR_NONE)
-		return;
-	if (d->hdr_match < HDR_NAME_LEN) {
-		if (c >= 'A' && c <= 'Z')
-			c += 'a' - 'A';
-		if (c == (unsigned char)HDR_NAME[d->hdr_match])
-			d->hdr_match++;
-		else
-			d->hdr_match = HDR_NONE;
-		return;
-	}
-	if (c == ' ' || c == '\t')
-		return;
-	if (c == ':' && d->received < UINT_MAX)
-		d->received++;
-	d->hdr_match = HDR_NONE;
+	if (!d->hops.done)
+		pst_hops_feed(&d->hops, &c, 1);
 }
 
 static enum dot_step
@@ -136,7 +107,6 @@ dot_text(struct pst_dot *d, unsigned char c)
 		return STEP_KEEP;
 	}
 	d->state = PST_DOT_ST_TEXT;
-	dot_header(d, c);
 	return STEP_KEEP;
 }
 
@@ -146,7 +116,6 @@ dot_step(struct pst_dot *d, unsigned char c)
 	switch (d->state) {
 	case PST_DOT_ST_BOL:
 		d->line_len = 0;
-		d->hdr_match = d->in_header ? 0 : HDR_NONE;
 		/* RFC 5321 §4.5.2: drop the first dot of a line. */
 		if (c == '.') {
 			d->state = PST_DOT_ST_DOT;

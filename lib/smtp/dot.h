@@ -58,6 +58,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "smtp/trace.h"
 
 struct evbuffer;
 
@@ -83,8 +84,9 @@ enum pst_dot_state {
 };
 
 /*
- * DATA reader.  Read 'size', 'eightbit', 'hdr_8bit' and 'received'
- * freely; leave the rest to the reader.
+ * DATA reader.  Read 'size', 'eightbit', 'hdr_8bit' and 'hops'
+ * (pst_hops_exceeded(), 'hops.count') freely; leave the rest to the
+ * reader.
  */
 struct pst_dot {
 	enum pst_dot_state	 state;
@@ -93,10 +95,9 @@ struct pst_dot {
 	uint64_t		 size;		/* octets so far (see above) */
 	bool			 eightbit;	/* a byte above 127 was seen */
 	bool			 hdr_8bit;	/* ... in the header */
-	unsigned		 received;	/* "Received:" header fields */
+	struct pst_hops		 hops;		/* "Received:" header fields */
 	size_t			 line_len;	/* octets of the current line */
 	bool			 in_header;	/* in the header section */
-	unsigned		 hdr_match;	/* progress on "received" */
 	unsigned		 refuse;	/* reasons to refuse, bits */
 };
 

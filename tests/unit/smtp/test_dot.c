@@ -76,7 +76,7 @@ run_cuts(const char *in, size_t len, uint64_t max_size, size_t max_line,
 	r->out = drain_all(ob, &r->outlen);
 	r->left = drain_all(ib, &r->leftlen);
 	r->size = d.size;
-	r->received = d.received;
+	r->received = d.hops.count;
 	r->eightbit = d.eightbit;
 	r->hdr_8bit = d.hdr_8bit;
 	evbuffer_free(ib);

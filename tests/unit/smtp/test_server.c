@@ -102,7 +102,7 @@ sink_commit(void *arg, const struct pst_dot *dot, struct pst_smtps_reply *r)
 	struct fake *f = arg;
 
 	f->commits++;
-	f->received = dot->received;
+	f->received = dot->hops.count;
 	if (f->commit_rc == PST_SMTPS_DONE)
 		snprintf(r->queued, sizeof(r->queued), "SYNC%d", f->commits);
 	else if (f->commit_rc == PST_SMTPS_REFUSED)
