@@ -35,14 +35,15 @@
 
 #include <event2/buffer.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "config.h"
 #include "msg/addrlist.h"
 #include "msg/header.h"
 #include "msg/rfc2047.h"
-#include "smtp/trace.h"
 #include "rewrite.h"
 #include "smtp/addr.h"
+#include "smtp/trace.h"
 #include "spool/spool.h"
 #include "submit.h"
 
@@ -297,11 +298,12 @@ submit_free(struct submit *s)
 static uint64_t
 addr_hash(const char *a)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = PST_FNV1A64_BASIS;
+	unsigned char c;
 
 	for (; *a != '\0'; a++) {
-		h ^= (unsigned char)(*a >= 'A' && *a <= 'Z' ? *a + 32 : *a);
-		h *= 0x100000001b3ULL;
+		c = (unsigned char)(*a >= 'A' && *a <= 'Z' ? *a + 32 : *a);
+		h = pst_fnv1a64_more(h, &c, 1);
 	}
 	return h;
 }

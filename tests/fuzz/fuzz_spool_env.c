@@ -13,25 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "spool/spool.h"
 #include "fuzz.h"
-
-static uint64_t	env_fnv1a(const uint8_t *p, size_t len);
-
-/* FNV-1a 64, as the record format in spool.h defines its checksum. */
-static uint64_t
-env_fnv1a(const uint8_t *p, size_t len)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (in.len > 0)
 			memcpy(rec, in.p, in.len);
 		n = snprintf(rec + in.len, 64, "end %zu %016" PRIx64 "\n",
-		    in.len, env_fnv1a(in.p, in.len));
+		    in.len, pst_fnv1a64(in.p, in.len));
 		FUZZ_CHECK(n > 0 && n < 64);
 		len = in.len + (size_t)n;
 	} else {

@@ -15,23 +15,10 @@
 
 #include <check.h>
 
+#include "common/codec.h"
 #include "common/err.h"
 #include "spool/spool.h"
 #include "spool_test.h"
-
-/* The envelope checksum, FNV-1a 64 as doc/spool.md defines it. */
-static uint64_t
-fnv1a(const char *p, size_t len)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= UINT64_C(0x100000001b3);
-	}
-	return h;
-}
 
 char *
 st_mkdtemp(void)
@@ -265,7 +252,7 @@ st_seal(const char *text, size_t *len)
 	ck_assert_ptr_nonnull(out);
 	memcpy(out, text, n);
 	m = snprintf(out + n, 64, "end %zu %016" PRIx64 "\n", n,
-	    fnv1a(text, n));
+	    pst_fnv1a64(text, n));
 	*len = n + (size_t)m;
 	return out;
 }
