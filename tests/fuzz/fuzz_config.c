@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c: the configuration loader (daemon/config.c) on a file.
+ * fuzz_config.c: the configuration loader (daemon/shared/config.c) on a file.
  *
  * The input is written to a file in a private temporary directory, made
  * and removed for each input (libFuzzer may end without running atexit
@@ -20,7 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "shared/config.h"
+#include "shared/config_load.h"
 #include "fuzz.h"
 
 extern char	**environ;

@@ -1,5 +1,5 @@
 /*
- * fuzz_session.c: a whole SMTP server session (daemon/server.c).
+ * fuzz_session.c: a whole SMTP server session (daemon/posternd/server.c).
  *
  * Once: a spool in a private temporary directory (on /dev/shm when it
  * exists, where fsync costs nothing) named after the process, a worker
@@ -41,10 +41,11 @@
 
 #include "common/err.h"
 #include "common/pool.h"
-#include "config.h"
-#include "log.h"
+#include "shared/config.h"
+#include "shared/config_load.h"
+#include "shared/log.h"
 #include "net/sockaddr.h"
-#include "server.h"
+#include "posternd/server.h"
 #include "smtp/line.h"
 #include "smtp/reply.h"
 #include "spool/spool.h"

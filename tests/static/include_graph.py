@@ -13,7 +13,11 @@ such a header and calls one of its functions depends on that function's
 file, and on what the shared header includes itself.  A cycle in that graph is a pair (or ring) of files that cannot be
 understood, tested or moved one without the other.
 
-Checks lib/ only, or lib/ and daemon/ with --daemon.  Prints every cycle
+Checks lib/ only, or lib/ and daemon/ with --daemon.  With --daemon it
+also keeps daemon/ split by program: a file in daemon/shared/ includes
+nothing from a program's folder, and a file in a program's folder
+(daemon/posternd/, ...) nothing from another program's; lib/ includes
+nothing from daemon/.  Prints every cycle
 found and exits 1 if there is one; 0 when the graph is acyclic.  With
 --known FILE, the loops FILE lists (one a line: the files of the loop,
 space separated, sorted; "#" starts a comment) are reported but do not
@@ -61,7 +65,8 @@ def collect(root, dirs):
 def resolve(root, src, inc, nodes):
     """The node 'inc' (included by file 'src') names, or None."""
     for cand in (os.path.join(os.path.dirname(src), inc),
-                 os.path.join('lib', inc), inc):
+                 os.path.join('lib', inc), os.path.join('daemon', inc),
+                 inc):
         cand = os.path.normpath(cand)
         node = os.path.splitext(cand)[0]
         if node in nodes and cand in nodes[node]:
@@ -122,6 +127,31 @@ def build(root, dirs):
                         graph[node].add(owner)
         graph[node].discard(node)
     return graph
+
+
+def folder_breaches(root, dirs):
+    """The includes that cross from one program's folder to another's."""
+    nodes = collect(root, dirs)
+    out = []
+    for node, files in sorted(nodes.items()):
+        parts = node.split(os.sep)
+        for f in files:
+            text = strip_comments(read(os.path.join(root, f)))
+            for inc in INCLUDE.findall(text):
+                dep = resolve(root, f, inc, nodes)
+                if dep is None:
+                    continue
+                to = dep.split(os.sep)
+                if to[0] != 'daemon':
+                    continue
+                if parts[0] == 'lib':
+                    out.append('%s includes "%s" (lib/ never uses daemon/)'
+                               % (f, inc))
+                elif to[1] != 'shared' and to[1] != parts[1]:
+                    out.append('%s includes "%s" from daemon/%s/ (only its '
+                               'own folder and daemon/shared/)'
+                               % (f, inc, to[1]))
+    return out
 
 
 def cycles(graph):
@@ -220,6 +250,10 @@ def main(argv):
               ('' if len(comp) < 3 else
                '  (files in the loop: ' + ', '.join(comp) + ')'))
         if not listed:
+            status = 1
+    if '--daemon' in opts:
+        for breach in folder_breaches(root, dirs):
+            print('folder rule: ' + breach)
             status = 1
     for k in sorted(known - {tuple(c) for c in found}):
         print('listed as a known include cycle, but gone: ' + ' '.join(k) +

@@ -2,7 +2,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "breaker.h"
+#include "posternd/breaker.h"
 #include "unit.h"
 
 /* An arbitrary start of time: the breaker never reads a clock. */

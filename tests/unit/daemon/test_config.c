@@ -6,8 +6,9 @@
 #include <unistd.h>
 
 #include "client/negotiate.h"
-#include "config.h"
-#include "log.h"
+#include "shared/config.h"
+#include "shared/config_load.h"
+#include "shared/log.h"
 #include "sasl/sasl.h"
 #include "unit.h"
 

@@ -2,7 +2,7 @@
 
 #include "client/client.h"
 #include "common/err.h"
-#include "deliver.h"
+#include "posternd/deliver.h"
 #include "spool/spool.h"
 #include "unit.h"
 

@@ -28,6 +28,7 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "config.h"
+#include "config_load.h"
 #include "queue.h"
 #include "spool/spool.h"
 
@@ -664,10 +665,8 @@ queue_command(int argc, char *argv[])
 	const char *path = config_default_path(), *action, *id = NULL;
 	bool explicit = getenv("POSTERN_CONFIG") != NULL, json = false;
 	bool missing;
-	struct config_errors errs;
 	struct pst_spool *spool;
 	struct config *cfg;
-	size_t i;
 	int ch, rc;
 
 	optind = 1;
@@ -711,12 +710,8 @@ queue_command(int argc, char *argv[])
 		fprintf(stderr, "\"\n");
 		usage(stderr, 2);
 	}
-	if (config_load(path, explicit, &cfg, &errs) == -1) {
-		for (i = 0; i < errs.count; i++)
-			fprintf(stderr, "%s\n", errs.lines[i]);
-		config_errors_free(&errs);
+	if (config_load_report(path, explicit, &cfg) == -1)
 		return 1;
-	}
 	if (id == NULL) {
 		rc = queue_list(cfg, json, prog) == 0 ? 0 : 1;
 		config_unref(cfg);

@@ -1,5 +1,5 @@
 /*
- * config_check.c: value validators, shared by the file (config_load.c) and
+ * config_check.c: value validators, shared by the file (config_file.c) and
  * the environment (config_env.c), so that both accept the same values and
  * say the same about the others.  Each returns NULL when 'value' is fine,
  * else a phrase describing the problem, which the caller puts after the

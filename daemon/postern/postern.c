@@ -19,10 +19,11 @@
 
 #include "build_config.h"
 #include "common/err.h"
-#include "config.h"
-#include "control.h"
 #include "probe.h"
-#include "queue.h"
+#include "shared/config.h"
+#include "shared/config_load.h"
+#include "shared/ctlclient.h"
+#include "shared/queue.h"
 #include "spool/spool.h"
 
 struct command {
@@ -127,20 +128,6 @@ cmd_check_config(int argc, char *argv[])
 }
 
 static int
-load_or_report(const char *path, bool explicit, struct config **cfg)
-{
-	struct config_errors errs;
-	size_t i;
-
-	if (config_load(path, explicit, cfg, &errs) == 0)
-		return 0;
-	for (i = 0; i < errs.count; i++)
-		fprintf(stderr, "%s\n", errs.lines[i]);
-	config_errors_free(&errs);
-	return -1;
-}
-
-static int
 cmd_probe(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
@@ -182,7 +169,7 @@ cmd_probe(int argc, char *argv[])
 	}
 	if (argc - optind > 1)
 		usage(stderr, 2);
-	if (load_or_report(path, explicit, &cfg) == -1)
+	if (config_load_report(path, explicit, &cfg) == -1)
 		return 1;
 	status = probe_run(cfg, optind < argc ? argv[optind] : NULL, json,
 	    verbose, to, from);
@@ -216,7 +203,7 @@ ask_daemon(int argc, char *argv[], const char *request, bool raw)
 	int status = 0;
 
 	path = common_options(argc, argv, &explicit);
-	if (load_or_report(path, explicit, &cfg) == -1)
+	if (config_load_report(path, explicit, &cfg) == -1)
 		return 1;
 	if (control_request(cfg->spool_dir, request, &reply, why,
 	    sizeof(why)) == -1) {
@@ -284,7 +271,7 @@ cmd_reload(int argc, char *argv[])
 
 	/* Check here first: the errors are then the user's to read. */
 	path = common_options(argc, argv, &explicit);
-	if (load_or_report(path, explicit, &cfg) == -1) {
+	if (config_load_report(path, explicit, &cfg) == -1) {
 		fprintf(stderr, "postern: the configuration is invalid: not "
 		    "reloading; posternd keeps running on its current one\n");
 		return 1;
@@ -328,7 +315,7 @@ cmd_init_spool(int argc, char *argv[])
 	path = common_options(argc, argv, &explicit);
 	if (optind != argc)
 		usage(stderr, 2);
-	if (load_or_report(path, explicit, &cfg) == -1)
+	if (config_load_report(path, explicit, &cfg) == -1)
 		return 1;
 	if ((spool = pst_spool_open(cfg->spool_dir, &opts, &err)) == NULL) {
 		fprintf(stderr, "postern: cannot initialise the spool: %s\n",

@@ -28,12 +28,13 @@
 #include "build_config.h"
 #include "common/err.h"
 #include "common/pool.h"
-#include "config.h"
 #include "control.h"
 #include "listen.h"
-#include "log.h"
 #include "scheduler.h"
 #include "server.h"
+#include "shared/config.h"
+#include "shared/config_load.h"
+#include "shared/log.h"
 #include "spool/spool.h"
 
 /*

@@ -1,7 +1,8 @@
 /*
  * config_int.h: what the files of the configuration loader share
- * (config.c, config_load.c, config_env.c, config_check.c).  Nothing else
- * includes it: the programs see config.h only.
+ * (config.c, config_load.c, config_file.c, config_env.c,
+ * config_check.c).  Nothing else includes it: the programs see config.h
+ * and config_load.h only.
  */
 #ifndef POSTERN_CONFIG_INT_H
 #define POSTERN_CONFIG_INT_H
@@ -37,7 +38,7 @@ char		*up_strdup(struct config_upstream *, const char *);
 void		 upstream_defaults(struct config_upstream *);
 void		 upstreams_free(struct config *);
 
-/* config_load.c: reads 'path' into L->cfg; its errors into L->errs. */
+/* config_file.c: reads 'path' into L->cfg; its errors into L->errs. */
 void		 config_load_file(struct loader *L, const char *path);
 
 /* config_env.c: applies the POSTERN_* variables to L->cfg. */

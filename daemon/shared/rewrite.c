@@ -9,7 +9,7 @@
 #include "config.h"
 #include "rewrite.h"
 
-/* config_load.c refuses deeper chains; this only keeps the recursion finite. */
+/* config_file.c refuses deeper chains; this only keeps the recursion finite. */
 #define REWRITE_DEPTH_MAX	16
 
 static int

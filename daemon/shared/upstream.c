@@ -29,7 +29,7 @@ upstream_params(const struct config *cfg, const struct config_upstream *u,
 	struct pst_err err;
 
 	memset(np, 0, sizeof(*np));
-	/* config_load.c built the same plan once: these cannot fail now. */
+	/* config_load() built the same plan once: these cannot fail now. */
 	pst_dial_plan_init(&np->plan, u->host, u->port, &err);
 	pst_dial_plan_set_bind(&np->plan, u->bind, u->bind6, &err);
 	np->plan.timeouts.connect_ms = ms32(u->timeouts.connect);

@@ -18,7 +18,7 @@
 #include "bounce.h"
 #include "common/codec.h"
 #include "common/err.h"
-#include "config.h"
+#include "shared/config.h"
 #include "smtp/trace.h"
 
 #define CTE_8BIT	"Content-Transfer-Encoding: 8bit\r\n"

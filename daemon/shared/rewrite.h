@@ -4,7 +4,7 @@
  *
  * A bare local name ("root", "www-data") is looked up in the aliases
  * (case-insensitive); an alias's targets are addresses or further local
- * names, expanded the same way (config_load.c refuses loops).
+ * names, expanded the same way (config_file.c refuses loops).
  * A name no alias knows becomes name@default_domain.  An address with a
  * domain is left as it is.
  */

@@ -1,5 +1,5 @@
 /*
- * config_load.c: libconfig file -> struct config.
+ * config_file.c: libconfig file -> struct config.
  *
  * The loader walks the file section by section.  Each section first checks
  * that it holds only keys it knows (unknown ones get a "did you mean"

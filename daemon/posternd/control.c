@@ -27,11 +27,11 @@
 #include "breaker.h"
 #include "build_config.h"
 #include "common/codec.h"
-#include "config.h"
 #include "control.h"
-#include "log.h"
 #include "scheduler.h"
 #include "server.h"
+#include "shared/config.h"
+#include "shared/log.h"
 #include "spool/spool.h"
 
 #define CONTROL_TIMEOUT_S	10
@@ -155,7 +155,8 @@ metric_label(struct evbuffer *out, const char *s)
 	}
 }
 
-void
+/* Appends the OpenMetrics exposition to 'out'. */
+static void
 control_metrics(struct control *c, struct evbuffer *out)
 {
 	static const struct {

@@ -44,14 +44,14 @@
 #include <event2/event.h>
 
 #include "common/err.h"
-#include "config.h"
-#include "log.h"
-#include "smtp/trace.h"
-#include "rewrite.h"
 #include "server.h"
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/rewrite.h"
 #include "smtp/cmd.h"
 #include "smtp/dot.h"
 #include "smtp/server.h"
+#include "smtp/trace.h"
 #include "spool/spool.h"
 
 struct session {

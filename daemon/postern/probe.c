@@ -27,12 +27,12 @@
 #include "client/negotiate.h"
 #include "common/codec.h"
 #include "common/pool.h"
-#include "config.h"
-#include "log.h"
 #include "net/proxyurl.h"
 #include "probe.h"
-#include "secret.h"
-#include "upstream.h"
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/secret.h"
+#include "shared/upstream.h"
 
 #define PROBE_TRANSCRIPT_MAX	200
 #define PROBE_PROXIES_MAX	16

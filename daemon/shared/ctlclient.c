@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control.h"
+#include "ctlclient.h"
 
 #define CONTROL_TIMEOUT_S	10
 #define DAEMON_NAME		"posternd"

@@ -10,9 +10,9 @@
  * overrides the file (POSTERN_UPSTREAM and POSTERN_PASSWORD_FILE too);
  * its errors name the variable.
  *
- * A struct config is never modified after config_load() returns it.  A
- * reload loads a new one and swaps the pointer; holders of the old one
- * keep it alive with config_ref() until they are done.
+ * A struct config is never modified after config_load() (config_load.h)
+ * returns it.  A reload loads a new one and swaps the pointer; holders of
+ * the old one keep it alive with config_ref() until they are done.
  */
 #ifndef POSTERN_CONFIG_H
 #define POSTERN_CONFIG_H
@@ -158,23 +158,6 @@ struct config_errors {
 };
 
 /*
- * config_default_path()
- * $POSTERN_CONFIG if set, else the compiled-in /etc/postern/postern.conf.
- */
-const char	*config_default_path(void);
-
-/*
- * config_load()
- * Loads 'path'.  When 'must_exist' is false and the file does not exist,
- * the defaults and the environment alone make the configuration (the
- * container case); otherwise a missing file is an error.
- * Returns 0 and a config with one reference in '*out', or -1 with every
- * problem in 'errs' (which the caller frees with config_errors_free()).
- */
-int		 config_load(const char *path, bool must_exist,
-		    struct config **out, struct config_errors *errs);
-
-/*
  * config_restart_keys()
  * The keys posternd reads only at start (spool_dir, listen,
  * metrics_listen) whose values differ between 'old' and 'new', as a
@@ -187,14 +170,6 @@ struct config	*config_ref(struct config *cfg);
 void		 config_unref(struct config *cfg);
 
 void		 config_errors_free(struct config_errors *errs);
-
-/*
- * config_check_report()
- * "postern check-config" and "posternd --check-config": loads 'path' as
- * config_load() does, prints "ok" on stdout, or every error on stderr,
- * one a line.  Returns the exit status: 0 when valid, else 1.
- */
-int		 config_check_report(const char *path, bool must_exist);
 
 /*
  * config_alias_find()

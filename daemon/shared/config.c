@@ -1,12 +1,14 @@
 /*
- * config.c: the configuration as the programs see it: config_load() (the
- * defaults, then the file, then the environment, then the defaults that
- * depend on other keys), references, the keys a reload cannot change,
- * lookups, and the check-config report.  Also what the loading files
- * share: the error list, allocation, the upstreams' storage.
+ * config.c: the configuration as the programs see it: references, the
+ * keys a reload cannot change, lookups.  Also what the loading files
+ * share (config_int.h): the error list, allocation, the upstreams'
+ * storage and defaults.
  *
- * The rest is split by job, behind config_int.h:
- *   config_load.c   the file, through libconfig (its only user)
+ * Loading is split by job:
+ *   config_load.c   config_load(): the defaults, the file, the
+ *                   environment, then the defaults that depend on other
+ *                   keys; the reports the tools print
+ *   config_file.c   the file, through libconfig (its only user)
  *   config_env.c    the POSTERN_* environment
  *   config_check.c  value validators shared by those two
  */
@@ -73,27 +75,6 @@ note_line(struct loader *L, int line)
 	L->err_lines = lines;
 	while (L->nlines < L->errs->count)
 		L->err_lines[L->nlines++] = line;
-}
-
-static void
-sort_errors(struct loader *L)
-{
-	size_t i, j;
-	char *line;
-	int key;
-
-	if (L->nlines != L->errs->count)
-		return;
-	for (i = 1; i < L->errs->count; i++) {
-		line = L->errs->lines[i];
-		key = L->err_lines[i];
-		for (j = i; j > 0 && L->err_lines[j - 1] > key; j--) {
-			L->errs->lines[j] = L->errs->lines[j - 1];
-			L->err_lines[j] = L->err_lines[j - 1];
-		}
-		L->errs->lines[j] = line;
-		L->err_lines[j] = key;
-	}
 }
 
 void
@@ -223,147 +204,6 @@ aliases_free(struct config *cfg)
 	cfg->naliases = 0;
 }
 
-/*
- * Defaults.
- */
-
-static const char *const default_listen[] = { "127.0.0.1:25", "[::1]:25" };
-static const char *const default_allow[] = { "127.0.0.0/8", "::1/128" };
-
-/*
- * The queue's defaults (conf/postern.conf): retries soon at first, then
- * hourly; five days before a bounce, as most MTAs; a few connections per
- * upstream, each reused for many messages; a breaker that opens after a
- * few failures in a row, for a minute at first.
- */
-#define QUEUE_MAX_AGE_MS	(5ull * 24 * 60 * 60 * 1000)
-#define QUEUE_CONCURRENCY	4
-#define QUEUE_PER_CONNECTION	100
-#define QUEUE_BREAKER_FAILURES	3
-#define QUEUE_BREAKER_BACKOFF_MS (60 * 1000)
-
-static void
-queue_defaults(struct config_queue *q)
-{
-	/* Seconds: 1m, 5m, 15m, 30m, then 1h until max_age. */
-	static const uint32_t retry[] = { 60, 300, 900, 1800, 3600 };
-
-	memcpy(q->retry, retry, sizeof(retry));
-	q->nretry = sizeof(retry) / sizeof(retry[0]);
-	q->max_age_ms = QUEUE_MAX_AGE_MS;
-	q->concurrency = QUEUE_CONCURRENCY;
-	q->per_connection = QUEUE_PER_CONNECTION;
-	q->breaker_failures = QUEUE_BREAKER_FAILURES;
-	q->breaker_backoff_ms = QUEUE_BREAKER_BACKOFF_MS;
-}
-
-static char *
-system_hostname(void)
-{
-	char buf[256], *nl;
-	FILE *fp;
-
-	/* Debian's /etc/mailname names the mail domain of this host. */
-	if ((fp = fopen("/etc/mailname", "r")) != NULL) {
-		if (fgets(buf, sizeof(buf), fp) != NULL) {
-			if ((nl = strpbrk(buf, "\r\n")) != NULL)
-				*nl = '\0';
-			if (pst_hostname_valid(buf)) {
-				fclose(fp);
-				return xstrdup(buf);
-			}
-		}
-		fclose(fp);
-	}
-	if (gethostname(buf, sizeof(buf)) == 0) {
-		buf[sizeof(buf) - 1] = '\0';
-		if (pst_hostname_valid(buf))
-			return xstrdup(buf);
-	}
-	return xstrdup("localhost");
-}
-
-static void
-set_defaults(struct config *cfg)
-{
-	const char *why;
-	size_t i;
-
-	cfg->refs = 1;
-	cfg->spool_dir = xstrdup(POSTERN_DEFAULT_SPOOL);
-	cfg->nlisten = sizeof(default_listen) / sizeof(default_listen[0]);
-	cfg->listen = xcalloc(cfg->nlisten, sizeof(*cfg->listen));
-	for (i = 0; i < cfg->nlisten; i++)
-		pst_endpoint_parse(default_listen[i], CONFIG_PORT_SMTP, false,
-		    &cfg->listen[i], &why);
-	cfg->nallow = sizeof(default_allow) / sizeof(default_allow[0]);
-	cfg->allow = xcalloc(cfg->nallow, sizeof(*cfg->allow));
-	for (i = 0; i < cfg->nallow; i++)
-		pst_cidr_parse(default_allow[i], &cfg->allow[i], &why);
-	cfg->log_level = LOG_LEVEL_INFO;
-	cfg->limits.message_size = CONFIG_DEFAULT_MESSAGE_SIZE;
-	cfg->limits.recipients = CONFIG_DEFAULT_RECIPIENTS;
-	cfg->limits.sessions = CONFIG_DEFAULT_SESSIONS;
-	cfg->limits.idle_ms = CONFIG_DEFAULT_IDLE_MS;
-	cfg->limits.min_data_rate = CONFIG_DEFAULT_MIN_DATA_RATE;
-	cfg->limits.junk_commands = CONFIG_DEFAULT_JUNK_COMMANDS;
-	cfg->limits.stress_threshold = CONFIG_DEFAULT_STRESS_THRESHOLD;
-	cfg->limits.stress_idle_ms = CONFIG_DEFAULT_STRESS_IDLE_MS;
-	cfg->limits.stress_junk_commands = CONFIG_DEFAULT_STRESS_JUNK;
-	queue_defaults(&cfg->queue);
-}
-
-/* Defaults that depend on other keys, filled once everything is read. */
-static void
-finish(struct config *cfg)
-{
-	if (cfg->hostname == NULL)
-		cfg->hostname = system_hostname();
-	if (cfg->default_domain == NULL)
-		cfg->default_domain = xstrdup(cfg->hostname);
-}
-
-const char *
-config_default_path(void)
-{
-	const char *env = getenv("POSTERN_CONFIG");
-
-	return env != NULL && *env != '\0' ? env : POSTERN_DEFAULT_CONFIG;
-}
-
-int
-config_load(const char *path, bool must_exist, struct config **out,
-    struct config_errors *errs)
-{
-	struct loader L = { .errs = errs, .file = path };
-	struct config *cfg;
-	struct stat st;
-	bool have_file = true;
-
-	errs->lines = NULL;
-	errs->count = 0;
-	cfg = xcalloc(1, sizeof(*cfg));
-	set_defaults(cfg);
-	L.cfg = cfg;
-
-	if (stat(path, &st) == -1 && errno == ENOENT && !must_exist)
-		have_file = false;
-	if (have_file)
-		config_load_file(&L, path);
-	note_line(&L, 0);
-	load_env(&L);
-	finish(cfg);
-	sort_errors(&L);
-	free(L.err_lines);
-	if (errs->count > 0) {
-		config_unref(cfg);
-		*out = NULL;
-		return -1;
-	}
-	*out = cfg;
-	return 0;
-}
-
 static bool
 same_endpoint(const struct pst_endpoint *a, const struct pst_endpoint *b)
 {
@@ -460,22 +300,4 @@ config_upstream_find(const struct config *cfg, const char *name)
 		if (strcmp(cfg->upstreams[i].name, name) == 0)
 			return &cfg->upstreams[i];
 	return NULL;
-}
-
-int
-config_check_report(const char *path, bool must_exist)
-{
-	struct config_errors errs;
-	struct config *cfg;
-	size_t i;
-
-	if (config_load(path, must_exist, &cfg, &errs) == -1) {
-		for (i = 0; i < errs.count; i++)
-			fprintf(stderr, "%s\n", errs.lines[i]);
-		config_errors_free(&errs);
-		return 1;
-	}
-	printf("ok\n");
-	config_unref(cfg);
-	return 0;
 }

@@ -32,12 +32,12 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "common/pool.h"
-#include "config.h"
 #include "deliver.h"
-#include "log.h"
 #include "scheduler.h"
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/upstream.h"
 #include "spool/spool.h"
-#include "upstream.h"
 
 #define NOHEAP		SIZE_MAX
 

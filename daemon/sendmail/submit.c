@@ -37,11 +37,11 @@
 
 #include "common/codec.h"
 #include "common/err.h"
-#include "config.h"
 #include "msg/addrlist.h"
 #include "msg/header.h"
 #include "msg/rfc2047.h"
-#include "rewrite.h"
+#include "shared/config.h"
+#include "shared/rewrite.h"
 #include "smtp/addr.h"
 #include "smtp/trace.h"
 #include "spool/spool.h"

@@ -25,9 +25,9 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "config.h"
 #include "listen.h"
-#include "log.h"
+#include "shared/config.h"
+#include "shared/log.h"
 
 #define LISTEN_BACKLOG	128
 #define ACCEPT_RETRY_MS	100	/* listener paused after an accept error */

@@ -38,14 +38,14 @@
 #include "common/err.h"
 #include "common/pool.h"
 #include "common/units.h"
-#include "config.h"
 #include "deliver.h"
-#include "log.h"
 #include "net/proxyurl.h"
-#include "secret.h"
+#include "shared/config.h"
+#include "shared/log.h"
+#include "shared/secret.h"
+#include "shared/upstream.h"
 #include "spool/backoff.h"
 #include "spool/spool.h"
-#include "upstream.h"
 
 enum dstate {
 	D_LOAD = 0,	/* locking and reading the message (pool) */
