@@ -22,6 +22,7 @@
 #include "config.h"
 #include "config_int.h"
 #include "log.h"
+#include "tls/ctx.h"
 
 static void	 env_err(struct loader *, const char *, const char *, ...)
 		    __attribute__((format(printf, 3, 4)));

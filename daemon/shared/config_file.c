@@ -32,6 +32,7 @@
 #include "log.h"
 #include "net/proxyurl.h"
 #include "sasl/sasl.h"
+#include "tls/ctx.h"
 
 #define ALIAS_DEPTH_MAX	10
 

@@ -34,8 +34,9 @@
 
 #include "common/err.h"
 #include "common/units.h"
-#include "tls/internal.h"
+#include "tls/text.h"
 #include "tls/upgrade.h"
+#include "tls/verify.h"
 
 #define UNREAD_PREVIEW	40	/* early input bytes shown */
 
@@ -71,6 +72,8 @@ static void	 upgrade_free(struct pst_tls *);
 static bool	 looks_plaintext(const struct tls_errq *);
 static bool	 version_mismatch(const struct tls_errq *);
 static const char *proto_name(int);
+static void	 info_fill(struct pst_tls_info *, SSL *, const struct tls_check *,
+		    bool);
 
 static int
 refuse_unread(struct bufferevent *under, struct pst_err *err)
@@ -256,7 +259,7 @@ upgrade_succeed(struct pst_tls *t)
 		    "without a certificate check");
 		return;
 	}
-	tls_info_fill(&info, t->ssl, &t->chk, t->sni);
+	info_fill(&info, t->ssl, &t->chk, t->sni);
 	SSL_set_app_data(t->ssl, NULL);
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	t->bev = NULL;
@@ -432,9 +435,46 @@ upgrade_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	err = t->err;
 	if (t->chk.seen) {
-		tls_info_fill(&info, NULL, &t->chk, t->sni);
+		info_fill(&info, NULL, &t->chk, t->sni);
 		infop = &info;
 	}
 	upgrade_free(t);
 	cb(NULL, infop, &err, cbarg);
+}
+
+/*
+ * Describes the session of 'ssl' (may be NULL when the handshake failed)
+ * and what 'chk' recorded.
+ */
+static void
+info_fill(struct pst_tls_info *info, SSL *ssl,
+    const struct tls_check *chk, bool sni)
+{
+	const char *s;
+
+	memset(info, 0, sizeof(*info));
+	if (ssl != NULL) {
+		s = SSL_get_version(ssl);
+		tls_copy_clean(info->version, sizeof(info->version), s,
+		    strlen(s));
+		if ((s = SSL_get_cipher_name(ssl)) != NULL)
+			tls_copy_clean(info->cipher, sizeof(info->cipher), s,
+			    strlen(s));
+	}
+	info->sni = sni;
+	if (!chk->seen)
+		return;
+	memcpy(info->subject, chk->subject, sizeof(info->subject));
+	memcpy(info->issuer, chk->issuer, sizeof(info->issuer));
+	pst_tls_fp_format(chk->cert_fp, info->cert_sha256,
+	    sizeof(info->cert_sha256));
+	pst_tls_fp_format(chk->spki_fp, info->spki_sha256,
+	    sizeof(info->spki_sha256));
+	info->verified = chk->chain_ok;
+	if (!chk->chain_ok) {
+		s = X509_verify_cert_error_string(chk->verify_err);
+		tls_copy_clean(info->verify_error, sizeof(info->verify_error), s,
+		    strlen(s));
+	}
+	info->pin_matched = chk->pin_matched;
 }

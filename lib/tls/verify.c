@@ -28,30 +28,14 @@
 #include <openssl/x509v3.h>
 
 #include "common/err.h"
-#include "tls/internal.h"
+#include "tls/text.h"
+#include "tls/verify.h"
 
-static void	 copy_clean(char *, size_t, const char *, size_t);
 static void	 name_format(const X509_NAME *, char *, size_t);
 static int	 fingerprints(X509 *, unsigned char *, unsigned char *);
 static bool	 pins_match(const struct tls_check *);
 static void	 reject_pins(struct tls_check *);
 static void	 reject_chain(struct tls_check *, X509_STORE_CTX *);
-
-/* Bytes outside printable ASCII become '?'; the copy is cut to fit. */
-static void
-copy_clean(char *dst, size_t dstlen, const char *src, size_t srclen)
-{
-	size_t i;
-
-	if (dstlen == 0)
-		return;
-	for (i = 0; i < srclen && i + 1 < dstlen && src[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	dst[i] = '\0';
-}
 
 static void
 name_format(const X509_NAME *name, char *buf, size_t len)
@@ -66,7 +50,7 @@ name_format(const X509_NAME *name, char *buf, size_t len)
 	/* RFC 2253 order and escaping; bytes above 0x7f come out as \XX. */
 	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) >= 0 &&
 	    (n = BIO_get_mem_data(bio, &data)) > 0)
-		copy_clean(buf, len, data, (size_t)n);
+		tls_copy_clean(buf, len, data, (size_t)n);
 	BIO_free(bio);
 }
 
@@ -285,101 +269,4 @@ tls_peer_setup(SSL *ssl, const char *name, struct tls_check *chk,
 	}
 	memcpy(chk->name, buf, len + 1);
 	return 0;
-}
-
-void
-tls_info_fill(struct pst_tls_info *info, SSL *ssl,
-    const struct tls_check *chk, bool sni)
-{
-	const char *s;
-
-	memset(info, 0, sizeof(*info));
-	if (ssl != NULL) {
-		s = SSL_get_version(ssl);
-		copy_clean(info->version, sizeof(info->version), s,
-		    strlen(s));
-		if ((s = SSL_get_cipher_name(ssl)) != NULL)
-			copy_clean(info->cipher, sizeof(info->cipher), s,
-			    strlen(s));
-	}
-	info->sni = sni;
-	if (!chk->seen)
-		return;
-	memcpy(info->subject, chk->subject, sizeof(info->subject));
-	memcpy(info->issuer, chk->issuer, sizeof(info->issuer));
-	pst_tls_fp_format(chk->cert_fp, info->cert_sha256,
-	    sizeof(info->cert_sha256));
-	pst_tls_fp_format(chk->spki_fp, info->spki_sha256,
-	    sizeof(info->spki_sha256));
-	info->verified = chk->chain_ok;
-	if (!chk->chain_ok) {
-		s = X509_verify_cert_error_string(chk->verify_err);
-		copy_clean(info->verify_error, sizeof(info->verify_error), s,
-		    strlen(s));
-	}
-	info->pin_matched = chk->pin_matched;
-}
-
-void
-tls_errq_take(struct tls_errq *q)
-{
-	unsigned long e;
-
-	q->n = 0;
-	while ((e = ERR_get_error()) != 0) {
-		if (q->n < TLS_ERRQ_MAX)
-			q->e[q->n++] = e;
-	}
-}
-
-bool
-tls_errq_has(const struct tls_errq *q, int lib, int reason)
-{
-	size_t i;
-
-	for (i = 0; i < q->n; i++) {
-		if (ERR_GET_LIB(q->e[i]) == lib &&
-		    ERR_GET_REASON(q->e[i]) == reason)
-			return true;
-	}
-	return false;
-}
-
-char *
-tls_errq_format(const struct tls_errq *q, char *buf, size_t len)
-{
-	char one[256];
-	const char *r;
-	size_t i, j;
-
-	if (len == 0)
-		return buf;
-	buf[0] = '\0';
-	for (i = 0; i < q->n; i++) {
-		for (j = 0; j < i; j++) {
-			if (ERR_GET_LIB(q->e[j]) == ERR_GET_LIB(q->e[i]) &&
-			    ERR_GET_REASON(q->e[j]) == ERR_GET_REASON(q->e[i]))
-				break;
-		}
-		if (j < i)
-			continue;
-		if ((r = ERR_reason_error_string(q->e[i])) == NULL) {
-			ERR_error_string_n(q->e[i], one, sizeof(one));
-			r = one;
-		}
-		if (buf[0] != '\0')
-			tls_strlcat(buf, ": ", len);
-		tls_strlcat(buf, r, len);
-	}
-	return buf;
-}
-
-void
-tls_strlcat(char *dst, const char *src, size_t len)
-{
-	size_t used = strnlen(dst, len);
-
-	if (used + 1 >= len)
-		return;
-	snprintf(dst + used, len - used, "%s", src);
 }

@@ -1,27 +1,24 @@
 #!/usr/bin/python3
 """include_graph.py: no include cycles between the files of lib/ (and daemon/).
 
-    tests/static/include_graph.py [--daemon] [--known FILE] [SOURCE-ROOT]
+    tests/static/include_graph.py [--daemon] [SOURCE-ROOT]
 
 Builds a graph whose nodes are files, x.c and x.h counting as one node "x"
-(lib/spool/env, daemon/queue, ...).  x depends on y when x.c or x.h
-includes y.h.  A header without a .c of its own (lib/spool/spool_int.h,
-lib/tls/internal.h, lib/sasl/mech.h) is shared by several files and is
-no node: each function it declares belongs to the file whose .c defines
-it, so a file that includes
-such a header and calls one of its functions depends on that function's
-file, and on what the shared header includes itself.  A cycle in that graph is a pair (or ring) of files that cannot be
-understood, tested or moved one without the other.
+(lib/spool/env, daemon/shared/queue, ...).  x depends on y when x.c or
+x.h includes y.h.  A header without a .c of its own
+(lib/spool/spool_int.h, lib/sasl/mech.h) is shared by several files and
+is no node: each function it declares belongs to the file whose .c
+defines it, so a file that includes such a header and calls one of its
+functions depends on that function's file, and on what the shared header
+includes itself.  A cycle in that graph is a pair (or ring) of files that
+cannot be understood, tested or moved one without the other.
 
 Checks lib/ only, or lib/ and daemon/ with --daemon.  With --daemon it
 also keeps daemon/ split by program: a file in daemon/shared/ includes
 nothing from a program's folder, and a file in a program's folder
 (daemon/posternd/, ...) nothing from another program's; lib/ includes
-nothing from daemon/.  Prints every cycle
-found and exits 1 if there is one; 0 when the graph is acyclic.  With
---known FILE, the loops FILE lists (one a line: the files of the loop,
-space separated, sorted; "#" starts a comment) are reported but do not
-fail, while a listed loop that is gone fails too: the list only shrinks.
+nothing from daemon/.  Prints every cycle and breach found and exits 1
+if there is one; 0 otherwise.
 """
 
 import os
@@ -210,26 +207,10 @@ def ring(graph, comp):
     return comp
 
 
-def read_known(path):
-    known = set()
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            line = line.split('#', 1)[0].split()
-            if line:
-                known.add(tuple(sorted(line)))
-    return known
-
-
 def main(argv):
-    args, opts, known_file = [], set(), None
-    it = iter(argv[1:])
-    for a in it:
-        if a == '--known':
-            known_file = next(it, None)
-            if known_file is None:
-                print(__doc__.strip(), file=sys.stderr)
-                return 2
-        elif a == '--daemon':
+    args, opts = [], set()
+    for a in argv[1:]:
+        if a == '--daemon':
             opts.add(a)
         elif a.startswith('-'):
             print(__doc__.strip(), file=sys.stderr)
@@ -239,27 +220,19 @@ def main(argv):
     root = args[0] if args else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), '..', '..')
     dirs = ['lib'] + (['daemon'] if '--daemon' in opts else [])
-    known = read_known(known_file) if known_file else set()
     graph = build(root, dirs)
     found = cycles(graph)
     status = 0
     for comp in found:
-        listed = tuple(comp) in known
-        print('include cycle%s: ' % (' (known)' if listed else '') +
-              ' -> '.join(ring(graph, comp)) +
+        print('include cycle: ' + ' -> '.join(ring(graph, comp)) +
               ('' if len(comp) < 3 else
                '  (files in the loop: ' + ', '.join(comp) + ')'))
-        if not listed:
-            status = 1
+        status = 1
     if '--daemon' in opts:
         for breach in folder_breaches(root, dirs):
             print('folder rule: ' + breach)
             status = 1
-    for k in sorted(known - {tuple(c) for c in found}):
-        print('listed as a known include cycle, but gone: ' + ' '.join(k) +
-              ' (remove it from %s)' % known_file)
-        status = 1
-    if not found:
+    if status == 0:
         print('include graph of %s: %d files, no cycles' %
               (' and '.join(d + '/' for d in dirs), len(graph)))
     return status

@@ -21,6 +21,7 @@
 #include "client/negotiate.h"
 #include "common/pool.h"
 #include "helpers/peer.h"
+#include "tls/ctx.h"
 #include "tls/pki.h"
 #include "unit.h"
 

@@ -24,6 +24,7 @@
 
 #include "common/err.h"
 #include "pki.h"
+#include "tls/ctx.h"
 #include "tls/policy.h"
 #include "tls/upgrade.h"
 #include "unit.h"
