@@ -356,11 +356,11 @@ conn_readcb(struct bufferevent *bev, void *arg)
 	free(line);
 }
 
+/* A connection accepted on either socket: one request, then closed. */
 static void
-control_accept(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+conn_start(struct evconnlistener *evl, evutil_socket_t fd,
+    bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg)
 {
-	struct control *c = arg;
 	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
 	struct bufferevent *bev;
 
@@ -370,9 +370,16 @@ control_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	bufferevent_setcb(bev, conn_readcb, NULL, conn_request_eventcb, c);
+	bufferevent_setcb(bev, readcb, NULL, eventcb, arg);
 	bufferevent_set_timeouts(bev, &tv, &tv);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void
+control_accept(struct evconnlistener *evl, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	conn_start(evl, fd, conn_readcb, conn_request_eventcb, arg);
 }
 
 struct control *
@@ -477,18 +484,7 @@ static void
 http_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct timeval tv = { CONTROL_TIMEOUT_S, 0 };
-	struct bufferevent *bev;
-
-	bev = bufferevent_socket_new(evconnlistener_get_base(evl), fd,
-	    BEV_OPT_CLOSE_ON_FREE);
-	if (bev == NULL) {
-		close(fd);
-		return;
-	}
-	bufferevent_setcb(bev, http_readcb, NULL, conn_eventcb, arg);
-	bufferevent_set_timeouts(bev, &tv, &tv);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	conn_start(evl, fd, http_readcb, conn_eventcb, arg);
 }
 
 int
