@@ -34,6 +34,7 @@
 #include <event2/event.h>
 
 #include "bounce.h"
+#include "client/client.h"
 #include "client/negotiate.h"
 #include "common/err.h"
 #include "common/pool.h"
@@ -501,29 +502,14 @@ d_connect(struct delivery *d)
 
 /*
  * Whether an upstream whose EHLO offered SMTPUTF8 or not ('smtputf8') and
- * announced 'size_max' (0: no limit) can take the message; if not, 'why'
- * says so, with the status RFC 3463 has for it.  It is about that one
+ * announced 'size_max' can take the message.  It is about that one
  * upstream: another may well take the message.
  */
 static bool
 can_take(const struct delivery *d, bool smtputf8, uint64_t size_max,
     struct pst_err *why)
 {
-	if (d->utf8 && !smtputf8) {
-		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the server does "
-		    "not support SMTPUTF8, which this message needs (RFC 6531 "
-		    "3.4)");
-		strcpy(why->esc, "5.6.7");
-	} else if (size_max > 0 && d->size > size_max) {
-		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the message (%llu "
-		    "bytes) exceeds the server's size limit (%llu bytes)",
-		    (unsigned long long)d->size,
-		    (unsigned long long)size_max);
-		strcpy(why->esc, "5.3.4");
-	} else
-		return true;
-	why->scope = PST_SCOPE_MESSAGE;
-	return false;
+	return pst_client_can_take(smtputf8, size_max, d->utf8, d->size, why);
 }
 
 /* Whether the last EHLO seen from 'up' rules the message out. */

@@ -746,6 +746,26 @@ client_send_expect(struct pst_client *c, size_t i)
 #undef ADD
 }
 
+bool
+pst_client_can_take(bool smtputf8, uint64_t size_max, bool needs_utf8,
+    uint64_t size, struct pst_err *why)
+{
+	if (needs_utf8 && !smtputf8) {
+		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the server does "
+		    "not support SMTPUTF8, which this message needs (RFC 6531 "
+		    "3.4)");
+		strcpy(why->esc, "5.6.7");
+	} else if (size_max > 0 && size > size_max) {
+		pst_err_set(why, PST_PERM, PST_STAGE_MAIL, "the message (%llu "
+		    "bytes) exceeds the server's size limit (%llu bytes)",
+		    (unsigned long long)size, (unsigned long long)size_max);
+		strcpy(why->esc, "5.3.4");
+	} else
+		return true;
+	why->scope = PST_SCOPE_MESSAGE;
+	return false;
+}
+
 int
 pst_client_send(struct pst_client *c, const struct pst_client_mail *m,
     struct pst_err *err)
@@ -799,21 +819,9 @@ pst_client_send(struct pst_client *c, const struct pst_client_mail *m,
 	c->expect[n - 1].kind = EXPECT_DATA;
 
 	/* Refusals we can know before saying anything. */
-	if (m->smtputf8 && !(e->caps & PST_EHLO_SMTPUTF8)) {
-		pst_err_set(&c->msg_err, PST_PERM, PST_STAGE_MAIL,
-		    "the server does not support SMTPUTF8, which this "
-		    "message needs (RFC 6531 3.4)");
-		strcpy(c->msg_err.esc, "5.6.7");
-	} else if ((e->caps & PST_EHLO_SIZE) && e->size_max > 0 &&
-	    m->size > e->size_max) {
-		pst_err_set(&c->msg_err, PST_PERM, PST_STAGE_MAIL,
-		    "the message (%llu bytes) exceeds the server's size limit "
-		    "(%llu bytes)", (unsigned long long)m->size,
-		    (unsigned long long)e->size_max);
-		strcpy(c->msg_err.esc, "5.3.4");
-	}
-	if (c->msg_err.cls != PST_OK) {
-		c->msg_err.scope = PST_SCOPE_MESSAGE;
+	if (!pst_client_can_take((e->caps & PST_EHLO_SMTPUTF8) != 0,
+	    (e->caps & PST_EHLO_SIZE) ? e->size_max : 0, m->smtputf8, m->size,
+	    &c->msg_err)) {
 		/* Report it from the loop, as for every other outcome. */
 		client_enter(c, CLIENT_ST_MAIL);
 		c->next_expect = c->next_send = n;

@@ -160,6 +160,18 @@ int		 pst_client_send(struct pst_client *c,
 		    const struct pst_client_mail *m, struct pst_err *err);
 
 /*
+ * pst_client_can_take()
+ * Whether a server that offered SMTPUTF8 or not ('smtputf8') and
+ * announced 'size_max' (0: no limit) can take a message of 'size' bytes
+ * that needs SMTPUTF8 or not ('needs_utf8').  If not, 'why' says so:
+ * PST_PERM, stage MAIL, scope message, 5.6.7 (RFC 6531 3.4) or 5.3.4.
+ * pst_client_send() refuses such a message itself, without a word to the
+ * server; a caller with other servers to try asks first.
+ */
+bool		 pst_client_can_take(bool smtputf8, uint64_t size_max,
+		    bool needs_utf8, uint64_t size, struct pst_err *why);
+
+/*
  * pst_client_quit()
  * Sends QUIT (when ready) and waits for the answer, then 'closed' fires.
  */
