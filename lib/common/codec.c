@@ -1,5 +1,5 @@
 /*
- * codec.c: FNV-1a 64, hex, percent-decoding, UTF-8 validation and JSON
+ * codec.c: FNV-1a 64, CRC-32C, hex, percent-decoding, UTF-8 validation and JSON
  * string escaping, once for the whole tree.
  */
 #include <stdbool.h>
@@ -33,6 +33,72 @@ uint64_t
 pst_fnv1a64(const void *p, size_t len)
 {
 	return pst_fnv1a64_more(PST_FNV1A64_BASIS, p, len);
+}
+
+/*
+ * CRC-32C.
+ */
+
+/* The CRC of each 4-bit value, for the reflected polynomial. */
+static const uint32_t crc32c_nibble[16] = {
+	0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1,
+	0x417b1dbc, 0x5125dad3, 0x61c69362, 0x7198540d,
+	0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9,
+	0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
+};
+
+uint32_t
+pst_crc32c_portable(uint32_t crc, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	crc = ~crc;
+	for (i = 0; i < len; i++) {
+		crc ^= b[i];
+		crc = (crc >> 4) ^ crc32c_nibble[crc & 0xf];
+		crc = (crc >> 4) ^ crc32c_nibble[crc & 0xf];
+	}
+	return ~crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_CRC32_INSN 1
+
+/* SSE 4.2's crc32 computes exactly CRC-32C, eight bytes an instruction. */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_insn(uint32_t crc, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	uint64_t c = ~crc;
+	uint64_t w;
+
+	for (; len > 0 && ((uintptr_t)b & 7) != 0; len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *b++);
+	for (; len >= 8; len -= 8, b += 8) {
+		memcpy(&w, b, sizeof(w));
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	for (; len > 0; len--)
+		c = __builtin_ia32_crc32qi((uint32_t)c, *b++);
+	return ~(uint32_t)c;
+}
+#endif
+
+uint32_t
+pst_crc32c_more(uint32_t crc, const void *p, size_t len)
+{
+#ifdef HAVE_CRC32_INSN
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc32c_insn(crc, p, len);
+#endif
+	return pst_crc32c_portable(crc, p, len);
+}
+
+uint32_t
+pst_crc32c(const void *p, size_t len)
+{
+	return pst_crc32c_more(0, p, len);
 }
 
 /*

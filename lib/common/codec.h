@@ -1,7 +1,7 @@
 /*
  * codec.h: the small byte codecs every part of postern shares, each
- * written once: FNV-1a 64, hex, percent-decoding, UTF-8 validation and
- * JSON string escaping.
+ * written once: FNV-1a 64, CRC-32C, hex, percent-decoding, UTF-8
+ * validation and JSON string escaping.
  *
  * No allocation (except an evbuffer's growth), no globals.
  */
@@ -26,6 +26,19 @@ struct evbuffer;
 
 uint64_t	pst_fnv1a64(const void *p, size_t len);
 uint64_t	pst_fnv1a64_more(uint64_t h, const void *p, size_t len);
+
+/*
+ * CRC-32C (Castagnoli: reflected polynomial 0x82f63b78, initial value
+ * and final xor all ones; RFC 3720 B.4), the check of the spool's log
+ * records.  pst_crc32c_more() continues from the CRC of what came
+ * before: pst_crc32c(p, n) == pst_crc32c_more(0, p, n).  It uses the
+ * processor's crc32 instruction where there is one and
+ * pst_crc32c_portable(), four bits a step, where not; the tests hold
+ * both to the same vectors.
+ */
+uint32_t	pst_crc32c(const void *p, size_t len);
+uint32_t	pst_crc32c_more(uint32_t crc, const void *p, size_t len);
+uint32_t	pst_crc32c_portable(uint32_t crc, const void *p, size_t len);
 
 /*
  * Hex digits.  Which cases a decoder accepts is the caller's format's

@@ -36,6 +36,61 @@ START_TEST(fnv1a64_vectors)
 }
 END_TEST
 
+/* RFC 3720 B.4, and the customary check value of "123456789". */
+static const struct {
+	const char	*in;
+	size_t		 len;
+	uint32_t	 crc;
+} crc_vectors[] = {
+	{ "", 0, 0 },
+	{ "123456789", 9, 0xe3069283 },
+	{ "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+	  "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 32, 0x8a9136aa },
+	{ "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+	  "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+	  32, 0x62a8ab43 },
+	{ "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+	  "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f",
+	  32, 0x46dd794e },
+};
+
+START_TEST(crc32c_vectors)
+{
+	ck_assert_uint_eq(pst_crc32c(crc_vectors[_i].in, crc_vectors[_i].len),
+	    crc_vectors[_i].crc);
+	ck_assert_uint_eq(pst_crc32c_portable(0, crc_vectors[_i].in,
+	    crc_vectors[_i].len), crc_vectors[_i].crc);
+}
+END_TEST
+
+/*
+ * Every split of a buffer, at every alignment the word-wise path has to
+ * get right, gives the CRC of the whole, on both paths.
+ */
+START_TEST(crc32c_splits)
+{
+	unsigned char buf[80];
+	uint32_t whole, a, b;
+	size_t off, cut, n;
+
+	for (n = 0; n < sizeof(buf); n++)
+		buf[n] = (unsigned char)(n * 37 + 11);
+	for (off = 0; off < 8; off++) {
+		n = sizeof(buf) - off;
+		whole = pst_crc32c_portable(0, buf + off, n);
+		ck_assert_uint_eq(pst_crc32c(buf + off, n), whole);
+		for (cut = 0; cut <= n; cut++) {
+			a = pst_crc32c_more(pst_crc32c(buf + off, cut),
+			    buf + off + cut, n - cut);
+			b = pst_crc32c_portable(pst_crc32c_portable(0,
+			    buf + off, cut), buf + off + cut, n - cut);
+			ck_assert_uint_eq(a, whole);
+			ck_assert_uint_eq(b, whole);
+		}
+	}
+}
+END_TEST
+
 START_TEST(fnv1a64_continues)
 {
 	uint64_t h;
@@ -317,6 +372,8 @@ unit_suite(void)
 
 	tcase_add_loop_test(tc, fnv1a64_vectors, 0, NELEMS(fnv_vectors));
 	tcase_add_test(tc, fnv1a64_continues);
+	tcase_add_loop_test(tc, crc32c_vectors, 0, NELEMS(crc_vectors));
+	tcase_add_test(tc, crc32c_splits);
 	tcase_add_loop_test(tc, json_escape_vectors, 0, NELEMS(json_vectors));
 	tcase_add_test(tc, json_escape_cuts_like_snprintf);
 	tcase_add_test(tc, json_escape_evbuffer);
