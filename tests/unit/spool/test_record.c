@@ -28,6 +28,8 @@ struct file {
 static void
 put(struct file *f, const void *p, size_t len)
 {
+	if (len == 0)
+		return;
 	f->p = realloc(f->p, f->len + len);
 	ck_assert_ptr_nonnull(f->p);
 	memcpy(f->p + f->len, p, len);
