@@ -1,0 +1,275 @@
+/*
+ * index.c: the in-memory index of spool format 2.
+ *
+ * Messages: open addressing, linear probing, deletion by shifting the
+ * run after the hole back (no tombstones), at most half full.  Ids are
+ * time in their high bits and random in the low ones; a multiplication
+ * spreads both over the table.  Segments: an array in ascending order,
+ * found by binary search.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "spool/index.h"
+#include "spool/record.h"
+#include "spool/spool_int.h"
+
+#define IDX_MIN_CAP	1024
+
+static size_t
+slot_of(const struct spool_idx *idx, uint64_t id)
+{
+	return (size_t)((id * UINT64_C(0x9e3779b97f4a7c15)) >> 32) &
+	    (idx->cap - 1);
+}
+
+void
+spool_idx_init(struct spool_idx *idx)
+{
+	memset(idx, 0, sizeof(*idx));
+}
+
+void
+spool_idx_free(struct spool_idx *idx)
+{
+	free(idx->slots);
+	free(idx->segs);
+	spool_idx_init(idx);
+}
+
+struct idx_entry *
+spool_idx_get(struct spool_idx *idx, uint64_t id)
+{
+	size_t i;
+
+	if (idx->cap == 0 || id == 0)
+		return NULL;
+	for (i = slot_of(idx, id); idx->slots[i].id != 0;
+	    i = (i + 1) & (idx->cap - 1))
+		if (idx->slots[i].id == id)
+			return &idx->slots[i];
+	return NULL;
+}
+
+static int
+grow(struct spool_idx *idx, struct pst_err *err)
+{
+	struct spool_idx bigger = *idx;
+	size_t i, j;
+
+	bigger.cap = idx->cap == 0 ? IDX_MIN_CAP : idx->cap * 2;
+	if ((bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots))) == NULL)
+		return spool_sys(err, ENOMEM, "indexing the queue");
+	for (i = 0; i < idx->cap; i++) {
+		if (idx->slots[i].id == 0)
+			continue;
+		for (j = slot_of(&bigger, idx->slots[i].id);
+		    bigger.slots[j].id != 0; j = (j + 1) & (bigger.cap - 1))
+			;
+		bigger.slots[j] = idx->slots[i];
+	}
+	free(idx->slots);
+	idx->slots = bigger.slots;
+	idx->cap = bigger.cap;
+	return 0;
+}
+
+/* The entry of 'id', made (zeroed but for the id) if new. */
+static struct idx_entry *
+get_or_add(struct spool_idx *idx, uint64_t id, struct pst_err *err)
+{
+	struct idx_entry *e;
+	size_t i;
+
+	if ((e = spool_idx_get(idx, id)) != NULL)
+		return e;
+	if ((idx->n + 1) * 2 > idx->cap && grow(idx, err) == -1)
+		return NULL;
+	for (i = slot_of(idx, id); idx->slots[i].id != 0;
+	    i = (i + 1) & (idx->cap - 1))
+		;
+	memset(&idx->slots[i], 0, sizeof(idx->slots[i]));
+	idx->slots[i].id = id;
+	idx->n++;
+	return &idx->slots[i];
+}
+
+/*
+ * Segments.
+ */
+
+struct idx_segment *
+spool_idx_seg(struct spool_idx *idx, uint64_t seq)
+{
+	size_t lo = 0, hi = idx->nsegs, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (idx->segs[mid].seq == seq)
+			return &idx->segs[mid];
+		if (idx->segs[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int
+spool_idx_segment(struct spool_idx *idx, uint64_t seq, uint64_t size,
+    struct pst_err *err)
+{
+	struct idx_segment *s;
+
+	if ((s = spool_idx_seg(idx, seq)) != NULL) {
+		if (size > s->size)
+			s->size = size;
+		return 0;
+	}
+	if (idx->nsegs > 0 && idx->segs[idx->nsegs - 1].seq > seq)
+		return spool_bad(err, "segment %llu registered out of order",
+		    (unsigned long long)seq);
+	if (idx->nsegs == idx->segs_cap) {
+		idx->segs_cap = idx->segs_cap == 0 ? 16 : idx->segs_cap * 2;
+		s = reallocarray(idx->segs, idx->segs_cap, sizeof(*s));
+		if (s == NULL)
+			return spool_sys(err, ENOMEM, "indexing the queue");
+		idx->segs = s;
+	}
+	s = &idx->segs[idx->nsegs++];
+	s->seq = seq;
+	s->pins = 0;
+	s->size = size;
+	return 0;
+}
+
+static void
+pin(struct spool_idx *idx, uint64_t seq, int delta)
+{
+	struct idx_segment *s;
+
+	if (seq == 0 || (s = spool_idx_seg(idx, seq)) == NULL)
+		return;
+	if (delta > 0)
+		s->pins++;
+	else if (s->pins > 0)
+		s->pins--;
+}
+
+static void
+unpin_entry(struct spool_idx *idx, const struct idx_entry *e)
+{
+	if (e->body == IDX_BODY_LOG)
+		pin(idx, e->body_seq, -1);
+	pin(idx, e->env_seq, -1);
+}
+
+struct idx_segment *
+spool_idx_oldest_free(struct spool_idx *idx, uint64_t current)
+{
+	if (idx->nsegs == 0 || idx->segs[0].pins > 0 ||
+	    idx->segs[0].seq >= current)
+		return NULL;
+	return &idx->segs[0];
+}
+
+void
+spool_idx_forget_seg(struct spool_idx *idx, uint64_t seq)
+{
+	struct idx_segment *s;
+	size_t i;
+
+	if ((s = spool_idx_seg(idx, seq)) == NULL)
+		return;
+	i = (size_t)(s - idx->segs);
+	memmove(s, s + 1, (idx->nsegs - i - 1) * sizeof(*s));
+	idx->nsegs--;
+}
+
+/*
+ * Messages.
+ */
+
+void
+spool_idx_remove(struct spool_idx *idx, uint64_t id)
+{
+	struct idx_entry *e;
+	size_t hole, i, home;
+
+	if ((e = spool_idx_get(idx, id)) == NULL)
+		return;
+	unpin_entry(idx, e);
+	hole = (size_t)(e - idx->slots);
+	idx->slots[hole].id = 0;
+	idx->n--;
+	/* Shift back every entry of the run that may not stay past a hole. */
+	for (i = (hole + 1) & (idx->cap - 1); idx->slots[i].id != 0;
+	    i = (i + 1) & (idx->cap - 1)) {
+		home = slot_of(idx, idx->slots[i].id);
+		if (((i - home) & (idx->cap - 1)) >=
+		    ((i - hole) & (idx->cap - 1))) {
+			idx->slots[hole] = idx->slots[i];
+			idx->slots[i].id = 0;
+			hole = i;
+		}
+	}
+}
+
+int
+spool_idx_apply(struct spool_idx *idx, uint64_t seq,
+    const struct pst_seg_entry *se, struct pst_err *err)
+{
+	struct idx_entry *e;
+
+	switch (se->rec.type) {
+	case PST_REC_MSG:
+		if ((e = get_or_add(idx, se->rec.id, err)) == NULL)
+			return -1;
+		unpin_entry(idx, e);
+		e->body_off = se->body_offset;
+		e->body_len = se->body_length;
+		e->body_seq = 0;
+		if (seq == 0)
+			e->body = IDX_BODY_DROP;
+		else if (se->rec.flags & PST_REC_EXTERNAL)
+			e->body = IDX_BODY_EXTERNAL;
+		else {
+			e->body = IDX_BODY_LOG;
+			e->body_seq = seq;
+		}
+		e->env_seq = seq;
+		e->env_off = se->offset;
+		e->env_len = se->rec.env_len;
+		if (e->body == IDX_BODY_LOG)
+			pin(idx, seq, 1);
+		pin(idx, seq, 1);
+		return 0;
+	case PST_REC_ENV:
+		if ((e = spool_idx_get(idx, se->rec.id)) == NULL)
+			return 0;
+		pin(idx, e->env_seq, -1);
+		e->env_seq = seq;
+		e->env_off = se->offset;
+		e->env_len = se->rec.env_len;
+		pin(idx, seq, 1);
+		return 0;
+	case PST_REC_DEL:
+		spool_idx_remove(idx, se->rec.id);
+		return 0;
+	}
+	return 0;
+}
+
+int
+spool_idx_each(struct spool_idx *idx, int (*fn)(struct idx_entry *, void *),
+    void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < idx->cap; i++)
+		if (idx->slots[i].id != 0 && fn(&idx->slots[i], arg) == -1)
+			return -1;
+	return 0;
+}

@@ -1,0 +1,97 @@
+/*
+ * index.h: what spool format 2 keeps in memory about each message, and
+ * about each segment (lib/spool only).
+ *
+ * For every live message: where its body is (in a segment, in
+ * bodies/ID, in the drop incoming/ID) and which record holds its current
+ * envelope.  Envelopes themselves are not kept: they are read back with
+ * pread() when wanted, so 100,000 messages cost a few megabytes.
+ *
+ * A segment is pinned by every live message whose body or current
+ * envelope lies in it.  Segments go oldest first and only when unpinned
+ * (doc/spool.md, "Reading back"); spool_idx_oldest_free() says which.
+ */
+#ifndef PST_SPOOL_INDEX_H
+#define PST_SPOOL_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pst_err;
+struct pst_seg_entry;
+
+enum idx_body {
+	IDX_BODY_LOG = 0,	/* in segment body_seq */
+	IDX_BODY_EXTERNAL,	/* in bodies/ID */
+	IDX_BODY_DROP,		/* in incoming/ID */
+};
+
+struct idx_entry {
+	uint64_t	 id;		/* 0: a free slot */
+	uint64_t	 body_seq;	/* IDX_BODY_LOG */
+	uint64_t	 body_off;
+	uint64_t	 body_len;
+	uint64_t	 env_seq;	/* 0: the envelope of the drop */
+	uint64_t	 env_off;	/* of the record holding it */
+	uint32_t	 env_len;
+	uint8_t		 body;		/* enum idx_body */
+	bool		 locked;
+};
+
+struct idx_segment {
+	uint64_t	 seq;
+	uint64_t	 pins;		/* bodies and envelopes in it */
+	uint64_t	 size;		/* bytes written */
+};
+
+struct spool_idx {
+	struct idx_entry	*slots;
+	size_t			 cap;		/* a power of two */
+	size_t			 n;
+	struct idx_segment	*segs;		/* ascending seq */
+	size_t			 nsegs;
+	size_t			 segs_cap;
+};
+
+void	 spool_idx_init(struct spool_idx *idx);
+void	 spool_idx_free(struct spool_idx *idx);
+
+/* The entry of 'id', or NULL. */
+struct idx_entry *spool_idx_get(struct spool_idx *idx, uint64_t id);
+
+/*
+ * Registers segment 'seq' (above every one known), or updates its size.
+ * Returns 0, or -1 with 'err' when out of memory.
+ */
+int	 spool_idx_segment(struct spool_idx *idx, uint64_t seq, uint64_t size,
+	    struct pst_err *err);
+
+/*
+ * Applies one record read from segment 'seq' (or, 'seq' 0, a drop): a
+ * MSG sets the message, an ENV moves its envelope, a DEL forgets it.
+ * An ENV or DEL of an unknown message is ignored (its MSG went with an
+ * older segment).  Returns 0, or -1 with 'err' when out of memory.
+ */
+int	 spool_idx_apply(struct spool_idx *idx, uint64_t seq,
+	    const struct pst_seg_entry *e, struct pst_err *err);
+
+/* Forgets message 'id'; its pins go. */
+void	 spool_idx_remove(struct spool_idx *idx, uint64_t id);
+
+/* The segment 'seq', or NULL. */
+struct idx_segment *spool_idx_seg(struct spool_idx *idx, uint64_t seq);
+
+/*
+ * The oldest segment if nothing pins it and it is not 'current' (the
+ * one being written), else NULL.  spool_idx_forget_seg() drops it.
+ */
+struct idx_segment *spool_idx_oldest_free(struct spool_idx *idx,
+	    uint64_t current);
+void	 spool_idx_forget_seg(struct spool_idx *idx, uint64_t seq);
+
+/* Calls 'fn' for every live message, in no particular order. */
+int	 spool_idx_each(struct spool_idx *idx,
+	    int (*fn)(struct idx_entry *, void *), void *arg);
+
+#endif /* PST_SPOOL_INDEX_H */
