@@ -72,19 +72,19 @@ status_of(const struct pst_spool_rcpt *r)
  * what it copied holds a byte above 127.  Returns 0 or -1 with 'err'.
  */
 static int
-copy_original(struct pst_spool_msg *msg, int fd, bool headers_only,
-    bool *eightbit, struct pst_err *err)
+copy_original(struct pst_spool_msg *msg, int fd, uint64_t off, uint64_t size,
+    bool headers_only, bool *eightbit, struct pst_err *err)
 {
 	char buf[16384];
-	ssize_t n;
+	uint64_t end = off + size;
+	ssize_t n = 0;
 	size_t i, len;
 	int matched = 0;	/* of "\r\n\r\n", the header's end */
 
 	*eightbit = false;
-	if (lseek(fd, 0, SEEK_SET) == -1)
-		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, errno,
-		    "bounce: reading the original");
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+	while (off < end && (n = pread(fd, buf, end - off < sizeof(buf) ?
+	    (size_t)(end - off) : sizeof(buf), (off_t)off)) > 0) {
+		off += (uint64_t)n;
 		len = (size_t)n;
 		for (i = 0; headers_only && i < (size_t)n; i++) {
 			if (buf[i] == "\r\n\r\n"[matched])
@@ -105,9 +105,9 @@ copy_original(struct pst_spool_msg *msg, int fd, bool headers_only,
 		if (matched == 4)
 			return 0;
 	}
-	if (n == -1)
-		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, errno,
-		    "bounce: reading the original");
+	if (n == -1 || off < end)
+		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL,
+		    n == -1 ? errno : EIO, "bounce: reading the original");
 	return 0;
 }
 
@@ -120,7 +120,7 @@ bounce_relay_wanted(const struct pst_spool_rcpt *r)
 int
 bounce_create(struct pst_spool *spool, const struct config *cfg,
     const struct pst_spool_env *env, const unsigned char *action,
-    const char *reporter, int body_fd, bool utf8,
+    const char *reporter, int body_fd, uint64_t body_off, bool utf8,
     char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
     struct pst_err *err)
 {
@@ -169,7 +169,8 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	 * that needs SMTPUTF8 the RFC 6533 types; the report itself needs
 	 * SMTPUTF8 only when the address it goes to is UTF-8.
 	 */
-	if (copy_original(NULL, body_fd, headers_only, &quoted8, err) == -1)
+	if (copy_original(NULL, body_fd, body_off, env->size, headers_only,
+	    &quoted8, err) == -1)
 		goto fail;
 	addrs8 = pst_spool_env_utf8_addrs(env);
 	if (quoted8 || addrs8)
@@ -279,7 +280,8 @@ bounce_create(struct pst_spool *spool, const struct config *cfg,
 	    boundary, utf8 ? (headers_only ? "message/global-headers" :
 	    "message/global") : (headers_only ? "text/rfc822-headers" :
 	    "message/rfc822"), quoted8 ? CTE_8BIT : "") == -1 ||
-	    copy_original(msg, body_fd, headers_only, &quoted8, err) == -1 ||
+	    copy_original(msg, body_fd, body_off, env->size, headers_only,
+	    &quoted8, err) == -1 ||
 	    out(msg, err, "\r\n--%s--\r\n", boundary) == -1)
 		goto fail;
 	if (pst_spool_msg_commit_sync(msg, err) == -1)

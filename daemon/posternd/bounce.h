@@ -50,14 +50,15 @@ bool	bounce_relay_wanted(const struct pst_spool_rcpt *r);
  * bounce_create()
  * Writes and commits (blocking: run it on the pool) a report to
  * env->sender for the recipients of 'env' whose 'action' is set,
- * quoting the message whose body is open on 'body_fd' ('reporter' names
+ * quoting the message whose body is the env->size bytes at 'body_off'
+ * of 'body_fd' ('reporter' names
  * the upstream that refused, or NULL; 'utf8': the message needs
  * SMTPUTF8, and the report is an internationalized one, RFC 6533).  On
  * success the new id is in 'id' and its arrival time in '*arrival'.  Returns 0 or -1 with 'err'.
  */
 int	bounce_create(struct pst_spool *spool, const struct config *cfg,
 	    const struct pst_spool_env *env, const unsigned char *action,
-	    const char *reporter, int body_fd, bool utf8,
+	    const char *reporter, int body_fd, uint64_t body_off, bool utf8,
 	    char id[PST_SPOOL_ID_LEN + 1], time_t *arrival,
 	    struct pst_err *err);
 

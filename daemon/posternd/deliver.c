@@ -119,6 +119,7 @@ struct delivery {
 	struct pst_spool_lock	*lock;
 	struct pst_spool_env	*env;
 	int			 body_fd;
+	uint64_t		 body_off;	/* where the body starts */
 	uint64_t		 size;		/* body bytes */
 	bool			 utf8;		/* needs SMTPUTF8 */
 	unsigned char		*unable;	/* by upstream index */
@@ -234,28 +235,29 @@ submit(struct delivery *d, pst_pool_fn work, pst_pool_fn done)
  * true also when it cannot be read (the safe answer).
  */
 static bool
-header_8bit(int fd)
+header_8bit(int fd, uint64_t off, uint64_t len)
 {
 	char buf[4096];
-	const char *end = "\r\n\r\n";
+	const char *blank = "\r\n\r\n";
 	unsigned matched = 2;	/* an empty first line ends it too */
-	off_t off = 0;
+	uint64_t end = off + len;
 	ssize_t n, i;
 
-	while ((n = pread(fd, buf, sizeof(buf), off)) > 0) {
+	while (off < end && (n = pread(fd, buf, end - off < sizeof(buf) ?
+	    (size_t)(end - off) : sizeof(buf), (off_t)off)) > 0) {
 		for (i = 0; i < n; i++) {
 			if ((unsigned char)buf[i] >= 0x80)
 				return true;
-			if (buf[i] == end[matched])
+			if (buf[i] == blank[matched])
 				matched++;
 			else
 				matched = buf[i] == '\r' ? 1 : 0;
 			if (matched == 4)
 				return false;
 		}
-		off += n;
+		off += (uint64_t)n;
 	}
-	return n == -1;
+	return off < end;	/* unreadable: assume the worst */
 }
 
 /*
@@ -265,13 +267,14 @@ header_8bit(int fd)
  * it did, look.
  */
 static bool
-needs_smtputf8(const struct pst_spool_env *env, int fd)
+needs_smtputf8(const struct pst_spool_env *env, int fd, uint64_t off)
 {
 	if (!(env->flags & PST_SPOOL_F_SMTPUTF8))
 		return false;
 	if (env->flags & PST_SPOOL_F_UTF8_CHECKED)
 		return (env->flags & PST_SPOOL_F_UTF8_NEEDED) != 0;
-	return pst_spool_env_utf8_addrs(env) || header_8bit(fd);
+	return pst_spool_env_utf8_addrs(env) ||
+	    header_8bit(fd, off, env->size);
 }
 
 static void
@@ -302,7 +305,8 @@ load_work(void *arg)
 			d->load_status = LOAD_ERROR;
 		goto release;
 	}
-	d->body_fd = pst_spool_body_open(spool, d->env, &d->job_err);
+	d->body_fd = pst_spool_body_open(spool, d->env, &d->body_off,
+	    &d->job_err);
 	if (d->body_fd == -1) {
 		if (d->job_err.cls == PST_LOCAL ||
 		    d->job_err.sys_errno == ENOENT) {
@@ -313,7 +317,7 @@ load_work(void *arg)
 		goto release;
 	}
 	d->size = d->env->size;
-	d->utf8 = needs_smtputf8(d->env, d->body_fd);
+	d->utf8 = needs_smtputf8(d->env, d->body_fd, d->body_off);
 	d->load_status = LOAD_OK;
 	return;
 release:
@@ -745,6 +749,7 @@ d_prepare(struct delivery *d)
 	    env->ret == PST_SPOOL_RET_HDRS ? "HDRS" : NULL;
 	d->mail.envid = env->envid;
 	d->mail.body_fd = d->body_fd;
+	d->mail.body_offset = d->body_off;
 	return 0;
 }
 
@@ -759,12 +764,6 @@ d_transaction(struct delivery *d)
 	struct pst_err err;
 	size_t i, n = 0;
 
-	if (lseek(d->body_fd, 0, SEEK_SET) == -1) {
-		pst_err_sys(&err, PST_TEMP, PST_STAGE_DATA, errno,
-		    "reading the message body from its start");
-		d_msg_error(d, VERDICT_LOCAL, &err);
-		return -1;
-	}
 	for (i = 0; i < d->nsend; i++)
 		if (!d->res[i].done) {
 			d->brcpts[n] = d->rcpts[i];
@@ -1133,7 +1132,8 @@ save_work(void *arg)
 
 	pst_err_clear(&d->job_err);
 	if (d->bounce && bounce_create(d->spool, d->cfg, d->env,
-	    d->bounce_for, up_name(d), d->body_fd, d->utf8, d->bounce_id,
+	    d->bounce_for, up_name(d), d->body_fd, d->body_off, d->utf8,
+	    d->bounce_id,
 	    &d->bounce_arrival, &err) == -1) {
 		/* Keep the message: the bounce is tried again later. */
 		d->job_err = err;

@@ -429,13 +429,14 @@ read_headers(struct pst_spool *spool, const struct pst_spool_env *env,
 {
 	struct pst_err err;
 	char *buf, *p, *end, *eol, **v;
-	size_t got = 0;
+	uint64_t off;
+	size_t got = 0, want;
 	ssize_t n;
 	int fd, rc = 1;
 
 	*lines = NULL;
 	*nlines = 0;
-	if ((fd = pst_spool_body_open(spool, env, &err)) == -1) {
+	if ((fd = pst_spool_body_open(spool, env, &off, &err)) == -1) {
 		snprintf(why, whylen, "%s", err.text);
 		return -1;
 	}
@@ -446,8 +447,10 @@ read_headers(struct pst_spool *spool, const struct pst_spool_env *env,
 		snprintf(why, whylen, "%s", strerror(ENOMEM));
 		return -1;
 	}
-	while (got < SHOW_HEADER_BYTES) {
-		n = read(fd, buf + got, SHOW_HEADER_BYTES - got);
+	want = env->size < SHOW_HEADER_BYTES ? (size_t)env->size :
+	    SHOW_HEADER_BYTES;
+	while (got < want) {
+		n = pread(fd, buf + got, want - got, (off_t)(off + got));
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {

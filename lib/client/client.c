@@ -1033,18 +1033,22 @@ client_body(struct pst_client *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	unsigned char chunk[BODY_CHUNK];
 	struct pst_err err;
+	uint64_t left;
 	ssize_t n;
 
 	if (c->body_eof)
 		return;
 	while (evbuffer_get_length(out) < BODY_CHUNK) {
-		n = read(c->m->body_fd, chunk, sizeof(chunk));
+		left = c->m->size - c->body_bytes;
+		n = left == 0 ? 0 : pread(c->m->body_fd, chunk,
+		    left < sizeof(chunk) ? (size_t)left : sizeof(chunk),
+		    (off_t)(c->m->body_offset + c->body_bytes));
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1) {
+		if (n == -1 || (n == 0 && left > 0)) {
 			/* Our disk failed us: not the server's fault. */
-			pst_err_sys(&err, PST_LOCAL, PST_STAGE_DATA, errno,
-			    "reading the message body");
+			pst_err_sys(&err, PST_LOCAL, PST_STAGE_DATA,
+			    n == -1 ? errno : EIO, "reading the message body");
 			client_fail(c, &err);
 			return;
 		}

@@ -95,12 +95,14 @@ struct pst_client_mail {
 	const char			*sender;  /* "" for <> */
 	const struct pst_client_rcpt	*rcpts;
 	size_t				 nrcpts;
-	uint64_t			 size;	  /* body bytes, for SIZE= */
+	uint64_t			 size;	  /* body bytes: SIZE=, and
+						     what is sent */
 	bool				 body_8bit;  /* BODY=8BITMIME */
 	bool				 smtputf8;   /* SMTPUTF8 */
 	const char			*ret;	  /* DSN RET, or NULL */
 	const char			*envid;	  /* DSN ENVID (xtext), or NULL */
-	int				 body_fd; /* CRLF text, read to EOF */
+	int				 body_fd; /* CRLF text: 'size' bytes */
+	uint64_t			 body_offset; /* from here in it */
 };
 
 struct pst_client_cbs {

@@ -371,7 +371,7 @@ pst_spool_read(struct pst_spool *spool, const char *id, struct pst_err *err)
 
 int
 pst_spool_body_open(struct pst_spool *spool, const struct pst_spool_env *env,
-    struct pst_err *err)
+    uint64_t *offset, struct pst_err *err)
 {
 	char name[SPOOL_NAME_MAX];
 	struct stat st;
@@ -398,5 +398,6 @@ pst_spool_body_open(struct pst_spool *spool, const struct pst_spool_env *env,
 		close(fd);
 		return -1;
 	}
+	*offset = 0;
 	return fd;
 }

@@ -408,13 +408,15 @@ struct pst_spool_env *pst_spool_read(struct pst_spool *spool, const char *id,
 
 /*
  * pst_spool_body_open()
- * Opens the body of the message 'env' describes, read-only, and checks
- * that it is a regular file of env->size bytes.  Returns the descriptor
- * (the caller closes it) or -1 with 'err' (ENOENT: gone; PST_LOCAL: the
- * size differs, the body is damaged).  Blocking.
+ * Opens the body of the message 'env' describes, read-only: the body is
+ * the env->size bytes from '*offset' of the file (read them with
+ * pread()), and the file is checked to hold them.  Returns the
+ * descriptor (the caller closes it) or -1 with 'err' (ENOENT: gone;
+ * PST_LOCAL: the size differs, the body is damaged).  Blocking.
  */
 int	pst_spool_body_open(struct pst_spool *spool,
-	    const struct pst_spool_env *env, struct pst_err *err);
+	    const struct pst_spool_env *env, uint64_t *offset,
+	    struct pst_err *err);
 
 /*
  * Per-message lock.  The lock is flock(LOCK_EX) on the message's

@@ -118,7 +118,7 @@ body_fd(const char *text)
 
 	ck_assert_int_ne(fd, -1);
 	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	lseek(fd, 0, SEEK_SET);
+	R.m.size = strlen(text);
 	return fd;
 }
 
@@ -180,7 +180,7 @@ START_TEST(plain_session_without_pipelining)
 		"S: 250-mx.example.org",
 		"S: 250-SIZE 1000",
 		"S: 250 8BITMIME",
-		"C! MAIL FROM:<s@example.org> SIZE=30",
+		"C! MAIL FROM:<s@example.org> SIZE=27",
 		"S: 250 2.1.0 ok",
 		"C! RCPT TO:<a@example.org>",
 		"S: 250 2.1.5 ok",
@@ -255,6 +255,40 @@ START_TEST(pipelined_transaction_goes_out_at_once)
 	ck_assert_int_eq(R.rcpt_err[0].smtp_code, 550);
 	ck_assert_str_eq(R.rcpt_err[0].esc, "5.1.1");
 	ck_assert_int_eq(R.rcpt_ok[1], 1);
+}
+END_TEST
+
+/* A body that is part of a file (a log segment): those bytes only. */
+START_TEST(body_at_an_offset)
+{
+	static const char *const script[] = {
+		"S: 220 mx ESMTP",
+		"C: EHLO client.example.org",
+		"S: 250-mx",
+		"S: 250 PIPELINING",
+		"C: MAIL FROM:<s@example.org>",
+		"C: RCPT TO:<a@example.org>",
+		"C: RCPT TO:<b@example.org>",
+		"C: DATA",
+		"S: 250 ok",
+		"S: 250 ok",
+		"S: 250 ok",
+		"S: 354 go",
+		"C: hello",
+		"C: ..world",
+		"C: .",
+		"S: 250 queued",
+		"C: QUIT",
+		"S: 221 bye",
+		NULL,
+	};
+
+	R.m.body_fd = body_fd("before\r\nhello\r\n.world\r\nafter\r\n");
+	R.m.body_offset = 8;
+	R.m.size = 15;
+	run(script);
+	ck_assert_msg(peer_done(&R.peer), "%s", R.transcript);
+	ck_assert(R.sent_ok);
 }
 END_TEST
 
@@ -805,6 +839,7 @@ unit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, plain_session_without_pipelining);
 	tcase_add_test(tc, pipelined_transaction_goes_out_at_once);
+	tcase_add_test(tc, body_at_an_offset);
 	tcase_add_test(tc, all_recipients_refused_resets);
 	tcase_add_test(tc, mail_refused_is_a_message_failure);
 	tcase_add_test(tc, silent_greeting_times_out_with_its_stage);

@@ -271,6 +271,7 @@ START_TEST(msg_empty_body_commits)
 	struct pst_spool_env *env;
 	struct pst_spool *spool;
 	struct pst_err err;
+	uint64_t off;
 	int fd;
 
 	spool = st_open(dir, PST_SPOOL_CREATE, NULL);
@@ -279,7 +280,7 @@ START_TEST(msg_empty_body_commits)
 	env = pst_spool_read(spool, pst_spool_msg_id(msg), &err);
 	ck_assert_ptr_nonnull(env);
 	ck_assert_uint_eq(env->size, 0);
-	fd = pst_spool_body_open(spool, env, &err);
+	fd = pst_spool_body_open(spool, env, &off, &err);
 	ck_assert_int_ge(fd, 0);
 	close(fd);
 	/* A second commit or write is refused. */

@@ -652,18 +652,19 @@ START_TEST(body_open_checks_the_size_and_quarantine_moves_both)
 	struct pst_spool *spool;
 	struct pst_err err;
 	char id[PST_SPOOL_ID_LEN + 1], buf[16], path[512];
+	uint64_t off;
 	int fd;
 
 	spool = st_open(dir, PST_SPOOL_CREATE, NULL);
 	strcpy(id, st_commit(spool, "0123456789", "a@b"));
 	env = pst_spool_read(spool, id, &err);
-	fd = pst_spool_body_open(spool, env, &err);
+	fd = pst_spool_body_open(spool, env, &off, &err);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(read(fd, buf, sizeof(buf)), 10);
 	close(fd);
 	snprintf(path, sizeof(path), "%s/%s", dir, st_body_path(id));
 	ck_assert_int_eq(truncate(path, 4), 0);
-	ck_assert_int_eq(pst_spool_body_open(spool, env, &err), -1);
+	ck_assert_int_eq(pst_spool_body_open(spool, env, &off, &err), -1);
 	ck_assert_ptr_nonnull(strstr(err.text, "damaged"));
 	pst_spool_env_free(env);
 
