@@ -155,7 +155,7 @@ iov_add(struct iov_list *l, const void *p, size_t len)
 			return -1;
 		l->v = v;
 	}
-	l->v[l->n].iov_base = (void *)(uintptr_t)p;
+	l->v[l->n].iov_base = (void *)p;	/* written from, never to */
 	l->v[l->n].iov_len = len;
 	l->n++;
 	return 0;

@@ -17,8 +17,10 @@
 #include "spool/record.h"
 #include "spool/spool.h"
 
-#define REC_MAGIC	"PSTR"
-#define SEG_MAGIC	"PSTSEG02"
+static const unsigned char rec_magic[4] = { 'P', 'S', 'T', 'R' };
+static const unsigned char seg_magic[8] = {
+	'P', 'S', 'T', 'S', 'E', 'G', '0', '2',
+};
 #define WINDOW		(1u << 20)	/* bytes the reader holds at once */
 
 /*
@@ -76,7 +78,7 @@ pst_rec_sum(const void *env, size_t env_len, const void *data,
 void
 pst_rec_encode(unsigned char out[PST_REC_HEADER], const struct pst_rec *rec)
 {
-	memcpy(out, REC_MAGIC, 4);
+	memcpy(out, rec_magic, sizeof(rec_magic));
 	out[4] = (unsigned char)rec->type;
 	out[5] = (unsigned char)rec->flags;
 	out[6] = out[7] = 0;
@@ -125,7 +127,7 @@ int
 pst_rec_decode(const unsigned char in[PST_REC_HEADER], struct pst_rec *rec,
     const char **why)
 {
-	if (memcmp(in, REC_MAGIC, 4) != 0) {
+	if (memcmp(in, rec_magic, sizeof(rec_magic)) != 0) {
 		*why = "bad magic";
 		return -1;
 	}
@@ -197,7 +199,7 @@ void
 pst_seg_header_encode(unsigned char out[PST_SEG_HEADER], uint64_t seq,
     time_t created)
 {
-	memcpy(out, SEG_MAGIC, 8);
+	memcpy(out, seg_magic, sizeof(seg_magic));
 	put64(out + 8, seq);
 	put64(out + 16, (uint64_t)created);
 	put32(out + 24, 0);
@@ -208,7 +210,7 @@ int
 pst_seg_header_decode(const unsigned char in[PST_SEG_HEADER], uint64_t *seq,
     time_t *created, const char **why)
 {
-	if (memcmp(in, SEG_MAGIC, 8) != 0) {
+	if (memcmp(in, seg_magic, sizeof(seg_magic)) != 0) {
 		*why = "not a segment of spool format 2";
 		return -1;
 	}
@@ -278,6 +280,7 @@ window(struct pst_seg_reader *r, uint64_t off, size_t len,
 	size_t want, got;
 	ssize_t n;
 
+	*p = r->buf;	/* whatever the outcome: never left unset */
 	if (off > r->end || len > r->end - off)
 		return 0;
 	if (off >= r->buf_off && off + len <= r->buf_off + r->buf_len) {
@@ -296,7 +299,7 @@ window(struct pst_seg_reader *r, uint64_t off, size_t len,
 		if (n == -1)
 			return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL,
 			    errno, "reading a segment at offset %llu",
-			    (unsigned long long)(off + got));
+			    (unsigned long long)off + got);
 		if (n == 0)
 			break;	/* shorter than it was: what is there counts */
 	}
@@ -516,7 +519,7 @@ resync(struct pst_seg_reader *r, uint64_t from, bool after, uint64_t *next,
 		if ((rc = window(r, c, n, &p, err)) != 1)
 			return rc == 0 ? 0 : -1;
 		if ((c > from || !after) && n >= 4 &&
-		    memcmp(p, REC_MAGIC, 4) == 0) {
+		    memcmp(p, rec_magic, sizeof(rec_magic)) == 0) {
 			if ((rc = check_record(r, c, &probe, err)) == -1)
 				return -1;
 			pst_spool_env_free(probe.env);
