@@ -299,17 +299,111 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	bufferevent_free(bev);
 }
 
+/*
+ * "delete ID", "hold ID", "release ID": answered when the pool has done
+ * it.  The connection waits meanwhile; if it goes away first, the change
+ * is still made and nobody is told.
+ */
+struct change_req {
+	struct control		*c;
+	struct bufferevent	*bev;		/* NULL once gone */
+};
+
+static const struct {
+	const char		*verb;
+	enum sched_change	 what;
+} changes[] = {
+	{ "delete ", SCHED_DELETE },
+	{ "hold ", SCHED_HOLD },
+	{ "release ", SCHED_RELEASE },
+};
+
+static void
+change_gone(struct bufferevent *bev, short what, void *arg)
+{
+	struct change_req *r = arg;
+
+	bufferevent_free(bev);
+	r->bev = NULL;
+}
+
+static void
+change_answer(void *arg, const struct pst_err *err)
+{
+	struct change_req *r = arg;
+	struct evbuffer *out;
+
+	if (r->bev != NULL) {
+		out = bufferevent_get_output(r->bev);
+		if (err == NULL)
+			evbuffer_add_printf(out, "ok\n");
+		else if (err->sys_errno == ENOENT)
+			evbuffer_add_printf(out, "error missing\n");
+		else if (err->sys_errno == EWOULDBLOCK)
+			evbuffer_add_printf(out, "error locked\n");
+		else
+			evbuffer_add_printf(out, "error %s\n", err->text);
+		bufferevent_setcb(r->bev, NULL, conn_writecb, conn_eventcb,
+		    r->c);
+	}
+	free(r);
+}
+
+/*
+ * Starts the change 'line' asks for: 1 when started, 0 when refused (the
+ * answer is in the output), -1 when 'line' asks for no change.
+ */
+static int
+change_start(struct bufferevent *bev, struct control *c, const char *line)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	struct change_req *r;
+	const char *id;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		n = strlen(changes[i].verb);
+		if (strncmp(line, changes[i].verb, n) == 0)
+			break;
+	}
+	if (i == sizeof(changes) / sizeof(changes[0]))
+		return -1;
+	id = line + n;
+	if (!pst_spool_id_valid(id)) {
+		evbuffer_add_printf(out, "error not a queue id\n");
+		return 0;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		evbuffer_add_printf(out, "error %s\n", strerror(ENOMEM));
+		return 0;
+	}
+	r->c = c;
+	r->bev = bev;
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, NULL, change_gone, r);
+	if (scheduler_change(c->s, id, changes[i].what, change_answer,
+	    r) == -1) {
+		free(r);
+		evbuffer_add_printf(out, "error cannot start the change\n");
+		return 0;
+	}
+	return 1;
+}
+
 /* Answers 'line'; the connection closes once the answer has left. */
 static void
 conn_answer(struct bufferevent *bev, struct control *c, const char *line,
     size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
+	int rc;
 
-	if (len <= CONTROL_LINE_MAX)
-		control_handle(c, line, out);
-	else
+	if (len > CONTROL_LINE_MAX)
 		evbuffer_add_printf(out, "error request too long\n");
+	else if ((rc = change_start(bev, c, line)) == 1)
+		return;
+	else if (rc == -1)
+		control_handle(c, line, out);
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_setcb(bev, NULL, conn_writecb, conn_eventcb, c);
 	if (evbuffer_get_length(out) == 0)

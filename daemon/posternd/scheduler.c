@@ -803,6 +803,77 @@ watch_queue(struct scheduler *s)
 }
 
 /*
+ * The operator's changes.
+ */
+
+struct change {
+	struct scheduler	*s;
+	char			 id[PST_SPOOL_ID_LEN + 1];
+	enum sched_change	 what;
+	struct pst_spool_env	*env;		/* afterwards, unless deleted */
+	struct pst_err		 err;
+	sched_change_cb		 cb;
+	void			*arg;
+};
+
+static void
+change_work(void *arg)
+{
+	struct change *c = arg;
+	int rc;
+
+	pst_err_clear(&c->err);
+	if (c->what == SCHED_DELETE)
+		rc = pst_spool_remove(c->s->spool, c->id, 0, &c->err);
+	else
+		rc = pst_spool_hold(c->s->spool, c->id, c->what == SCHED_HOLD,
+		    0, &c->err);
+	if (rc == 0 && c->what != SCHED_DELETE)
+		c->env = pst_spool_read(c->s->spool, c->id, &c->err);
+}
+
+static void
+change_done(void *arg)
+{
+	struct change *c = arg;
+	struct scheduler *s = c->s;
+	struct qent *e = index_find(s, c->id);
+	bool ok = c->err.cls == PST_OK;
+
+	if (ok && e != NULL)
+		sched_refresh(s, e, c->env);
+	if (ok)
+		log_info("event=%s id=%s by=operator", c->what == SCHED_DELETE ?
+		    "deleted" : c->what == SCHED_HOLD ? "held" : "released",
+		    c->id);
+	c->cb(c->arg, ok ? NULL : &c->err);
+	pst_spool_env_free(c->env);
+	free(c);
+	sched_kick(s);
+}
+
+int
+scheduler_change(struct scheduler *s, const char *id, enum sched_change what,
+    sched_change_cb cb, void *arg)
+{
+	struct change *c;
+	struct pst_err err;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return -1;
+	c->s = s;
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->what = what;
+	c->cb = cb;
+	c->arg = arg;
+	if (pst_pool_submit(s->pool, change_work, change_done, c, &err) == -1) {
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Life.
  */
 

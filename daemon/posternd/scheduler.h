@@ -66,6 +66,26 @@ void		 scheduler_set_config(struct scheduler *s, struct config *cfg);
 size_t		 scheduler_flush(struct scheduler *s, const char *id);
 
 /*
+ * scheduler_change()
+ * The operator's "postern queue delete|hold|release ID", through the
+ * control socket: changes message 'id' in the spool on the pool (never
+ * waiting for a lock) and follows the change in the index; then 'cb'
+ * runs with err NULL, or the error (sys_errno ENOENT: no such message,
+ * EWOULDBLOCK: being delivered right now).  Returns 0, or -1 when the
+ * job cannot start (then 'cb' does not run).
+ */
+enum sched_change {
+	SCHED_DELETE = 0,
+	SCHED_HOLD,
+	SCHED_RELEASE,
+};
+
+typedef void (*sched_change_cb)(void *arg, const struct pst_err *err);
+
+int		 scheduler_change(struct scheduler *s, const char *id,
+		    enum sched_change what, sched_change_cb cb, void *arg);
+
+/*
  * scheduler_stop()
  * Starts no more deliveries; 'done' runs when the last running one has
  * ended (at once when none runs).

@@ -12,6 +12,11 @@
  *   status text     -> the same, for people
  *   metrics         -> the OpenMetrics exposition
  *   reload          -> "ok", or the configuration errors
+ *   delete ID, hold ID, release ID
+ *                   the operator's changes ("postern queue"), made by
+ *                   the daemon so that the spool has one writer
+ *                   -> "ok"; "error missing" (no such message), "error
+ *                   locked" (being delivered right now: try again)
  *
  * Errors are a line "error TEXT".  The daemon's side is
  * posternd/control.c.

@@ -3,10 +3,11 @@
  * listing behind mailq.
  *
  * Everything goes through lib/spool opened without the daemon lock:
- * list and show read envelopes as unlocked snapshots; delete, hold and
- * release take the message's own lock (retrying for QUEUE_LOCK_WAIT_MS
- * while posternd holds it for a delivery) and change the envelope
- * through it.  Operator input reaches the spool only after
+ * list and show read envelopes as unlocked snapshots.  Delete, hold and
+ * release are asked of posternd over its control socket when it runs,
+ * so that the spool has one writer, and otherwise take the message's
+ * own lock and change the envelope through it; either way they retry
+ * for QUEUE_LOCK_WAIT_MS while a delivery holds the message.  Operator input reaches the spool only after
  * pst_spool_id_valid(), so an id can never name another file.
  *
  * The listing holds every envelope in memory to sort them by id (that
@@ -29,6 +30,7 @@
 #include "common/err.h"
 #include "config.h"
 #include "config_load.h"
+#include "ctlclient.h"
 #include "queue.h"
 #include "spool/spool.h"
 
@@ -64,7 +66,7 @@ static int	 read_headers(struct pst_spool *, const struct pst_spool_env *,
 		    char ***, size_t *, char *, size_t);
 static int	 cmd_show(struct pst_spool *, const char *, bool, const char *);
 static int	 cmd_change(struct pst_spool *, const char *, const char *,
-		    bool, const char *);
+		    const char *, bool, const char *);
 static const char *rcpt_notify(unsigned, char *, size_t);
 
 static void
@@ -609,25 +611,64 @@ cmd_show(struct pst_spool *spool, const char *id, bool json,
  * delete, hold, release
  */
 
+/*
+ * Asks the daemon to make the change, so that the spool keeps one
+ * writer.  Returns 0 with 'err' clear, or -1 with 'err' as a local change
+ * would have set it (sys_errno ENOENT, EWOULDBLOCK, or the daemon's
+ * words).
+ */
 static int
-cmd_change(struct pst_spool *spool, const char *action, const char *id,
-    bool json, const char *prog)
+change_by_daemon(const char *spool_dir, const char *action, const char *id,
+    struct pst_err *err)
+{
+	char request[64], why[256], *reply = NULL;
+	size_t len;
+
+	pst_err_clear(err);
+	snprintf(request, sizeof(request), "%s %s", action, id);
+	if (control_request(spool_dir, request, &reply, why,
+	    sizeof(why)) == -1) {
+		pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "%s", why);
+		return -1;
+	}
+	len = strcspn(reply, "\n");
+	reply[len] = '\0';
+	if (strcmp(reply, "ok") == 0) {
+		free(reply);
+		return 0;
+	}
+	pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "posternd: %s",
+	    strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+	if (strcmp(reply, "error missing") == 0)
+		err->sys_errno = ENOENT;
+	else if (strcmp(reply, "error locked") == 0)
+		err->sys_errno = EWOULDBLOCK;
+	free(reply);
+	return -1;
+}
+
+static int
+cmd_change(struct pst_spool *spool, const char *spool_dir, const char *action,
+    const char *id, bool json, const char *prog)
 {
 	struct timespec pause = { 0, LOCK_RETRY_MS * 1000000L };
 	struct pst_err err;
 	const char *done;
 	unsigned waited = 0;
-	int rc;
+	pid_t pid;
+	int rc, daemon;
 
+	done = strcmp(action, "delete") == 0 ? "deleted" :
+	    strcmp(action, "hold") == 0 ? "held" : "released";
+	daemon = pst_spool_daemon(spool, &pid, &err);
 	for (;;) {
-		if (strcmp(action, "delete") == 0) {
+		if (daemon == 1)
+			rc = change_by_daemon(spool_dir, action, id, &err);
+		else if (strcmp(action, "delete") == 0) {
 			rc = pst_spool_remove(spool, id, 0, &err);
-			done = "deleted";
 		} else {
 			rc = pst_spool_hold(spool, id,
 			    strcmp(action, "hold") == 0, 0, &err);
-			done = strcmp(action, "hold") == 0 ? "held" :
-			    "released";
 		}
 		if (rc == 0 || err.sys_errno != EWOULDBLOCK ||
 		    waited >= QUEUE_LOCK_WAIT_MS)
@@ -731,7 +772,7 @@ queue_command(int argc, char *argv[])
 	if (strcmp(action, "show") == 0)
 		rc = cmd_show(spool, id, json, prog);
 	else
-		rc = cmd_change(spool, action, id, json, prog);
+		rc = cmd_change(spool, cfg->spool_dir, action, id, json, prog);
 	pst_spool_close(spool);
 	config_unref(cfg);
 	if (fflush(stdout) == EOF)

@@ -233,15 +233,25 @@ def test_queue_commands_while_posternd_runs(tmp_path, daemon_factory):
         'security = "none"; } );\n' % free_port())
     submit(d.conf, "bob@example.net")
     (msg_id,) = [m[0]["id"] for m in spool_messages(d.spool)]
-    for action in ("hold", "release"):
+    # The daemon makes the changes (one writer): it says so in its log.
+    mark = 0
+    for action, event in (("hold", "held"), ("release", "released")):
         r = queue(d.conf, action, msg_id)
         assert r.returncode == 0, r.stderr
+        assert r.stdout == "%s: %s\n" % (msg_id, event)
+        mark = d.wait_for("event=%s id=%s by=operator" % (event, msg_id),
+                          start=mark)
     r = queue(d.conf, "--json", "list")
     assert r.returncode == 0, r.stderr
     assert [m["id"] for m in json.loads(r.stdout)] == [msg_id]
     r = queue(d.conf, "delete", msg_id)
     assert r.returncode == 0, r.stderr
+    d.wait_for("event=deleted id=%s by=operator" % msg_id, start=mark)
     assert spool_messages(d.spool) == []
+    # A message that is not there: the daemon's answer, the tool's words.
+    r = queue(d.conf, "hold", msg_id)
+    assert r.returncode == 1
+    assert r.stderr == "postern queue: no message %s in the queue\n" % msg_id
     assert d.proc.poll() is None
 
 
