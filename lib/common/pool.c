@@ -50,6 +50,7 @@ struct pst_pool {
 
 static void	 job_push(struct job_list *, struct job *);
 static struct job *job_pop(struct job_list *);
+static void	 pool_wake(struct pst_pool *);
 static void	*pool_worker(void *);
 static void	 pool_wake_cb(evutil_socket_t, short, void *);
 static void	 pool_run_done(struct pst_pool *);
@@ -78,6 +79,20 @@ job_pop(struct job_list *list)
 	return job;
 }
 
+/* Wakes the loop (the pool's mutex held). */
+static void
+pool_wake(struct pst_pool *pool)
+{
+	ssize_t n;
+
+	/*
+	 * A full pipe (EAGAIN) means a wake-up is pending already: nothing
+	 * is lost by ignoring the failure.
+	 */
+	n = write(pool->pipe_fd[1], "", 1);
+	(void)n;
+}
+
 static void *
 pool_worker(void *arg)
 {
@@ -99,13 +114,8 @@ pool_worker(void *arg)
 		pthread_mutex_lock(&pool->mtx);
 		was_empty = pool->done_list.head == NULL;
 		job_push(&pool->done_list, job);
-		/*
-		 * A full pipe (EAGAIN) means a wake-up is pending already:
-		 * nothing is lost by ignoring the failure.
-		 */
-		if (was_empty && !pool->stopping &&
-		    write(pool->pipe_fd[1], "", 1) == -1)
-			continue;
+		if (was_empty && !pool->stopping)
+			pool_wake(pool);
 	}
 	pthread_mutex_unlock(&pool->mtx);
 	return NULL;
@@ -186,6 +196,30 @@ pst_pool_new(struct event_base *base, unsigned nthreads, struct pst_err *err)
 fail:
 	pst_pool_free(pool);
 	return NULL;
+}
+
+int
+pst_pool_post(struct pst_pool *pool, pst_pool_fn done, void *arg,
+    struct pst_err *err)
+{
+	struct job *job;
+	bool was_empty;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL)
+		return pst_err_sys(err, PST_LOCAL, PST_STAGE_NONE, ENOMEM,
+		    "worker pool: posting a completion");
+	job->done = done;
+	job->arg = arg;
+
+	pthread_mutex_lock(&pool->mtx);
+	if (pool->pending++ == 0)
+		event_add(pool->wake, NULL);
+	was_empty = pool->done_list.head == NULL;
+	job_push(&pool->done_list, job);
+	if (was_empty && !pool->stopping)
+		pool_wake(pool);
+	pthread_mutex_unlock(&pool->mtx);
+	return 0;
 }
 
 int

@@ -43,6 +43,18 @@ int		 pst_pool_submit(struct pst_pool *pool, pst_pool_fn work,
 		    pst_pool_fn done, void *arg, struct pst_err *err);
 
 /*
+ * pst_pool_post()
+ * From a job's 'work' (or any other thread): runs 'done' on the loop
+ * thread as a completion, while the job goes on.  For a job that reports
+ * as it goes (the spool's log writer acknowledges batch after batch).
+ * Taken even while the pool is being freed, so that what a running job
+ * reports is never dropped.  Returns 0, or -1 with 'err' when out of
+ * memory; then 'done' will not run.
+ */
+int		 pst_pool_post(struct pst_pool *pool, pst_pool_fn done,
+		    void *arg, struct pst_err *err);
+
+/*
  * pst_pool_pending()
  * Jobs submitted whose 'done' has not run yet.
  */

@@ -1,20 +1,23 @@
 /*
  * log.c: the log writer.
  *
- * Requests wait in 'waiting', owned by the loop thread.  When no batch is
- * out, the loop moves everything waiting (up to PST_LOG_BATCH_BYTES) into
- * a batch and hands it to the writer pool; the pool's thread writes and
- * flushes it, and the batch's completion, back on the loop, runs every
- * request's callback and starts the next batch if more has gathered.  So
- * exactly one batch is out at a time, the segment state is touched by one
- * thread at a time, and no lock of our own is needed.  Without a pool the
- * same batch code runs on the caller's thread.
+ * Requests wait in 'waiting' under the mutex.  The first request to find
+ * the writer idle starts its job on the writer pool; the job takes
+ * everything waiting (up to PST_LOG_BATCH_BYTES) as one batch, writes and
+ * flushes it, reports it, and takes the next, until nothing waits.  So
+ * whatever arrives while a batch is on its way to the disk goes in the
+ * next one, only the job touches the segment, and a quiet log has no
+ * thread spinning.  A batch is reported twice over: requests with a
+ * callback get it on the loop (pst_pool_post()), threads waiting in
+ * pst_log_append_wait() are woken directly.  Without a pool the same
+ * batch code runs on the caller's thread.
  */
 #include <sys/uio.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -32,8 +35,10 @@ struct request {
 	struct request		*next;
 	struct pst_log_rec	*recs;
 	size_t			 n;
-	pst_log_cb		 cb;
+	pst_log_cb		 cb;		/* or a waiting thread: */
 	void			*arg;
+	bool			 done;
+	struct pst_err		 err;
 };
 
 struct batch {
@@ -46,13 +51,15 @@ struct batch {
 
 struct pst_log {
 	struct pst_log_opts	 o;
-	/* The loop's. */
+	pthread_mutex_t		 mtx;
+	pthread_cond_t		 cond;		/* a waited-for batch is done */
+	/* Under the mutex. */
 	struct request		*waiting;
 	struct request		**waiting_tail;
-	bool			 busy;		/* a batch is out */
+	bool			 busy;		/* the writer job runs */
 	uint64_t		 batches;
 	uint64_t		 records;
-	/* The writer's, while a batch is out. */
+	/* The writer's: the job's, or the caller's without a pool. */
 	int			 fd;		/* current segment, or -1 */
 	uint64_t		 seq;		/* of the current segment */
 	uint64_t		 next_seq;	/* of the next one */
@@ -370,7 +377,15 @@ out:
 	free(dels);
 }
 
-/* Moves waiting requests into a new batch. */
+static void
+pause_briefly(void)
+{
+	struct timespec pause = { 0, 10 * 1000000L };
+
+	nanosleep(&pause, NULL);
+}
+
+/* Moves waiting requests into a new batch (the mutex held). */
 static struct batch *
 batch_take(struct pst_log *log)
 {
@@ -398,24 +413,13 @@ batch_take(struct pst_log *log)
 	return b;
 }
 
-static void	batch_next(struct pst_log *);
-
+/* On the loop: the callbacks of a batch's requests. */
 static void
-batch_work(void *arg)
-{
-	batch_write(arg);
-}
-
-static void
-batch_done(void *arg)
+batch_report(void *arg)
 {
 	struct batch *b = arg;
-	struct pst_log *log = b->log;
 	struct request *q;
 
-	log->busy = false;
-	log->batches++;
-	log->records += b->records;
 	while ((q = b->head) != NULL) {
 		b->head = q->next;
 		q->cb(q->recs, q->n, b->err.cls == PST_OK ? NULL : &b->err,
@@ -423,59 +427,95 @@ batch_done(void *arg)
 		free(q);
 	}
 	free(b);
-	batch_next(log);
 }
 
 /*
- * Hands what is waiting to the writer, unless a batch is out.  Returns
- * -1 with 'err' when it cannot; the requests then still wait.
- */
-static int
-batch_start(struct pst_log *log, struct pst_err *err)
-{
-	struct request *q, *head;
-	struct batch *b;
-
-	if (log->busy || log->waiting == NULL)
-		return 0;
-	head = log->waiting;
-	if ((b = batch_take(log)) == NULL)
-		return spool_sys(err, ENOMEM, "writing to the log");
-	if (pst_pool_submit(log->o.writer, batch_work, batch_done, b,
-	    err) == -1) {
-		/* Put the batch's requests back in front, in order. */
-		for (q = b->head; q->next != NULL; q = q->next)
-			;
-		q->next = log->waiting;
-		if (log->waiting == NULL)
-			log->waiting_tail = &q->next;
-		log->waiting = head;
-		free(b);
-		return -1;
-	}
-	log->busy = true;
-	return 0;
-}
-
-/*
- * From a completion: the next batch, or, when it cannot be started,
- * every waiting request fails rather than waits for a batch that will
- * never be written.
+ * Hands a written batch's outcome to its requesters: waiting threads are
+ * woken here, callbacks go to the loop.
  */
 static void
-batch_next(struct pst_log *log)
+batch_finish(struct pst_log *log, struct batch *b)
 {
-	struct request *q;
+	struct request *q, **qp, *cbs = NULL, **cbs_tail = &cbs;
 	struct pst_err err;
 
-	if (batch_start(log, &err) == 0)
-		return;
-	while ((q = log->waiting) != NULL) {
-		log->waiting = q->next;
-		q->cb(q->recs, q->n, &err, q->arg);
-		free(q);
+	pthread_mutex_lock(&log->mtx);
+	log->batches++;
+	log->records += b->records;
+	for (qp = &b->head; (q = *qp) != NULL; ) {
+		*qp = q->next;
+		if (q->cb == NULL) {
+			q->err = b->err;
+			q->done = true;
+		} else {
+			q->next = NULL;
+			*cbs_tail = q;
+			cbs_tail = &q->next;
+		}
 	}
-	log->waiting_tail = &log->waiting;
+	pthread_cond_broadcast(&log->cond);
+	pthread_mutex_unlock(&log->mtx);
+	b->head = cbs;
+	if (cbs == NULL) {
+		free(b);
+		return;
+	}
+	/* Out of memory for the report: wait for some rather than drop it. */
+	while (pst_pool_post(log->o.writer, batch_report, b, &err) == -1)
+		pause_briefly();
+}
+
+/* The writer job: batch after batch until nothing waits. */
+static void
+writer_job(void *arg)
+{
+	struct pst_log *log = arg;
+	struct batch *b;
+
+	for (;;) {
+		pthread_mutex_lock(&log->mtx);
+		if (log->waiting == NULL) {
+			log->busy = false;
+			pthread_mutex_unlock(&log->mtx);
+			return;
+		}
+		b = batch_take(log);
+		pthread_mutex_unlock(&log->mtx);
+		if (b == NULL) {
+			pause_briefly();	/* no memory: wait for some */
+			continue;
+		}
+		batch_write(b);
+		batch_finish(log, b);
+	}
+}
+
+/*
+ * Queues request 'q' and starts the writer if it is idle.  Returns 0, or
+ * -1 with 'err' when the writer cannot start (then 'q' is not queued).
+ */
+static int
+enqueue(struct pst_log *log, struct request *q, struct pst_err *err)
+{
+	struct request **prev_tail;
+
+	pthread_mutex_lock(&log->mtx);
+	prev_tail = log->waiting_tail;
+	*log->waiting_tail = q;
+	log->waiting_tail = &q->next;
+	if (!log->busy) {
+		if (pst_pool_submit(log->o.writer, writer_job, NULL, log,
+		    err) == -1) {
+			/* The writer is idle: only 'q' waited. */
+			*prev_tail = NULL;
+			log->waiting_tail = prev_tail;
+			pthread_mutex_unlock(&log->mtx);
+			return -1;
+		}
+		log->busy = true;
+	}
+	pthread_mutex_unlock(&log->mtx);
+	return 0;
 }
 
 /*
@@ -499,6 +539,8 @@ pst_log_new(const struct pst_log_opts *opts, struct pst_err *err)
 	log->waiting_tail = &log->waiting;
 	log->fd = -1;
 	log->next_seq = opts->next_seq;
+	pthread_mutex_init(&log->mtx, NULL);
+	pthread_cond_init(&log->cond, NULL);
 	return log;
 }
 
@@ -509,6 +551,8 @@ pst_log_free(struct pst_log *log)
 		return;
 	seg_close(log);
 	free(log->unacked);
+	pthread_cond_destroy(&log->cond);
+	pthread_mutex_destroy(&log->mtx);
 	free(log);
 }
 
@@ -530,7 +574,7 @@ int
 pst_log_append(struct pst_log *log, struct pst_log_rec *recs, size_t n,
     pst_log_cb cb, void *arg, struct pst_err *err)
 {
-	struct request *q, **prev_tail;
+	struct request *q;
 
 	if (check_recs(recs, n, err) == -1)
 		return -1;
@@ -540,14 +584,32 @@ pst_log_append(struct pst_log *log, struct pst_log_rec *recs, size_t n,
 	q->n = n;
 	q->cb = cb;
 	q->arg = arg;
-	prev_tail = log->waiting_tail;
-	*log->waiting_tail = q;
-	log->waiting_tail = &q->next;
-	if (batch_start(log, err) == -1) {
-		/* Only this request waited: take it back. */
-		*prev_tail = NULL;
-		log->waiting_tail = prev_tail;
+	if (enqueue(log, q, err) == -1) {
 		free(q);
+		return -1;
+	}
+	return 0;
+}
+
+int
+pst_log_append_wait(struct pst_log *log, struct pst_log_rec *recs, size_t n,
+    struct pst_err *err)
+{
+	struct request q;
+
+	if (check_recs(recs, n, err) == -1)
+		return -1;
+	memset(&q, 0, sizeof(q));
+	q.recs = recs;
+	q.n = n;
+	if (enqueue(log, &q, err) == -1)
+		return -1;
+	pthread_mutex_lock(&log->mtx);
+	while (!q.done)
+		pthread_cond_wait(&log->cond, &log->mtx);
+	pthread_mutex_unlock(&log->mtx);
+	if (q.err.cls != PST_OK) {
+		*err = q.err;
 		return -1;
 	}
 	return 0;
@@ -557,18 +619,23 @@ int
 pst_log_append_sync(struct pst_log *log, struct pst_log_rec *recs, size_t n,
     struct pst_err *err)
 {
-	struct request q = { NULL, recs, n, NULL, NULL };
+	struct request q;
 	struct batch b;
 
 	if (check_recs(recs, n, err) == -1)
 		return -1;
+	memset(&q, 0, sizeof(q));
+	q.recs = recs;
+	q.n = n;
 	memset(&b, 0, sizeof(b));
 	b.log = log;
 	b.head = &q;
 	b.records = n;
 	batch_write(&b);
+	pthread_mutex_lock(&log->mtx);
 	log->batches++;
 	log->records += n;
+	pthread_mutex_unlock(&log->mtx);
 	if (b.err.cls != PST_OK) {
 		*err = b.err;
 		return -1;
@@ -577,9 +644,10 @@ pst_log_append_sync(struct pst_log *log, struct pst_log_rec *recs, size_t n,
 }
 
 void
-pst_log_stats(const struct pst_log *log, uint64_t *batches,
-    uint64_t *records)
+pst_log_stats(struct pst_log *log, uint64_t *batches, uint64_t *records)
 {
+	pthread_mutex_lock(&log->mtx);
 	*batches = log->batches;
 	*records = log->records;
+	pthread_mutex_unlock(&log->mtx);
 }

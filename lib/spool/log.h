@@ -96,15 +96,24 @@ void	pst_log_free(struct pst_log *log);
  * Appends the 'n' records of 'recs' in one batch with whatever else is
  * waiting, on the writer pool; then 'cb' runs on the loop thread with err
  * NULL (the records are on stable storage) or the error (none of them is
- * acknowledged: PST_TEMP for disk trouble).  Loop thread only.  Returns
- * 0, or -1 with 'err' when the request cannot be queued (then 'cb' does
- * not run).
+ * acknowledged: PST_TEMP for disk trouble).  Any thread; never runs 'cb'
+ * from inside the call.  Returns 0, or -1 with 'err' when the request
+ * cannot be queued (then 'cb' does not run).
  */
 typedef void (*pst_log_cb)(struct pst_log_rec *recs, size_t n,
     const struct pst_err *err, void *arg);
 
 int	pst_log_append(struct pst_log *log, struct pst_log_rec *recs,
 	    size_t n, pst_log_cb cb, void *arg, struct pst_err *err);
+
+/*
+ * pst_log_append_wait()
+ * The same for a thread that may block (a pool worker, never the loop):
+ * returns when the batch holding the records has been written, 0, or
+ * -1 with 'err'.
+ */
+int	pst_log_append_wait(struct pst_log *log, struct pst_log_rec *recs,
+	    size_t n, struct pst_err *err);
 
 /*
  * pst_log_append_sync()
@@ -116,10 +125,9 @@ int	pst_log_append_sync(struct pst_log *log, struct pst_log_rec *recs,
 
 /*
  * pst_log_stats()
- * Batches written and records in them since the start (the batches
- * of pst_log_append() count when their callbacks have run).
+ * Batches written and records in them since the start.
  */
-void	pst_log_stats(const struct pst_log *log, uint64_t *batches,
+void	pst_log_stats(struct pst_log *log, uint64_t *batches,
 	    uint64_t *records);
 
 #endif /* PST_SPOOL_LOG_H */

@@ -1,5 +1,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -83,6 +85,88 @@ START_TEST(pool_runs_work_off_loop_and_done_on_loop)
 }
 END_TEST
 
+/* A job that reports as it goes: each post runs on the loop, in order. */
+struct poster {
+	struct pst_pool	*pool;
+	pthread_t	 loop_thread;
+	int		 seen[4];
+	int		 n;
+	bool		 off_loop;
+};
+
+struct report {
+	struct poster	*p;
+	int		 i;
+};
+
+static void
+post_done(void *arg)
+{
+	struct report *r = arg;
+
+	if (!pthread_equal(pthread_self(), r->p->loop_thread))
+		r->p->off_loop = true;
+	r->p->seen[r->p->n++] = r->i;
+	free(r);
+}
+
+static void
+post_work(void *arg)
+{
+	struct poster *p = arg;
+	struct report *r;
+	struct pst_err err;
+	int i;
+
+	for (i = 1; i <= 3; i++) {
+		r = malloc(sizeof(*r));
+		ck_assert_ptr_nonnull(r);
+		r->p = p;
+		r->i = i;
+		ck_assert_int_eq(pst_pool_post(p->pool, post_done, r, &err),
+		    0);
+	}
+}
+
+static void
+post_job_done(void *arg)
+{
+	struct poster *p = arg;
+
+	p->seen[p->n++] = 4;
+}
+
+START_TEST(pool_post_reports_as_the_job_goes)
+{
+	struct event_base *base;
+	struct poster p;
+	struct pst_err err;
+	int round;
+
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	base = event_base_new();
+	for (round = 0; round < 2; round++) {
+		memset(&p, 0, sizeof(p));
+		p.loop_thread = pthread_self();
+		p.pool = pst_pool_new(base, 1, &err);
+		ck_assert_ptr_nonnull(p.pool);
+		ck_assert_int_eq(pst_pool_submit(p.pool, post_work,
+		    post_job_done, &p, &err), 0);
+		/* Run by the loop, then by pst_pool_free() itself. */
+		if (round == 0)
+			event_base_dispatch(base);
+		pst_pool_free(p.pool);
+		ck_assert_int_eq(p.n, 4);
+		ck_assert_int_eq(p.seen[0], 1);
+		ck_assert_int_eq(p.seen[1], 2);
+		ck_assert_int_eq(p.seen[2], 3);
+		ck_assert_int_eq(p.seen[3], 4);
+		ck_assert(!p.off_loop);
+	}
+	event_base_free(base);
+}
+END_TEST
+
 START_TEST(pool_free_finishes_every_job)
 {
 	static struct job jobs[JOBS];
@@ -145,6 +229,7 @@ unit_suite(void)
 	tcase_add_test(tc, pool_runs_work_off_loop_and_done_on_loop);
 	tcase_add_test(tc, pool_free_finishes_every_job);
 	tcase_add_test(tc, pool_single_thread_keeps_order);
+	tcase_add_test(tc, pool_post_reports_as_the_job_goes);
 	suite_add_tcase(s, tc);
 	return s;
 }

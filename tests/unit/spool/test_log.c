@@ -1,6 +1,8 @@
 #include <sys/stat.h>
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +339,29 @@ async_cb(struct pst_log_rec *recs, size_t n, const struct pst_err *err,
 	a->done++;
 }
 
+/* Keeps the writer's thread busy until told. */
+static pthread_mutex_t gate_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+
+static void
+gate(void *arg)
+{
+	pthread_mutex_lock(&gate_mtx);
+	while (!gate_open)
+		pthread_cond_wait(&gate_cond, &gate_mtx);
+	pthread_mutex_unlock(&gate_mtx);
+}
+
+static void
+gate_release(void)
+{
+	pthread_mutex_lock(&gate_mtx);
+	gate_open = true;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_mtx);
+}
+
 START_TEST(group_commit)
 {
 	struct fixture fx;
@@ -352,16 +377,18 @@ START_TEST(group_commit)
 	pool = pst_pool_new(a.base, 1, &err);
 	ck_assert_ptr_nonnull(pool);
 	fx_open(&fx, 0, pool);
+	/* While a flush is out (the gate stands for it), requests gather. */
+	ck_assert_int_eq(pst_pool_submit(pool, gate, NULL, NULL, &err), 0);
 	for (i = 0; i < 50; i++)
 		ck_assert_int_eq(pst_log_append(fx.log, fx_msg(&fx, i, 200),
 		    1, async_cb, &a, &err), 0);
 	ck_assert_uint_eq(a.done, 0);	/* never from inside the call */
+	gate_release();
 	while (a.done < 50)
 		ck_assert_int_ne(event_base_loop(a.base, EVLOOP_ONCE), -1);
 	ck_assert_uint_eq(a.failed, 0);
 	pst_log_stats(fx.log, &batches, &records);
-	/* The first went alone; the 49 that came meanwhile, together. */
-	ck_assert_uint_eq(batches, 2);
+	ck_assert_uint_eq(batches, 1);
 	ck_assert_uint_eq(records, 50);
 	fx_read(&fx, 1, got, sizeof(got), NULL);
 	ck_assert_uint_eq(strlen(got), 50);
@@ -369,6 +396,63 @@ START_TEST(group_commit)
 	pst_pool_free(pool);
 	fx_close(&fx);
 	event_base_free(a.base);
+}
+END_TEST
+
+/* Threads that wait for their records: each returns once they are in. */
+struct waiter {
+	struct fixture	*fx;
+	size_t		 i;
+	int		 rc;
+};
+
+static void *
+wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	struct pst_err err;
+
+	w->rc = pst_log_append_wait(w->fx->log, &w->fx->rec[w->i], 1, &err);
+	return NULL;
+}
+
+START_TEST(waiting_threads)
+{
+	struct event_base *base;
+	struct pst_pool *pool;
+	struct fixture fx;
+	struct waiter w[8];
+	pthread_t t[8];
+	struct pst_err err;
+	uint64_t batches, records;
+	char got[64];
+	size_t i;
+
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	base = event_base_new();
+	pool = pst_pool_new(base, 1, &err);
+	ck_assert_ptr_nonnull(pool);
+	fx_open(&fx, 0, pool);
+	for (i = 0; i < 8; i++) {
+		fx_msg(&fx, i, 100);
+		w[i].fx = &fx;
+		w[i].i = i;
+		w[i].rc = 1;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, wait_thread,
+		    &w[i]), 0);
+	}
+	for (i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].rc, 0);
+	}
+	pst_log_stats(fx.log, &batches, &records);
+	ck_assert_uint_eq(records, 8);
+	ck_assert_uint_le(batches, 8);
+	fx_read(&fx, 1, got, sizeof(got), NULL);
+	ck_assert_str_eq(got, "MMMMMMMM");
+	pst_pool_free(pool);
+	fx_close(&fx);
+	event_base_free(base);
 }
 END_TEST
 
@@ -383,6 +467,7 @@ unit_suite(void)
 	tcase_add_test(tc, failed_batch_is_cancelled);
 	tcase_add_test(tc, too_large_refused);
 	tcase_add_test(tc, group_commit);
+	tcase_add_test(tc, waiting_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }
