@@ -18,7 +18,8 @@
  *
  * The writer is the mirror image, with three states: at a line start,
  * inside a line, just after a CR.  It also copies runs, and inserts the
- * doubled dots and the missing halves of bare line breaks between them.
+ * doubled dots and the missing halves of bare line breaks between them;
+ * inside a line it goes straight to the next CR or LF.
  *
  * Neither side looks at MIME structure, header syntax beyond the one
  * field name it counts, or character sets.
@@ -393,10 +394,17 @@ pst_dot_encode(struct pst_dot_enc *e, const void *data, size_t len,
     struct evbuffer *out, struct pst_err *err)
 {
 	const unsigned char *p = data;
-	size_t i, run = 0;
+	size_t i, n, run = 0;
 	unsigned char c;
 
 	for (i = 0; i < len; i++) {
+		/* Inside a line only a CR or an LF changes anything. */
+		if (e->state == ENC_TEXT) {
+			n = span_until(p + i, len - i, '\r');
+			i += span_until(p + i, n, '\n');
+			if (i == len)
+				break;
+		}
 		c = p[i];
 		if (e->state == ENC_CR) {
 			if (c == '\n') {
