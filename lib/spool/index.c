@@ -232,9 +232,11 @@ spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 		e->body_len = se->body_length;
 		e->body_seq = 0;
 		if (seq == 0)
-			e->body = IDX_BODY_DROP;
-		else if (se->rec.flags & PST_REC_EXTERNAL)
+			e->drop = true;
+		if (se->rec.flags & PST_REC_EXTERNAL)
 			e->body = IDX_BODY_EXTERNAL;
+		else if (seq == 0)
+			e->body = IDX_BODY_DROP;
 		else {
 			e->body = IDX_BODY_LOG;
 			e->body_seq = seq;
