@@ -227,6 +227,7 @@ load_drop(struct pst_spool *spool, uint64_t id, bool recover,
 	char name[PST_SPOOL_ID_LEN + 1], rel[32], moved[64];
 	struct pst_seg_entry e;
 	struct pst_seg_reader *r;
+	const char *why;
 	struct stat st;
 	int fd, item;
 
@@ -253,11 +254,14 @@ load_drop(struct pst_spool *spool, uint64_t id, bool recover,
 		pst_spool_env_free(e.env);
 	} else if (item != -1) {
 		pst_spool_env_free(e.env);
+		why = item == PST_SEG_DAMAGE ? e.why : "another record";
 		if (recover && spool_quarantine(spool, spool->incomingfd, name,
 		    "", moved, sizeof(moved)) == 0)
 			spool_report(spool, PST_SPOOL_QUARANTINED, rel, moved,
-			    "not a message drop: %s", item == PST_SEG_DAMAGE ?
-			    e.why : "another record");
+			    "not a message drop: %s", why);
+		else
+			spool_report(spool, PST_SPOOL_SKIPPED, rel, NULL,
+			    "not a message drop: %s", why);
 		item = 0;
 	}
 	pst_seg_reader_free(r);
