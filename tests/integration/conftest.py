@@ -279,50 +279,47 @@ def _records(data, start):
         off = (end + 7) & ~7
 
 
-def spool_messages(spool):
-    """Every committed message as (envelope dict, body bytes), by id:
-    the drops in incoming/, then the log replayed segment by segment."""
+def spool_raw(spool):
+    """Every committed message as {id: [envelope text, body bytes]}: the
+    drops in incoming/, then the log replayed segment by segment."""
     msgs = {}
 
-    def body_of(name, flags, data, path, off, env_len):
+    def body_of(rid, flags, data):
         if flags & 1:       # EXTERNAL: in bodies/ID
             boff, blen = struct.unpack("<QQ", data)
-            with open(os.path.join(spool, "bodies", name), "rb") as f:
+            with open(os.path.join(spool, "bodies", rid), "rb") as f:
                 f.seek(boff)
                 return f.read(blen)
         return data
 
-    for path in glob.glob(os.path.join(spool, "incoming", "*")):
+    def replay(path, start):
         try:
             with open(path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            continue
-        for off, rtype, flags, rid, env, rdata in _records(data, 0):
+            return          # delivered, or given back, while we looked
+        for off, rtype, flags, rid, env, rdata in _records(data, start):
             if rtype == 1:
                 try:
-                    msgs[rid] = [parse_envelope(env),
-                                 body_of(rid, flags, rdata, path, off, 0)]
-                except FileNotFoundError:
-                    pass
-    for path in sorted(glob.glob(os.path.join(spool, "log", "*"))):
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            continue        # given back while we looked
-        for off, rtype, flags, rid, env, rdata in _records(data, 32):
-            if rtype == 1:
-                try:
-                    msgs[rid] = [parse_envelope(env),
-                                 body_of(rid, flags, rdata, path, off, 0)]
+                    msgs[rid] = [env, body_of(rid, flags, rdata)]
                 except FileNotFoundError:
                     pass
             elif rtype == 2 and rid in msgs:
-                msgs[rid][0] = parse_envelope(env)
+                msgs[rid][0] = env
             elif rtype == 3:
                 msgs.pop(rid, None)
-    out = [(m[0], m[1]) for m in msgs.values()]
+
+    for path in glob.glob(os.path.join(spool, "incoming", "*")):
+        replay(path, 0)
+    for path in sorted(glob.glob(os.path.join(spool, "log", "*"))):
+        replay(path, 32)
+    return msgs
+
+
+def spool_messages(spool):
+    """Every committed message as (envelope dict, body bytes), by id."""
+    out = [(parse_envelope(env), body)
+           for env, body in spool_raw(spool).values()]
     out.sort(key=lambda m: m[0]["id"])
     return out
 
