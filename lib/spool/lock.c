@@ -183,14 +183,15 @@ pst_spool_lock_remove(struct pst_spool_lock *lock, struct pst_err *err)
 int
 pst_spool_lock_quarantine(struct pst_spool_lock *lock, struct pst_err *err)
 {
+	struct pst_err rerr;
 	char *env = NULL;
 	size_t len = 0;
 
 	if (lock->gone)
 		return 0;
-	if (lock->env != NULL &&
-	    pst_spool_env_encode(lock->env, &env, &len, err) == -1)
-		env = NULL;
+	/* The bytes as they are, damage and all: the evidence. */
+	if (spool_store_env_bytes(lock->spool, &lock->e, &env, &rerr) == 0)
+		len = lock->e.env_len;
 	quarantine_copy(lock, env, len);
 	free(env);
 	if (spool_fsync_dir(lock->spool->quarfd, "quarantine", err) == -1 ||

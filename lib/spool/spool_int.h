@@ -115,6 +115,8 @@ int	 spool_store_pickup(struct pst_spool *, uint64_t, struct pst_err *);
 int	 spool_store_lock(struct pst_spool *, uint64_t, bool,
 	    struct idx_entry *, struct pst_err *);
 void	 spool_store_unlock(struct pst_spool *, uint64_t);
+int	 spool_store_env_bytes(struct pst_spool *, const struct idx_entry *,
+	    char **, struct pst_err *);
 int	 spool_store_read_env(struct pst_spool *, const struct idx_entry *,
 	    struct pst_spool_env **, struct pst_err *);
 int	 spool_store_body(struct pst_spool *, const struct idx_entry *,

@@ -14,6 +14,7 @@
  */
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,6 +36,7 @@
 #include "spool/spool_int.h"
 
 #define LOCK_POLL_MS	50
+#define SEGMENT_MIN	(1u << 20)	/* bytes: on the smallest volumes */
 
 static int
 is_id_name(const char *name, uint64_t *id)
@@ -173,6 +175,7 @@ load_segment(struct pst_spool *spool, uint64_t seq, bool recover,
 	struct stat st;
 	uint64_t got;
 	time_t created;
+	ssize_t n;
 	int fd, rc;
 
 	pst_rec_id_format(seq, name);
@@ -185,9 +188,15 @@ load_segment(struct pst_spool *spool, uint64_t seq, bool recover,
 		close(fd);
 		return spool_sys(err, errno, "%s", rel);
 	}
-	if (!S_ISREG(st.st_mode) || pread(fd, hdr, sizeof(hdr), 0) !=
-	    (ssize_t)sizeof(hdr) || pst_seg_header_decode(hdr, &got, &created,
-	    &why) == -1 || got != seq) {
+	n = S_ISREG(st.st_mode) ? pread(fd, hdr, sizeof(hdr), 0) : 0;
+	if (n == -1) {
+		/* A failing disk may recover: judge nothing on a failed read. */
+		spool_sys(err, errno, "reading %s", rel);
+		close(fd);
+		return -1;
+	}
+	if (n != (ssize_t)sizeof(hdr) || pst_seg_header_decode(hdr, &got,
+	    &created, &why) == -1 || got != seq) {
 		close(fd);
 		/* An empty file: a segment whose creation was cut short. */
 		if (recover && S_ISREG(st.st_mode) && st.st_size <=
@@ -235,6 +244,13 @@ load_drop(struct pst_spool *spool, uint64_t id, bool recover,
 	snprintf(rel, sizeof(rel), "incoming/%s", name);
 	fd = openat(spool->incomingfd, name, O_RDONLY | O_NOFOLLOW |
 	    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1 && (errno == EACCES || errno == EPERM)) {
+		/* A wrong owner or mode, which the operator can fix. */
+		spool_report(spool, PST_SPOOL_SKIPPED, rel, NULL, "cannot "
+		    "read it (%s); taken in once it can be read",
+		    strerror(errno));
+		return 0;
+	}
 	if (fd == -1)
 		return errno == ENOENT ? 0 :
 		    spool_sys_read(err, errno, "opening %s", rel);
@@ -320,9 +336,13 @@ spool_store_load(struct pst_spool *spool, bool recover, struct pst_err *err)
 	}
 	qsort(segs, nsegs, sizeof(*segs), cmp_u64);
 	/* Drops first: the log's records about them come later. */
-	for (i = 0; i < ndrops; i++)
+	for (i = 0; i < ndrops; i++) {
 		if (load_drop(spool, drops[i], recover, err) == -1)
 			goto out;
+		/* Only a drop indexed here can have been removed by the log. */
+		if (spool_idx_get(&spool->idx, drops[i]) == NULL)
+			drops[i] = 0;
+	}
 	for (i = 0; i < nsegs; i++)
 		if (load_segment(spool, segs[i], recover, err) == -1)
 			goto out;
@@ -330,7 +350,8 @@ spool_store_load(struct pst_spool *spool, bool recover, struct pst_err *err)
 	if (recover) {
 		/* Drops the log says are gone: a removal cut short. */
 		for (i = 0; i < ndrops; i++) {
-			if (spool_idx_get(&spool->idx, drops[i]) != NULL)
+			if (drops[i] == 0 ||
+			    spool_idx_get(&spool->idx, drops[i]) != NULL)
 				continue;
 			pst_rec_id_format(drops[i], name);
 			if (unlinkat(spool->incomingfd, name, 0) == 0) {
@@ -367,6 +388,7 @@ static int
 ensure_log(struct pst_spool *spool, struct pst_err *err)
 {
 	struct pst_log_opts o;
+	struct statvfs vfs;
 
 	if (spool->log != NULL)
 		return 0;
@@ -379,6 +401,13 @@ ensure_log(struct pst_spool *spool, struct pst_err *err)
 	o.file_mode = spool->file_mode;
 	o.next_seq = spool->next_seq;
 	o.writer = spool->writer;
+	/* A segment is at most a sixteenth of a small volume. */
+	o.segment_bytes = PST_LOG_SEGMENT_BYTES;
+	if (fstatvfs(spool->logfd, &vfs) == 0 && (uint64_t)vfs.f_blocks *
+	    vfs.f_frsize / 16 < o.segment_bytes)
+		o.segment_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize / 16;
+	if (o.segment_bytes < SEGMENT_MIN)
+		o.segment_bytes = SEGMENT_MIN;
 	spool->log = pst_log_new(&o, err);
 	return spool->log == NULL ? -1 : 0;
 }
@@ -611,12 +640,13 @@ open_part(struct pst_spool *spool, const struct idx_entry *e, bool body,
 	return fd;
 }
 
+/* The envelope's bytes as the record holds them (malloc'd). */
 int
-spool_store_read_env(struct pst_spool *spool, const struct idx_entry *e,
-    struct pst_spool_env **out, struct pst_err *err)
+spool_store_env_bytes(struct pst_spool *spool, const struct idx_entry *e,
+    char **out, struct pst_err *err)
 {
 	uint64_t off = e->env_seq != 0 ? e->env_off : 0;
-	char *buf, id[PST_SPOOL_ID_LEN + 1];
+	char *buf;
 	ssize_t n;
 	int fd;
 
@@ -633,6 +663,18 @@ spool_store_read_env(struct pst_spool *spool, const struct idx_entry *e,
 		return spool_sys_read(err, n == -1 ? errno : EIO,
 		    "reading the envelope of %016" PRIx64, e->id);
 	}
+	*out = buf;
+	return 0;
+}
+
+int
+spool_store_read_env(struct pst_spool *spool, const struct idx_entry *e,
+    struct pst_spool_env **out, struct pst_err *err)
+{
+	char *buf, id[PST_SPOOL_ID_LEN + 1];
+
+	if (spool_store_env_bytes(spool, e, &buf, err) == -1)
+		return -1;
 	*out = pst_spool_env_decode(buf, e->env_len, err);
 	free(buf);
 	if (*out == NULL)
