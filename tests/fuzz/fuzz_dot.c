@@ -7,7 +7,8 @@
  * DATA stream fed in chunks whose lengths come from a third byte.  Checked:
  * a good message is 'size' bytes of CRLF lines without NUL, CR or LF of
  * their own; a refusal or fatal error carries its reply; a finished
- * reader refuses more input.
+ * reader refuses more input; the stream read in one piece comes to the
+ * same status, output, figures and unread rest as in chunks.
  *
  * Round trip (odd): the rest is a message.  It is encoded in chunks, a
  * pipelined "QUIT" is put after the stream, and the stream is read back.
@@ -31,6 +32,9 @@ static enum pst_dot_status dot_feed(struct pst_dot *d, struct evbuffer *src,
 		    struct pst_err *err);
 static void	dot_check_status(enum pst_dot_status st,
 		    const struct pst_err *err);
+static void	dot_check_whole(const struct fuzz_in *in,
+		    const struct pst_dot *d, enum pst_dot_status st,
+		    struct evbuffer *out, size_t unread);
 static void	dot_read(struct fuzz_in *in);
 static void	dot_round_trip(struct fuzz_in *in);
 
@@ -101,6 +105,35 @@ dot_feed(struct pst_dot *d, struct evbuffer *src, struct evbuffer *in,
 	return st;
 }
 
+/*
+ * Reads the whole stream again in one piece with a fresh reader: it must
+ * end as the chunked read 'd' did, which left 'unread' bytes.
+ */
+static void
+dot_check_whole(const struct fuzz_in *in, const struct pst_dot *d,
+    enum pst_dot_status st, struct evbuffer *out, size_t unread)
+{
+	struct pst_dot w;
+	struct pst_err err;
+	struct evbuffer *win, *wout;
+	size_t len;
+
+	if ((win = evbuffer_new()) == NULL || (wout = evbuffer_new()) == NULL)
+		abort();
+	FUZZ_CHECK(evbuffer_add(win, in->p, in->len) == 0);
+	pst_dot_init(&w, d->max_size, d->max_line);
+	FUZZ_CHECK(pst_dot_read(&w, win, wout, &err) == st);
+	FUZZ_CHECK(evbuffer_get_length(win) == unread);
+	FUZZ_CHECK(w.size == d->size && w.eightbit == d->eightbit &&
+	    w.hdr_8bit == d->hdr_8bit && w.hops.count == d->hops.count);
+	len = evbuffer_get_length(out);
+	FUZZ_CHECK(evbuffer_get_length(wout) == len);
+	FUZZ_CHECK(len == 0 || memcmp(evbuffer_pullup(wout, -1),
+	    evbuffer_pullup(out, -1), len) == 0);
+	evbuffer_free(win);
+	evbuffer_free(wout);
+}
+
 static void
 dot_read(struct fuzz_in *in)
 {
@@ -123,6 +156,8 @@ dot_read(struct fuzz_in *in)
 	FUZZ_CHECK(evbuffer_add(src, in->p, in->len) == 0);
 	pst_dot_init(&d, max_size, max_line);
 	st = dot_feed(&d, src, evin, out, step, &err);
+	dot_check_whole(in, &d, st, out, evbuffer_get_length(evin) +
+	    evbuffer_get_length(src));
 	if (st == PST_DOT_DONE) {
 		dot_check_message(out, d.size);
 		FUZZ_CHECK(d.size <= max_size);
