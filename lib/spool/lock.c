@@ -183,17 +183,27 @@ pst_spool_lock_remove(struct pst_spool_lock *lock, struct pst_err *err)
 int
 pst_spool_lock_quarantine(struct pst_spool_lock *lock, struct pst_err *err)
 {
+	struct pst_spool *spool = lock->spool;
+	char moved[SPOOL_NAME_MAX + 16];
 	struct pst_err rerr;
 	char *env = NULL;
 	size_t len = 0;
 
 	if (lock->gone)
 		return 0;
-	/* The bytes as they are, damage and all: the evidence. */
-	if (spool_store_env_bytes(lock->spool, &lock->e, &env, &rerr) == 0)
-		len = lock->e.env_len;
-	quarantine_copy(lock, env, len);
-	free(env);
+	if (lock->e.drop && lock->e.body != IDX_BODY_EXTERNAL) {
+		/* A drop is its own evidence: it moves whole. */
+		if (spool_quarantine(spool, spool->incomingfd, lock->id, "",
+		    moved, sizeof(moved)) == -1)
+			return spool_sys(err, errno, "moving incoming/%s to "
+			    "quarantine/", lock->id);
+	} else {
+		/* The bytes as they are, damage and all. */
+		if (spool_store_env_bytes(spool, &lock->e, &env, &rerr) == 0)
+			len = lock->e.env_len;
+		quarantine_copy(lock, env, len);
+		free(env);
+	}
 	if (spool_fsync_dir(lock->spool->quarfd, "quarantine", err) == -1 ||
 	    spool_store_remove(lock->spool, &lock->e, "quarantined",
 	    err) == -1)

@@ -347,6 +347,8 @@ spool_store_load(struct pst_spool *spool, bool recover, struct pst_err *err)
 		if (load_segment(spool, segs[i], recover, err) == -1)
 			goto out;
 	spool->next_seq = nsegs > 0 ? segs[nsegs - 1] + 1 : 1;
+	/* Every segment there is sealed: a new run starts a new one. */
+	spool->write_seq = spool->next_seq;
 	if (recover) {
 		/* Drops the log says are gone: a removal cut short. */
 		for (i = 0; i < ndrops; i++) {
@@ -477,6 +479,16 @@ spool_store_append(struct pst_spool *spool, struct pst_log_rec *recs,
  * Drops: sendmail's way in, and the daemon's own bounces.
  */
 
+/* Another process picked the same id: a temporary error, try anew. */
+static int
+id_taken(struct pst_err *err, const char *id)
+{
+	pst_err_set(err, PST_TEMP, PST_STAGE_SPOOL, "queue id %s is taken "
+	    "by another writer", id);
+	err->sys_errno = EEXIST;
+	return -1;
+}
+
 /*
  * Writes the message 'id' as a drop: one MSG record in tmp/, flushed,
  * renamed into incoming/, incoming/ flushed.  The body is 'buf', or,
@@ -510,7 +522,7 @@ spool_store_drop(struct pst_spool *spool, const char *id, const char *env,
 	/* Locked while it is written, so that recovery leaves it alone. */
 	if ((fd = spool_create_tmp(spool, name)) == -1) {
 		if (errno == EEXIST)
-			return spool_bad(err, "queue id %s is taken", id);
+			return id_taken(err, id);
 		return spool_sys(err, errno, "creating tmp/%s", name);
 	}
 	if (pst_log_write_one(fd, &rec, err) == -1)
@@ -518,7 +530,7 @@ spool_store_drop(struct pst_spool *spool, const char *id, const char *env,
 	if (spool_rename_excl(spool->tmpfd, name, spool->incomingfd,
 	    name) == -1) {
 		if (errno == EEXIST)
-			spool_bad(err, "queue id %s is taken", id);
+			id_taken(err, id);
 		else
 			spool_sys(err, errno, "moving drop %s into incoming/",
 			    id);
