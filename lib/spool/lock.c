@@ -97,7 +97,7 @@ pst_spool_lock_msg(struct pst_spool *spool, const char *id, unsigned flags,
 {
 	struct pst_spool_lock *lock;
 	struct pst_err derr;
-	uint64_t num;
+	uint64_t num = 0;
 
 	if (check_id(id, err, &num) == -1 || need_format2(spool, err) == -1 ||
 	    spool_store_load(spool, false, err) == -1)
@@ -259,7 +259,7 @@ pst_spool_read(struct pst_spool *spool, const char *id, struct pst_err *err)
 {
 	struct pst_spool_env *env;
 	struct idx_entry *e, copy;
-	uint64_t num;
+	uint64_t num = 0;
 
 	if (check_id(id, err, &num) == -1 || need_format2(spool, err) == -1 ||
 	    spool_store_load(spool, false, err) == -1 ||
@@ -284,7 +284,7 @@ pst_spool_body_open(struct pst_spool *spool, const struct pst_spool_env *env,
     uint64_t *offset, struct pst_err *err)
 {
 	struct idx_entry *e, copy;
-	uint64_t num;
+	uint64_t num = 0;
 
 	if (check_id(env->id, err, &num) == -1)
 		return -1;

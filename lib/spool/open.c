@@ -324,6 +324,7 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	for (i = 0; i < PST_SPOOL_BUCKETS; i++)
 		spool->bucketfd[i] = -1;
 	spool->file_mode = opts->file_mode != 0 ? opts->file_mode : 0600;
+	spool->segment_bytes = opts->segment_bytes;
 	spool->dir_mode = opts->dir_mode != 0 ? opts->dir_mode : 0700;
 	spool->problem = opts->problem;
 	spool->problem_arg = opts->problem_arg;
@@ -448,6 +449,8 @@ pst_spool_stop(struct pst_spool *spool)
 int
 pst_spool_maintain(struct pst_spool *spool, struct pst_err *err)
 {
+	if (spool_store_compact(spool, err) == -1)
+		return -1;
 	return spool_store_reclaim(spool, err);
 }
 

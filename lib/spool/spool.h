@@ -308,6 +308,8 @@ struct pst_spool_opts {
 						   02000 allowed */
 	pst_spool_problem_fn	 problem;	/* may be NULL */
 	void			*problem_arg;
+	uint64_t		 segment_bytes;	/* log segments; 0: 64 MiB,
+						   less on small volumes */
 };
 
 struct pst_spool;
@@ -351,9 +353,11 @@ void	pst_spool_stop(struct pst_spool *spool);
 
 /*
  * pst_spool_maintain()
- * Gives back the segments of the log that nothing needs any more.
- * Blocking: run it on the pool, now and then.  Returns 0 or -1 with
- * 'err'.
+ * Copies forward what little still lives in the oldest segment of the
+ * log once two newer ones exist (a message deferred for days must not
+ * keep every later segment on the disk), then gives back the segments
+ * nothing needs any more.  Blocking: run it on the pool, now and then.
+ * Returns 0 or -1 with 'err'.
  */
 int	pst_spool_maintain(struct pst_spool *spool, struct pst_err *err);
 

@@ -54,6 +54,7 @@ struct pst_spool {
 	struct spool_idx	 idx;
 	bool			 loaded;	/* the index is built */
 	uint64_t		 next_seq;	/* above every segment seen */
+	uint64_t		 segment_bytes;	/* 0: from the volume */
 	uint64_t		 write_seq;	/* the log's current segment */
 	struct pst_log		*log;		/* NULL until written to */
 	struct pst_pool		*writer;	/* the log's thread (daemon) */
@@ -128,5 +129,6 @@ int	 spool_store_update(struct pst_spool *, const struct idx_entry *,
 int	 spool_store_scan(struct pst_spool *, pst_spool_scan_fn, void *,
 	    struct pst_err *);
 int	 spool_store_reclaim(struct pst_spool *, struct pst_err *);
+int	 spool_store_compact(struct pst_spool *, struct pst_err *);
 
 #endif /* PST_SPOOL_INT_H */

@@ -334,7 +334,8 @@ spool_store_load(struct pst_spool *spool, bool recover, struct pst_err *err)
 		spool_sys(err, errno, "listing %s", spool->path);
 		goto out;
 	}
-	qsort(segs, nsegs, sizeof(*segs), cmp_u64);
+	if (nsegs > 0)
+		qsort(segs, nsegs, sizeof(*segs), cmp_u64);
 	/* Drops first: the log's records about them come later. */
 	for (i = 0; i < ndrops; i++) {
 		if (load_drop(spool, drops[i], recover, err) == -1)
@@ -410,6 +411,8 @@ ensure_log(struct pst_spool *spool, struct pst_err *err)
 		o.segment_bytes = (uint64_t)vfs.f_blocks * vfs.f_frsize / 16;
 	if (o.segment_bytes < SEGMENT_MIN)
 		o.segment_bytes = SEGMENT_MIN;
+	if (spool->segment_bytes != 0)
+		o.segment_bytes = spool->segment_bytes;
 	spool->log = pst_log_new(&o, err);
 	return spool->log == NULL ? -1 : 0;
 }
@@ -683,7 +686,7 @@ int
 spool_store_read_env(struct pst_spool *spool, const struct idx_entry *e,
     struct pst_spool_env **out, struct pst_err *err)
 {
-	char *buf, id[PST_SPOOL_ID_LEN + 1];
+	char *buf = NULL, id[PST_SPOOL_ID_LEN + 1];
 
 	if (spool_store_env_bytes(spool, e, &buf, err) == -1)
 		return -1;
@@ -884,5 +887,133 @@ spool_store_reclaim(struct pst_spool *spool, struct pst_err *err)
 		pthread_mutex_lock(&spool->mtx);
 		spool_idx_forget_seg(&spool->idx, seq);
 		pthread_mutex_unlock(&spool->mtx);
+	}
+}
+
+/*
+ * Copying forward: once two segments newer than the oldest exist, what
+ * still lives in the oldest (bodies and current envelopes of messages
+ * that wait long) is written again at the end of the log, so that the
+ * oldest can go.  Messages being delivered are skipped (their delivery
+ * writes their envelope anew anyway); the rest are locked while copied,
+ * so that no update is overtaken by an older copy.
+ */
+
+#define COMPACT_BATCH	128
+
+struct compact_item {
+	struct idx_entry	 e;
+	char			*env;
+	char			*body;
+	struct pst_log_rec	 rec;
+	unsigned char		 ref[PST_REC_EXTREF];
+};
+
+struct compact_ctx {
+	uint64_t		 seq;
+	struct compact_item	*items;
+	size_t			 n;
+};
+
+static int
+compact_pick(struct idx_entry *e, void *arg)
+{
+	struct compact_ctx *c = arg;
+
+	if (c->n == COMPACT_BATCH || e->locked ||
+	    ((e->body != IDX_BODY_LOG || e->body_seq != c->seq) &&
+	    e->env_seq != c->seq))
+		return 0;
+	e->locked = true;
+	c->items[c->n++].e = *e;
+	return 0;
+}
+
+/* The body of an entry whose body is in a segment, read whole. */
+static int
+compact_body(struct pst_spool *spool, struct compact_item *it,
+    struct pst_err *err)
+{
+	uint64_t off;
+	ssize_t n;
+	int fd;
+
+	if ((it->body = malloc(it->e.body_len > 0 ? it->e.body_len : 1)) ==
+	    NULL)
+		return spool_sys(err, ENOMEM, "copying a message forward");
+	if ((fd = spool_store_body(spool, &it->e, &off, err)) == -1)
+		return -1;
+	n = pread(fd, it->body, it->e.body_len, (off_t)off);
+	close(fd);
+	if (n != (ssize_t)it->e.body_len)
+		return spool_sys_read(err, n == -1 ? errno : EIO,
+		    "copying the body of %016" PRIx64 " forward", it->e.id);
+	return 0;
+}
+
+static int
+compact_round(struct pst_spool *spool, uint64_t seq, struct pst_err *err)
+{
+	struct compact_ctx c = { seq, NULL, 0 };
+	struct pst_log_rec recs[COMPACT_BATCH];
+	struct compact_item *it;
+	size_t i, n = 0;
+	int rc = 0;
+
+	if ((c.items = calloc(COMPACT_BATCH, sizeof(*c.items))) == NULL)
+		return spool_sys(err, ENOMEM, "copying messages forward");
+	pthread_mutex_lock(&spool->mtx);
+	spool_idx_each(&spool->idx, compact_pick, &c);
+	pthread_mutex_unlock(&spool->mtx);
+	for (i = 0; i < c.n && rc == 0; i++) {
+		it = &c.items[i];
+		if (spool_store_env_bytes(spool, &it->e, &it->env, err) == -1) {
+			rc = -1;
+			break;
+		}
+		memset(&it->rec, 0, sizeof(it->rec));
+		it->rec.id = it->e.id;
+		it->rec.env = it->env;
+		it->rec.env_len = it->e.env_len;
+		if (it->e.body == IDX_BODY_LOG && it->e.body_seq == seq) {
+			if (compact_body(spool, it, err) == -1) {
+				rc = -1;
+				break;
+			}
+			it->rec.type = PST_REC_MSG;
+			it->rec.data = it->body;
+			it->rec.data_len = it->e.body_len;
+		} else
+			it->rec.type = PST_REC_ENV;
+		recs[n++] = it->rec;
+	}
+	if (rc == 0 && n > 0)
+		rc = spool_store_append(spool, recs, n, err);
+	for (i = 0; i < c.n; i++) {
+		spool_store_unlock(spool, c.items[i].e.id);
+		free(c.items[i].env);
+		free(c.items[i].body);
+	}
+	free(c.items);
+	return rc == -1 ? -1 : (int)n;
+}
+
+int
+spool_store_compact(struct pst_spool *spool, struct pst_err *err)
+{
+	uint64_t seq;
+	int n;
+
+	for (;;) {
+		pthread_mutex_lock(&spool->mtx);
+		seq = spool->idx.nsegs >= 3 && spool->idx.segs[0].pins > 0 ?
+		    spool->idx.segs[0].seq : 0;
+		pthread_mutex_unlock(&spool->mtx);
+		if (seq == 0)
+			return 0;
+		if ((n = compact_round(spool, seq, err)) == -1)
+			return -1;
+		if (n == 0)
+			return 0;	/* what is left is being delivered */
 	}
 }

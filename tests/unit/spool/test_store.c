@@ -519,6 +519,69 @@ START_TEST(lock_update_and_remove_are_records_in_the_log)
 }
 END_TEST
 
+/* Updates message 'id': its attempts set to 'n'. */
+static void
+set_attempts(struct pst_spool *spool, const char *id, unsigned n)
+{
+	struct pst_spool_lock *lock;
+	struct pst_err err;
+
+	lock = pst_spool_lock_msg(spool, id, 0, &err);
+	ck_assert_msg(lock != NULL, "%s", err.text);
+	pst_spool_lock_env(lock)->attempts = n;
+	ck_assert_int_eq(pst_spool_lock_update(lock, pst_spool_lock_env(lock),
+	    &err), 0);
+	pst_spool_lock_release(lock);
+}
+
+/*
+ * A message that waits while others come and go would keep its segment,
+ * and with it every later one, on the disk: once two newer segments
+ * exist, what lives in the oldest is copied forward and it goes.
+ */
+START_TEST(maintain_copies_forward_and_gives_back)
+{
+	struct pst_spool_opts opts = { 0 };
+	struct pst_spool_env *env;
+	struct pst_spool *spool;
+	struct pst_err err;
+	char waiting[PST_SPOOL_ID_LEN + 1], busy[PST_SPOOL_ID_LEN + 1];
+	unsigned i;
+
+	opts.flags = PST_SPOOL_CREATE | PST_SPOOL_RECOVER;
+	opts.segment_bytes = 4096;
+	spool = pst_spool_open(dir, &opts, &err);
+	ck_assert_msg(spool != NULL, "%s", err.text);
+	strcpy(waiting, st_commit(spool, "waits\r\n", "a@b"));
+	strcpy(busy, st_commit(spool, "busy\r\n", "a@b"));
+	set_attempts(spool, waiting, 1);
+	/* Enough updates of the other to fill several segments. */
+	for (i = 1; i <= 60; i++)
+		set_attempts(spool, busy, i);
+	ck_assert_int_ge(st_count(dir, "log"), 4);
+	ck_assert(st_exists(dir, "log/0000000000000001"));
+	ck_assert_int_eq(pst_spool_maintain(spool, &err), 0);
+	/* Only the current segment and the one before it are left. */
+	ck_assert(!st_exists(dir, "log/0000000000000001"));
+	ck_assert_int_le(st_count(dir, "log"), 2);
+	env = pst_spool_read(spool, waiting, &err);
+	ck_assert_msg(env != NULL, "%s", err.text);
+	ck_assert_uint_eq(env->attempts, 1);
+	pst_spool_env_free(env);
+	pst_spool_close(spool);
+	/* And a restart reads the same. */
+	spool = st_open(dir, PST_SPOOL_RECOVER, NULL);
+	env = pst_spool_read(spool, waiting, &err);
+	ck_assert_msg(env != NULL, "%s", err.text);
+	ck_assert_uint_eq(env->attempts, 1);
+	pst_spool_env_free(env);
+	env = pst_spool_read(spool, busy, &err);
+	ck_assert_uint_eq(env->attempts, 60);
+	pst_spool_env_free(env);
+	pst_spool_close(spool);
+}
+END_TEST
+
 START_TEST(ids_from_outside_never_name_other_paths)
 {
 	struct pst_spool *spool;
@@ -598,6 +661,7 @@ unit_suite(void)
 	tc = tcase_create("lock");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, lock_update_and_remove_are_records_in_the_log);
+	tcase_add_test(tc, maintain_copies_forward_and_gives_back);
 	tcase_add_test(tc, ids_from_outside_never_name_other_paths);
 	tcase_add_test(tc, body_open_checks_the_size_and_quarantine_moves_both);
 	suite_add_tcase(s, tc);
