@@ -194,9 +194,10 @@ def test_hostile_upstream_defers_and_keeps_the_mail(
     assert reason in deferred, deferred
     assert not any("event=failed" in l or "event=bounced" in l
                    for l in d.lines), d.lines
-    # Still queued, the reason kept in the envelope.
+    # Still queued, the reason kept in the envelope.  Retries come every
+    # second: on a busy machine the second may be saved before we look.
     wait_until(lambda: spool_messages(d.spool)
-               and spool_messages(d.spool)[0][0]["attempts"] == "1",
+               and int(spool_messages(d.spool)[0][0]["attempts"]) >= 1,
                what="the saved attempt")
     env, _ = spool_messages(d.spool)[0]
     assert env["rcpt.state"] == ["deferred"]
