@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "spool/index.h"
 #include "spool/record.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h"
@@ -266,7 +267,7 @@ pst_spool_read(struct pst_spool *spool, const char *id, struct pst_err *err)
 	    spool_store_pickup(spool, num, err) == -1)
 		return NULL;
 	pthread_mutex_lock(&spool->mtx);
-	if ((e = spool_idx_get(&spool->idx, num)) != NULL)
+	if ((e = spool_idx_get(spool->idx, num)) != NULL)
 		copy = *e;
 	pthread_mutex_unlock(&spool->mtx);
 	if (e == NULL) {
@@ -289,7 +290,7 @@ pst_spool_body_open(struct pst_spool *spool, const struct pst_spool_env *env,
 	if (check_id(env->id, err, &num) == -1)
 		return -1;
 	pthread_mutex_lock(&spool->mtx);
-	if ((e = spool_idx_get(&spool->idx, num)) != NULL)
+	if ((e = spool_idx_get(spool->idx, num)) != NULL)
 		copy = *e;
 	pthread_mutex_unlock(&spool->mtx);
 	if (e == NULL) {

@@ -34,6 +34,7 @@
 #define LOCK_TRIES	5	/* a checker's brief shared lock */
 
 static int	 read_format(struct pst_spool *, bool, struct pst_err *);
+static int	 take_over(struct pst_spool *, struct pst_err *);
 
 /*
  * What the spool lacks: ENOENT, so that a tool can tell "not set up"
@@ -123,8 +124,8 @@ again:
  * Writes SPOOL/format for format 'version', whole, then renamed into
  * place (over an older one) and made durable.
  */
-int
-spool_write_format(struct pst_spool *spool, int version, struct pst_err *err)
+static int
+write_format(struct pst_spool *spool, int version, struct pst_err *err)
 {
 	char text[32], tmpname[SPOOL_NAME_MAX];
 	int fd = -1, i;
@@ -168,7 +169,7 @@ read_format(struct pst_spool *spool, bool create, struct pst_err *err)
 	fd = openat(spool->dirfd, FORMAT_FILE, O_RDONLY | O_NOFOLLOW |
 	    O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT && create) {
-		if (spool_write_format(spool, PST_SPOOL_FORMAT, err) == -1)
+		if (write_format(spool, PST_SPOOL_FORMAT, err) == -1)
 			return -1;
 		return read_format(spool, false, err);
 	}
@@ -191,6 +192,21 @@ read_format(struct pst_spool *spool, bool create, struct pst_err *err)
 		return spool_bad(err, "%s/%s says \"%.*s\"; this postern "
 		    "reads spool formats 1 and 2", spool->path, FORMAT_FILE,
 		    (int)strcspn(got, "\n"), got);
+	return 0;
+}
+
+/*
+ * Format 1 into format 2 (takeover.c), then the format file that says
+ * so, then format 1's directories go.
+ */
+static int
+take_over(struct pst_spool *spool, struct pst_err *err)
+{
+	if (spool_takeover(spool, err) == -1 ||
+	    write_format(spool, 2, err) == -1)
+		return -1;
+	spool->format = 2;
+	spool_takeover_done(spool);
 	return 0;
 }
 
@@ -328,6 +344,8 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	spool->dir_mode = opts->dir_mode != 0 ? opts->dir_mode : 0700;
 	spool->problem = opts->problem;
 	spool->problem_arg = opts->problem_arg;
+	if (spool_store_init(spool, err) == -1)
+		goto fail;
 
 	if (create && mkdir(dir, spool->dir_mode) == -1 && errno != EEXIST) {
 		spool_sys(err, errno, "creating spool %s", dir);
@@ -369,7 +387,7 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 		goto fail;
 	if ((flags & PST_SPOOL_RECOVER) && (spool_recover_tmp(spool,
 	    err) == -1 || spool_store_load(spool, true, err) == -1 ||
-	    (spool->format == 1 && spool_takeover(spool, err) == -1) ||
+	    (spool->format == 1 && take_over(spool, err) == -1) ||
 	    spool_store_reclaim(spool, err) == -1))
 		goto fail;
 	return spool;

@@ -17,11 +17,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "spool/index.h"
 #include "spool/spool.h"
 
 struct evbuffer;
+struct idx_entry;
 struct pst_err;
+struct spool_idx;
 
 #define SPOOL_ENV_SUFFIX	".env"
 #define SPOOL_BODY_SUFFIX	".body"
@@ -51,7 +52,7 @@ struct pst_spool {
 	int			 bodiesfd;
 	int			 incomingfd;
 	pthread_mutex_t		 mtx;		/* the index */
-	struct spool_idx	 idx;
+	struct spool_idx	*idx;		/* index.h */
 	bool			 loaded;	/* the index is built */
 	uint64_t		 next_seq;	/* above every segment seen */
 	uint64_t		 segment_bytes;	/* 0: from the volume */
@@ -91,16 +92,15 @@ int	 spool_v1_recover(struct pst_spool *, struct pst_err *);
 int	 spool_v1_scan(struct pst_spool *, pst_spool_scan_fn, void *,
 	    struct pst_err *);
 
-/* open.c */
-int	 spool_write_format(struct pst_spool *, int, struct pst_err *);
-
 /* takeover.c */
 int	 spool_takeover(struct pst_spool *, struct pst_err *);
+void	 spool_takeover_done(struct pst_spool *);
 
 /* store.c: spool format 2 */
 struct pst_log_rec;
 struct pst_seg_entry;
 
+int	 spool_store_init(struct pst_spool *, struct pst_err *);
 int	 spool_store_load(struct pst_spool *, bool, struct pst_err *);
 void	 spool_store_free(struct pst_spool *);
 int	 spool_store_append(struct pst_spool *, struct pst_log_rec *, size_t,

@@ -145,7 +145,7 @@ replay_file(struct pst_spool *spool, int fd, uint64_t seq, uint64_t start,
 			break;
 		}
 		if (item == PST_SEG_RECORD) {
-			rc = spool_idx_apply(&spool->idx, seq, &e, err);
+			rc = spool_idx_apply(spool->idx, seq, &e, err);
 			pst_spool_env_free(e.env);
 			if (rc == -1)
 				break;
@@ -214,7 +214,7 @@ load_segment(struct pst_spool *spool, uint64_t seq, bool recover,
 			    "not a segment of this spool");
 		return 0;
 	}
-	if (spool_idx_segment(&spool->idx, seq, (uint64_t)st.st_size,
+	if (spool_idx_segment(spool->idx, seq, (uint64_t)st.st_size,
 	    err) == -1) {
 		close(fd);
 		return -1;
@@ -266,7 +266,7 @@ load_drop(struct pst_spool *spool, uint64_t id, bool recover,
 	item = pst_seg_next(r, &e, err);
 	if (item == PST_SEG_RECORD && e.rec.type == PST_REC_MSG &&
 	    e.rec.id == id) {
-		item = spool_idx_apply(&spool->idx, 0, &e, err);
+		item = spool_idx_apply(spool->idx, 0, &e, err);
 		pst_spool_env_free(e.env);
 	} else if (item != -1) {
 		pst_spool_env_free(e.env);
@@ -297,7 +297,7 @@ remove_orphan_bodies(struct pst_spool *spool)
 	if (list_ids(spool->bodiesfd, &ids, &n) == -1)
 		return;
 	for (i = 0; i < n; i++) {
-		if (spool_idx_get(&spool->idx, ids[i]) != NULL)
+		if (spool_idx_get(spool->idx, ids[i]) != NULL)
 			continue;
 		pst_rec_id_format(ids[i], name);
 		fd = openat(spool->bodiesfd, name, O_RDONLY | O_NOFOLLOW |
@@ -341,7 +341,7 @@ spool_store_load(struct pst_spool *spool, bool recover, struct pst_err *err)
 		if (load_drop(spool, drops[i], recover, err) == -1)
 			goto out;
 		/* Only a drop indexed here can have been removed by the log. */
-		if (spool_idx_get(&spool->idx, drops[i]) == NULL)
+		if (spool_idx_get(spool->idx, drops[i]) == NULL)
 			drops[i] = 0;
 	}
 	for (i = 0; i < nsegs; i++)
@@ -354,7 +354,7 @@ spool_store_load(struct pst_spool *spool, bool recover, struct pst_err *err)
 		/* Drops the log says are gone: a removal cut short. */
 		for (i = 0; i < ndrops; i++) {
 			if (drops[i] == 0 ||
-			    spool_idx_get(&spool->idx, drops[i]) != NULL)
+			    spool_idx_get(spool->idx, drops[i]) != NULL)
 				continue;
 			pst_rec_id_format(drops[i], name);
 			if (unlinkat(spool->incomingfd, name, 0) == 0) {
@@ -375,12 +375,24 @@ out:
 	return rc;
 }
 
+int
+spool_store_init(struct pst_spool *spool, struct pst_err *err)
+{
+	if ((spool->idx = calloc(1, sizeof(*spool->idx))) == NULL)
+		return spool_sys(err, ENOMEM, "opening spool %s", spool->path);
+	spool_idx_init(spool->idx);
+	return 0;
+}
+
 void
 spool_store_free(struct pst_spool *spool)
 {
 	pst_log_free(spool->log);
 	spool->log = NULL;
-	spool_idx_free(&spool->idx);
+	if (spool->idx != NULL)
+		spool_idx_free(spool->idx);
+	free(spool->idx);
+	spool->idx = NULL;
 }
 
 /*
@@ -430,7 +442,7 @@ spool_store_applied(struct pst_spool *spool, const struct pst_log_rec *recs,
 	for (i = 0; i < n; i++) {
 		if (recs[i].seq > spool->write_seq)
 			spool->write_seq = recs[i].seq;
-		(void)spool_idx_segment(&spool->idx, recs[i].seq, 0, &err);
+		(void)spool_idx_segment(spool->idx, recs[i].seq, 0, &err);
 		memset(&e, 0, sizeof(e));
 		e.offset = recs[i].offset;
 		e.rec.type = recs[i].type;
@@ -448,7 +460,7 @@ spool_store_applied(struct pst_spool *spool, const struct pst_log_rec *recs,
 			    evbuffer_get_length(recs[i].body) :
 			    recs[i].data_len;
 		}
-		(void)spool_idx_apply(&spool->idx, recs[i].seq, &e, &err);
+		(void)spool_idx_apply(spool->idx, recs[i].seq, &e, &err);
 	}
 	pthread_mutex_unlock(&spool->mtx);
 }
@@ -566,7 +578,7 @@ spool_store_pickup(struct pst_spool *spool, uint64_t id, struct pst_err *err)
 	int rc = 0;
 
 	pthread_mutex_lock(&spool->mtx);
-	if (spool_idx_get(&spool->idx, id) == NULL)
+	if (spool_idx_get(spool->idx, id) == NULL)
 		rc = load_drop(spool, id, false, err);
 	pthread_mutex_unlock(&spool->mtx);
 	return rc;
@@ -593,7 +605,7 @@ spool_store_lock(struct pst_spool *spool, uint64_t id, bool wait,
 		return -1;
 	for (;;) {
 		pthread_mutex_lock(&spool->mtx);
-		if ((e = spool_idx_get(&spool->idx, id)) == NULL) {
+		if ((e = spool_idx_get(spool->idx, id)) == NULL) {
 			pthread_mutex_unlock(&spool->mtx);
 			spool_bad(err, "no message %s", name);
 			err->sys_errno = ENOENT;
@@ -622,7 +634,7 @@ spool_store_unlock(struct pst_spool *spool, uint64_t id)
 	struct idx_entry *e;
 
 	pthread_mutex_lock(&spool->mtx);
-	if ((e = spool_idx_get(&spool->idx, id)) != NULL)
+	if ((e = spool_idx_get(spool->idx, id)) != NULL)
 		e->locked = false;
 	pthread_mutex_unlock(&spool->mtx);
 }
@@ -825,13 +837,13 @@ spool_store_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
 	if (spool_store_load(spool, false, err) == -1)
 		return -1;
 	pthread_mutex_lock(&spool->mtx);
-	n = spool->idx.n;
+	n = spool->idx->n;
 	if ((items = calloc(n > 0 ? n : 1, sizeof(*items))) == NULL) {
 		pthread_mutex_unlock(&spool->mtx);
 		return spool_sys(err, ENOMEM, "scanning the queue");
 	}
 	end = items;
-	spool_idx_each(&spool->idx, scan_collect, &end);
+	spool_idx_each(spool->idx, scan_collect, &end);
 	pthread_mutex_unlock(&spool->mtx);
 	qsort(items, n, sizeof(*items), scan_cmp);
 	for (i = 0; i < n && rc == 0; i++) {
@@ -871,7 +883,7 @@ spool_store_reclaim(struct pst_spool *spool, struct pst_err *err)
 
 	for (;;) {
 		pthread_mutex_lock(&spool->mtx);
-		s = spool_idx_oldest_free(&spool->idx, spool->write_seq);
+		s = spool_idx_oldest_free(spool->idx, spool->write_seq);
 		seq = s != NULL ? s->seq : 0;
 		pthread_mutex_unlock(&spool->mtx);
 		if (seq == 0)
@@ -885,7 +897,7 @@ spool_store_reclaim(struct pst_spool *spool, struct pst_err *err)
 		if (unlinkat(spool->logfd, name, 0) == -1 && errno != ENOENT)
 			return spool_sys(err, errno, "removing log/%s", name);
 		pthread_mutex_lock(&spool->mtx);
-		spool_idx_forget_seg(&spool->idx, seq);
+		spool_idx_forget_seg(spool->idx, seq);
 		pthread_mutex_unlock(&spool->mtx);
 	}
 }
@@ -963,7 +975,7 @@ compact_round(struct pst_spool *spool, uint64_t seq, struct pst_err *err)
 	if ((c.items = calloc(COMPACT_BATCH, sizeof(*c.items))) == NULL)
 		return spool_sys(err, ENOMEM, "copying messages forward");
 	pthread_mutex_lock(&spool->mtx);
-	spool_idx_each(&spool->idx, compact_pick, &c);
+	spool_idx_each(spool->idx, compact_pick, &c);
 	pthread_mutex_unlock(&spool->mtx);
 	for (i = 0; i < c.n && rc == 0; i++) {
 		it = &c.items[i];
@@ -1006,8 +1018,8 @@ spool_store_compact(struct pst_spool *spool, struct pst_err *err)
 
 	for (;;) {
 		pthread_mutex_lock(&spool->mtx);
-		seq = spool->idx.nsegs >= 3 && spool->idx.segs[0].pins > 0 ?
-		    spool->idx.segs[0].seq : 0;
+		seq = spool->idx->nsegs >= 3 && spool->idx->segs[0].pins > 0 ?
+		    spool->idx->segs[0].seq : 0;
 		pthread_mutex_unlock(&spool->mtx);
 		if (seq == 0)
 			return 0;

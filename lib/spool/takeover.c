@@ -9,8 +9,9 @@
  * appended and flushed, and only then are the old names removed.  A
  * crash anywhere leaves either the old message (its new name an orphan,
  * removed at the next start) or the new one (its old names removed by
- * the next run): never neither, never both in the queue.  When queue/
- * is empty the format file says 2.
+ * the next run): never neither, never both in the queue.  The caller
+ * then writes the format file (2), and spool_takeover_done() removes the
+ * empty directories of format 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,7 @@
 #include "common/codec.h"
 #include "common/err.h"
 #include "spool/log.h"
+#include "spool/index.h"
 #include "spool/record.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h"
@@ -95,7 +97,7 @@ take_one(struct pst_spool_env *env, void *arg)
 	snprintf(t->name, sizeof(t->name), "%s", env->id);
 	/* Already in the log: a takeover cut short after its flush. */
 	pthread_mutex_lock(&spool->mtx);
-	if (spool_idx_get(&spool->idx, t->id) != NULL) {
+	if (spool_idx_get(spool->idx, t->id) != NULL) {
 		pthread_mutex_unlock(&spool->mtx);
 		remove_v1(spool, t->name);
 		pst_spool_env_free(env);
@@ -134,7 +136,6 @@ int
 spool_takeover(struct pst_spool *spool, struct pst_err *err)
 {
 	struct takeover *tk;
-	char name[2] = { 0, 0 };
 	int i, rc = -1;
 
 	if (spool_v1_recover(spool, err) == -1)
@@ -150,19 +151,24 @@ spool_takeover(struct pst_spool *spool, struct pst_err *err)
 		if (spool_fsync_dir(spool->bucketfd[i], "queue directory",
 		    err) == -1)
 			goto out;
-	if (spool_write_format(spool, 2, err) == -1)
-		goto out;
-	spool->format = 2;
-	/* The old directories go if they are empty; anything else stays. */
-	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
-		name[0] = pst_hex_digit((unsigned)i, false);
-		(void)unlinkat(spool->queuefd, name, AT_REMOVEDIR);
-	}
-	(void)unlinkat(spool->dirfd, "queue", AT_REMOVEDIR);
 	rc = 0;
 out:
 	for (i = 0; i < (int)tk->n; i++)
 		free(tk->t[i].env);
 	free(tk);
 	return rc;
+}
+
+void
+spool_takeover_done(struct pst_spool *spool)
+{
+	char name[2] = { 0, 0 };
+	int i;
+
+	/* The old directories go if they are empty; anything else stays. */
+	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
+		name[0] = pst_hex_digit((unsigned)i, false);
+		(void)unlinkat(spool->queuefd, name, AT_REMOVEDIR);
+	}
+	(void)unlinkat(spool->dirfd, "queue", AT_REMOVEDIR);
 }
