@@ -470,7 +470,8 @@ main(int argc, char *argv[])
 	if ((d.base = event_base_new()) == NULL)
 		fatalx("event=start-failed reason=%s",
 		    qs("cannot create the event loop"));
-	if ((d.pool = pst_pool_new(d.base, POOL_THREADS, &err)) == NULL)
+	if ((d.pool = pst_pool_new(d.base, POOL_THREADS, &err)) == NULL ||
+	    pst_spool_start(d.spool, d.base, &err) == -1)
 		fatalx("event=start-failed reason=%s", qs(err.text));
 	if ((d.server = server_new(d.base, d.cfg, d.spool, d.pool)) == NULL ||
 	    (d.scheduler = scheduler_new(d.base, d.cfg, d.spool, d.pool)) ==
@@ -522,6 +523,8 @@ main(int argc, char *argv[])
 	control_close(d.control);
 	/* Finishes every disk job; their completions free what they held. */
 	pst_pool_free(d.pool);
+	/* And every batch of the log: the sessions still hear of theirs. */
+	pst_spool_stop(d.spool);
 	scheduler_abort(d.scheduler);
 	scheduler_free(d.scheduler);
 	server_free(d.server);

@@ -39,6 +39,7 @@
 #include "shared/upstream.h"
 #include "spool/spool.h"
 
+#define MAINT_EVERY_S	10	/* seconds between upkeep rounds */
 #define NOHEAP		SIZE_MAX
 
 /*
@@ -86,6 +87,8 @@ struct scheduler {
 	struct qent		*soon;		/* waiting for soon_timer */
 	struct event		*ev_inotify;
 	int			 inotify_fd;
+	struct event		*maint_timer;	/* the spool's upkeep */
+	bool			 maint_running;
 
 	struct qent		**table;	/* hash buckets */
 	size_t			 tsize;		/* power of two */
@@ -743,9 +746,9 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 				log_warn("event=inotify-overflow reason=%s",
 				    qs("some queue changes were missed; "
 				    "they are seen at the next start"));
+			/* A drop: incoming/ID, as sendmail renames it in. */
 			if (ev->len == 0 || strlen(ev->name) !=
-			    PST_SPOOL_ID_LEN + 4 ||
-			    strcmp(ev->name + PST_SPOOL_ID_LEN, ".env") != 0)
+			    PST_SPOOL_ID_LEN || !(ev->mask & IN_MOVED_TO))
 				continue;
 			memcpy(id, ev->name, PST_SPOOL_ID_LEN);
 			id[PST_SPOOL_ID_LEN] = '\0';
@@ -778,7 +781,6 @@ static int
 watch_queue(struct scheduler *s)
 {
 	char dir[PATH_MAX];
-	int i;
 
 	s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (s->inotify_fd == -1) {
@@ -786,20 +788,66 @@ watch_queue(struct scheduler *s)
 		    qs("inotify is not available"));
 		return -1;
 	}
-	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
-		snprintf(dir, sizeof(dir), "%s/queue/%x", s->cfg->spool_dir, i);
-		if (inotify_add_watch(s->inotify_fd, dir,
-		    IN_MOVED_TO | IN_DELETE) == -1) {
-			log_error("event=start-failed path=%s reason=%s",
-			    qs(dir), qs(strerror(errno)));
-			return -1;
-		}
+	snprintf(dir, sizeof(dir), "%s/incoming", s->cfg->spool_dir);
+	if (inotify_add_watch(s->inotify_fd, dir, IN_MOVED_TO) == -1) {
+		log_error("event=start-failed path=%s reason=%s", qs(dir),
+		    qs(strerror(errno)));
+		return -1;
 	}
 	s->ev_inotify = event_new(s->base, s->inotify_fd, EV_READ | EV_PERSIST,
 	    inotify_cb, s);
 	if (s->ev_inotify == NULL || event_add(s->ev_inotify, NULL) == -1)
 		return -1;
 	return 0;
+}
+
+/*
+ * The spool's upkeep: segments of the log nothing needs any more are
+ * given back, now and then, on the pool.
+ */
+
+struct maint {
+	struct scheduler	*s;
+	struct pst_err		 err;
+	int			 rc;
+};
+
+static void
+maint_work(void *arg)
+{
+	struct maint *m = arg;
+
+	m->rc = pst_spool_maintain(m->s->spool, &m->err);
+}
+
+static void
+maint_done(void *arg)
+{
+	struct maint *m = arg;
+
+	if (m->rc == -1)
+		log_warn("event=spool-upkeep-failed reason=%s",
+		    qs(m->err.text));
+	m->s->maint_running = false;
+	free(m);
+}
+
+static void
+maint_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	struct pst_err err;
+	struct maint *m;
+
+	if (s->maint_running || s->stopping ||
+	    (m = calloc(1, sizeof(*m))) == NULL)
+		return;
+	m->s = s;
+	if (pst_pool_submit(s->pool, maint_work, maint_done, m, &err) == -1) {
+		free(m);
+		return;
+	}
+	s->maint_running = true;
 }
 
 /*
@@ -916,6 +964,7 @@ load_one(struct pst_spool_env *env, void *arg)
 int
 scheduler_start(struct scheduler *s)
 {
+	static const struct timeval maint_every = { MAINT_EVERY_S, 0 };
 	struct timespec t0, t1;
 	struct pst_err err;
 	long ms;
@@ -933,6 +982,10 @@ scheduler_start(struct scheduler *s)
 	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	log_info("event=queue-loaded messages=%zu held=%zu ms=%ld", s->count,
 	    s->held, ms);
+	s->maint_timer = event_new(s->base, -1, EV_PERSIST, maint_timer_cb, s);
+	if (s->maint_timer == NULL || event_add(s->maint_timer,
+	    &maint_every) == -1)
+		return -1;
 	sched_kick(s);
 	return 0;
 }
@@ -990,6 +1043,8 @@ scheduler_stop(struct scheduler *s, void (*done)(void *), void *arg)
 	s->stopped = done;
 	s->stopped_arg = arg;
 	evtimer_del(s->timer);
+	if (s->maint_timer != NULL)
+		event_del(s->maint_timer);
 	if (s->ndeliveries == 0 && done != NULL)
 		done(arg);
 }
@@ -1067,6 +1122,8 @@ scheduler_free(struct scheduler *s)
 		close(s->inotify_fd);
 	event_free(s->timer);
 	event_free(s->soon_timer);
+	if (s->maint_timer != NULL)
+		event_free(s->maint_timer);
 	config_unref(s->cfg);
 	free(s);
 }

@@ -647,6 +647,18 @@ change_by_daemon(const char *spool_dir, const char *action, const char *id,
 	return -1;
 }
 
+/* The spool under the daemon lock, for a change; NULL when taken. */
+static struct pst_spool *
+open_writer(const char *spool_dir)
+{
+	struct pst_spool_opts opts = { .flags = PST_SPOOL_DAEMON,
+	    .file_mode = CONFIG_SPOOL_FILE_MODE,
+	    .dir_mode = CONFIG_SPOOL_DIR_MODE };
+	struct pst_err err;
+
+	return pst_spool_open(spool_dir, &opts, &err);
+}
+
 static int
 cmd_change(struct pst_spool *spool, const char *spool_dir, const char *action,
     const char *id, bool json, const char *prog)
@@ -654,20 +666,27 @@ cmd_change(struct pst_spool *spool, const char *spool_dir, const char *action,
 	struct timespec pause = { 0, LOCK_RETRY_MS * 1000000L };
 	struct pst_err err;
 	const char *done;
+	struct pst_spool *writer = NULL;
 	unsigned waited = 0;
 	pid_t pid;
 	int rc, daemon;
 
 	done = strcmp(action, "delete") == 0 ? "deleted" :
 	    strcmp(action, "hold") == 0 ? "held" : "released";
-	daemon = pst_spool_daemon(spool, &pid, &err);
+	/*
+	 * Without a daemon the tool writes the log itself, under the daemon
+	 * lock; a daemon that starts first is asked instead.
+	 */
+	if ((daemon = pst_spool_daemon(spool, &pid, &err)) != 1 &&
+	    (writer = open_writer(spool_dir)) == NULL)
+		daemon = 1;
 	for (;;) {
 		if (daemon == 1)
 			rc = change_by_daemon(spool_dir, action, id, &err);
 		else if (strcmp(action, "delete") == 0) {
-			rc = pst_spool_remove(spool, id, 0, &err);
+			rc = pst_spool_remove(writer, id, 0, &err);
 		} else {
-			rc = pst_spool_hold(spool, id,
+			rc = pst_spool_hold(writer, id,
 			    strcmp(action, "hold") == 0, 0, &err);
 		}
 		if (rc == 0 || err.sys_errno != EWOULDBLOCK ||
@@ -687,8 +706,10 @@ cmd_change(struct pst_spool *spool, const char *spool_dir, const char *action,
 		else
 			fprintf(stderr, "%s: %s %s: %s\n", prog, action, id,
 			    err.text);
+		pst_spool_close(writer);
 		return 1;
 	}
+	pst_spool_close(writer);
 	if (json)
 		printf("{\"id\":\"%s\",\"result\":\"%s\"}\n", id, done);
 	else

@@ -14,7 +14,6 @@
 #include "common/err.h"
 #include "spool/index.h"
 #include "spool/record.h"
-#include "spool/spool_int.h"
 
 #define IDX_MIN_CAP	1024
 
@@ -61,7 +60,8 @@ grow(struct spool_idx *idx, struct pst_err *err)
 
 	bigger.cap = idx->cap == 0 ? IDX_MIN_CAP : idx->cap * 2;
 	if ((bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots))) == NULL)
-		return spool_sys(err, ENOMEM, "indexing the queue");
+		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, ENOMEM,
+		    "indexing the queue");
 	for (i = 0; i < idx->cap; i++) {
 		if (idx->slots[i].id == 0)
 			continue;
@@ -129,13 +129,15 @@ spool_idx_segment(struct spool_idx *idx, uint64_t seq, uint64_t size,
 		return 0;
 	}
 	if (idx->nsegs > 0 && idx->segs[idx->nsegs - 1].seq > seq)
-		return spool_bad(err, "segment %llu registered out of order",
+		return pst_err_set(err, PST_LOCAL, PST_STAGE_SPOOL,
+		    "segment %llu registered out of order",
 		    (unsigned long long)seq);
 	if (idx->nsegs == idx->segs_cap) {
 		idx->segs_cap = idx->segs_cap == 0 ? 16 : idx->segs_cap * 2;
 		s = reallocarray(idx->segs, idx->segs_cap, sizeof(*s));
 		if (s == NULL)
-			return spool_sys(err, ENOMEM, "indexing the queue");
+			return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, ENOMEM,
+		    "indexing the queue");
 		idx->segs = s;
 	}
 	s = &idx->segs[idx->nsegs++];
@@ -232,9 +234,11 @@ spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 		e->body_len = se->body_length;
 		e->body_seq = 0;
 		if (seq == 0)
-			e->body = IDX_BODY_DROP;
-		else if (se->rec.flags & PST_REC_EXTERNAL)
+			e->drop = true;
+		if (se->rec.flags & PST_REC_EXTERNAL)
 			e->body = IDX_BODY_EXTERNAL;
+		else if (seq == 0)
+			e->body = IDX_BODY_DROP;
 		else {
 			e->body = IDX_BODY_LOG;
 			e->body_seq = seq;

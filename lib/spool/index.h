@@ -36,6 +36,7 @@ struct idx_entry {
 	uint64_t	 env_off;	/* of the record holding it */
 	uint32_t	 env_len;
 	uint8_t		 body;		/* enum idx_body */
+	bool		 drop;		/* incoming/ID is its own */
 	bool		 locked;
 };
 
@@ -68,8 +69,9 @@ int	 spool_idx_segment(struct spool_idx *idx, uint64_t seq, uint64_t size,
 	    struct pst_err *err);
 
 /*
- * Applies one record read from segment 'seq' (or, 'seq' 0, a drop): a
- * MSG sets the message, an ENV moves its envelope, a DEL forgets it.
+ * Applies one record read from segment 'seq' (or, 'seq' 0, the drop
+ * incoming/ID): a MSG sets the message, an ENV moves its envelope, a DEL
+ * forgets it.
  * An ENV or DEL of an unknown message is ignored (its MSG went with an
  * older segment).  Returns 0, or -1 with 'err' when out of memory.
  */

@@ -242,11 +242,11 @@ write_iovs(int fd, struct iov_list *l, uint64_t off, struct pst_err *err)
 
 /*
  * Adds one record: its header into 'hdr' (32 bytes the caller keeps),
- * then its payload and padding.  Sets where it lands.
+ * then its payload and padding.  Sets its offset.
  */
 static int
-add_record(struct pst_log *log, struct iov_list *l, unsigned char *hdr,
-    struct pst_log_rec *r, uint64_t *off)
+add_record(struct iov_list *l, unsigned char *hdr, struct pst_log_rec *r,
+    uint64_t *off)
 {
 	struct pst_rec rec;
 	uint64_t size;
@@ -266,7 +266,6 @@ add_record(struct pst_log *log, struct iov_list *l, unsigned char *hdr,
 	if (iov_add(l, zeros, (size_t)(size - PST_REC_HEADER - r->env_len -
 	    dlen)) == -1)
 		return -1;
-	r->seq = log->seq;
 	r->offset = *off;
 	*off += size;
 	return 0;
@@ -346,13 +345,14 @@ batch_write(struct batch *b)
 		goto fail;
 	off = log->off;
 	for (i = 0; i < ndels; i++)
-		if (add_record(log, &l, hdrs[h++], &dels[i], &off) == -1)
+		if (add_record(&l, hdrs[h++], &dels[i], &off) == -1)
 			goto nomem;
 	for (q = b->head; q != NULL; q = q->next)
-		for (i = 0; i < q->n; i++)
-			if (add_record(log, &l, hdrs[h++], &q->recs[i],
-			    &off) == -1)
+		for (i = 0; i < q->n; i++) {
+			if (add_record(&l, hdrs[h++], &q->recs[i], &off) == -1)
 				goto nomem;
+			q->recs[i].seq = log->seq;
+		}
 	if (write_iovs(log->fd, &l, log->off, &b->err) == -1)
 		goto broken;
 	if (fdatasync(log->fd) == -1) {
@@ -641,6 +641,29 @@ pst_log_append_sync(struct pst_log *log, struct pst_log_rec *recs, size_t n,
 		return -1;
 	}
 	return 0;
+}
+
+int
+pst_log_write_one(int fd, struct pst_log_rec *rec, struct pst_err *err)
+{
+	struct iov_list l = { NULL, 0, 0 };
+	unsigned char hdr[PST_REC_HEADER];
+	uint64_t off = 0;
+	int rc = -1;
+
+	if (check_recs(rec, 1, err) == -1)
+		return -1;
+	if (add_record(&l, hdr, rec, &off) == -1)
+		spool_sys(err, ENOMEM, "writing a record");
+	else if (write_iovs(fd, &l, 0, err) == 0) {
+		if (fdatasync(fd) == -1)
+			spool_sys(err, errno, "flushing a record");
+		else
+			rc = 0;
+	}
+	rec->seq = 0;
+	free(l.v);
+	return rc;
 }
 
 void

@@ -124,6 +124,14 @@ int	pst_log_append_sync(struct pst_log *log, struct pst_log_rec *recs,
 	    size_t n, struct pst_err *err);
 
 /*
+ * pst_log_write_one()
+ * Writes 'rec' alone at the start of the empty file 'fd' and flushes it:
+ * a drop (incoming/ID).  Returns 0 or -1 with 'err'.
+ */
+int	pst_log_write_one(int fd, struct pst_log_rec *rec,
+	    struct pst_err *err);
+
+/*
  * pst_log_stats()
  * Batches written and records in them since the start.
  */

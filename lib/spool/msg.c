@@ -1,18 +1,21 @@
 /*
  * msg.c: writing one message into the spool.
  *
- * Body bytes collect in an evbuffer on the loop thread; flushes and the
- * commit move them to tmp/ID.body on a pool worker, and the commit then
- * runs the protocol of spool.h (fsync, envelope in tmp/, renames that
- * never replace, directory fsyncs).  The steps are plain functions that
- * the pool jobs and the _sync variants share, so sendmail and the daemon
- * commit the same way.
+ * Body bytes collect in an evbuffer on the loop thread; past
+ * PST_SPOOL_FLUSH_BYTES they go to tmp/ID on a pool worker.  The commit
+ * (doc/spool.md, "Committing") then takes one of three ways:
  *
- * Ownership: while a job runs, it alone touches the message (the loop
- * only reads 'state', which only the loop writes), and the pool's mutex
- * orders the hand-over both ways.  A failed step removes every file of
- * the message before the job returns, so the loop never has to clean up
- * after a failure, and a failed message holds no file.
+ *   - in the daemon, a body still in memory goes into the log with its
+ *     envelope: one MSG record, acknowledged with its batch;
+ *   - in the daemon, a body already in tmp/ is flushed and renamed to
+ *     bodies/ID on the pool, and an EXTERNAL MSG record names it;
+ *   - anywhere else (sendmail, the daemon's bounces, a spool without a
+ *     writer), the message becomes a drop in incoming/.
+ *
+ * Ownership: while a job or an append is out, it alone touches the
+ * message (the loop only reads 'state', which only the loop writes).  A
+ * failed step removes every file of the message before it is reported,
+ * so a failed message holds no file.
  */
 #include <sys/uio.h>
 
@@ -29,6 +32,8 @@
 
 #include "common/err.h"
 #include "common/pool.h"
+#include "spool/log.h"
+#include "spool/record.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h"
 
@@ -51,10 +56,14 @@ _Static_assert(sizeof(msg_state_names) / sizeof(msg_state_names[0]) ==
 struct pst_spool_msg {
 	struct pst_spool	*spool;
 	char			 id[PST_SPOOL_ID_LEN + 1];
-	int			 bfd;		/* bucket directory */
 	struct pst_spool_env	*env;
 	struct evbuffer		*buf;
 	int			 fd;		/* tmp/ID.body, or -1 */
+	bool			 in_bodies;	/* now bodies/ID */
+	char			*env_text;	/* as committed */
+	size_t			 env_len;
+	unsigned char		 ref[PST_REC_EXTREF];
+	struct pst_log_rec	 rec;
 	uint64_t		 written;	/* bytes in the file */
 	enum msg_state		 state;
 	bool			 committing;	/* the job is a commit */
@@ -108,7 +117,6 @@ pst_spool_msg_begin(struct pst_spool *spool, struct pst_err *err)
 	snprintf(msg->id, sizeof(msg->id), "%016" PRIx64, id);
 	memcpy(msg->env->id, msg->id, sizeof(msg->id));
 	msg->spool = spool;
-	msg->bfd = spool->bucketfd[spool_bucket(msg->id)];
 	msg->fd = -1;
 	msg_set_state(msg, MSG_OPEN);
 	return msg;
@@ -277,18 +285,23 @@ msg_drain(struct pst_spool_msg *msg, struct pst_err *err)
 	return 0;
 }
 
-/* Gives up the body file in tmp/ (and the buffered bytes). */
+/* Gives up the body file in tmp/ or bodies/ (and the buffered bytes). */
 static void
 msg_drop_body(struct pst_spool_msg *msg)
 {
 	char name[SPOOL_NAME_MAX];
 
 	if (msg->fd != -1) {
-		snprintf(name, sizeof(name), "%s%s", msg->id,
-		    SPOOL_BODY_SUFFIX);
-		(void)unlinkat(msg->spool->tmpfd, name, 0);
+		if (msg->in_bodies)
+			(void)unlinkat(msg->spool->bodiesfd, msg->id, 0);
+		else {
+			snprintf(name, sizeof(name), "%s%s", msg->id,
+			    SPOOL_BODY_SUFFIX);
+			(void)unlinkat(msg->spool->tmpfd, name, 0);
+		}
 		close(msg->fd);
 		msg->fd = -1;
+		msg->in_bodies = false;
 	}
 	evbuffer_drain(msg->buf, evbuffer_get_length(msg->buf));
 }
@@ -304,95 +317,81 @@ msg_flush(struct pst_spool_msg *msg, struct pst_err *err)
 	return 0;
 }
 
-/* The commit protocol of spool.h, from the first unwritten byte. */
+/* The envelope as it is committed: id, size, arrival set, encoded. */
 static int
-msg_commit(struct pst_spool_msg *msg, struct pst_err *err)
+msg_prepare(struct pst_spool_msg *msg, struct pst_err *err)
 {
-	struct pst_spool *spool = msg->spool;
-	char tname[SPOOL_NAME_MAX], bname[SPOOL_NAME_MAX];
-	char *rec = NULL;
-	bool body_queued = false, env_queued = false;
-	size_t len;
-	int efd = -1;
+	if (msg->env == NULL)
+		return spool_bad(err, "message %s has no envelope (taken)",
+		    msg->id);
+	memcpy(msg->env->id, msg->id, sizeof(msg->id));
+	msg->env->size = msg->written + evbuffer_get_length(msg->buf);
+	if (msg->env->arrival == 0)
+		msg->env->arrival = time(NULL);
+	free(msg->env_text);
+	msg->env_text = NULL;
+	return pst_spool_env_encode(msg->env, &msg->env_text, &msg->env_len,
+	    err);
+}
 
-	snprintf(tname, sizeof(tname), "%s%s", msg->id, SPOOL_ENV_SUFFIX);
-	snprintf(bname, sizeof(bname), "%s%s", msg->id, SPOOL_BODY_SUFFIX);
-	if (msg->env == NULL) {
-		spool_bad(err, "message %s has no envelope (taken)", msg->id);
+/*
+ * A body written to tmp/ as it came: the rest written, flushed, and
+ * renamed to bodies/ID, where it stays locked until the commit is done.
+ * bodies/ is flushed by whoever commits the record that names it.
+ */
+static int
+msg_to_bodies(struct pst_spool_msg *msg, struct pst_err *err)
+{
+	char name[SPOOL_NAME_MAX];
+
+	snprintf(name, sizeof(name), "%s%s", msg->id, SPOOL_BODY_SUFFIX);
+	if (msg_flush(msg, err) == -1)
+		return -1;
+	if (fdatasync(msg->fd) == -1) {
+		spool_sys(err, errno, "flushing the body of %s", msg->id);
 		msg_drop_body(msg);
 		return -1;
 	}
-	if (msg_flush(msg, err) == -1)
+	if (spool_rename_excl(msg->spool->tmpfd, name, msg->spool->bodiesfd,
+	    msg->id) == -1) {
+		if (errno == EEXIST)
+			msg_collision(msg, err);
+		else
+			spool_sys(err, errno, "moving the body of %s to "
+			    "bodies/", msg->id);
+		msg_drop_body(msg);
 		return -1;
-	if (fsync(msg->fd) == -1) {
-		spool_sys(err, errno, "fsync of the body of %s", msg->id);
-		goto fail;
 	}
-	memcpy(msg->env->id, msg->id, sizeof(msg->id));
-	msg->env->size = msg->written;
-	if (msg->env->arrival == 0)
-		msg->env->arrival = time(NULL);
-	if (pst_spool_env_encode(msg->env, &rec, &len, err) == -1)
-		goto fail;
-	/* Kept open, and so locked, until it is in the queue. */
-	if ((efd = spool_create_tmp(spool, tname)) == -1) {
-		if (errno == EEXIST)
-			msg_collision(msg, err);
-		else
-			spool_sys(err, errno, "creating tmp/%s", tname);
-		goto fail;
-	}
-	if (spool_write_all(efd, rec, len) == -1 || fsync(efd) == -1) {
-		spool_sys(err, errno, "writing the envelope of %s", msg->id);
-		goto fail;
-	}
-	if (spool_rename_excl(spool->tmpfd, bname, msg->bfd, bname) == -1) {
-		if (errno == EEXIST)
-			msg_collision(msg, err);
-		else
-			spool_sys(err, errno, "moving the body of %s into "
-			    "the queue", msg->id);
-		goto fail;
-	}
-	body_queued = true;
-	/* The body's name must be durable before the envelope names it. */
-	if (spool_fsync_dir(msg->bfd, "queue directory", err) == -1)
-		goto fail;
-	if (spool_rename_excl(spool->tmpfd, tname, msg->bfd, tname) == -1) {
-		if (errno == EEXIST)
-			msg_collision(msg, err);
-		else
-			spool_sys(err, errno, "moving the envelope of %s "
-			    "into the queue", msg->id);
-		goto fail;
-	}
-	env_queued = true;
-	/* The commit point becomes durable: now it may be acknowledged. */
-	if (spool_fsync_dir(msg->bfd, "queue directory", err) == -1)
-		goto fail;
-	close(efd);
-	close(msg->fd);
-	msg->fd = -1;
-	free(rec);
+	msg->in_bodies = true;
 	return 0;
-fail:
-	/* Envelope first, so that no crash leaves it without its body. */
-	if (env_queued) {
-		(void)unlinkat(msg->bfd, tname, 0);
-		(void)fsync(msg->bfd);
-	} else if (efd != -1) {
-		(void)unlinkat(spool->tmpfd, tname, 0);
+}
+
+/* The commit as a drop: sendmail, bounces, a spool without a writer. */
+static int
+msg_commit(struct pst_spool_msg *msg, struct pst_err *err)
+{
+	if (msg_prepare(msg, err) == -1) {
+		msg_drop_body(msg);
+		return -1;
 	}
-	if (efd != -1)
-		close(efd);
-	if (body_queued) {
-		(void)unlinkat(msg->bfd, bname, 0);
+	if (msg->fd != -1 && (msg_to_bodies(msg, err) == -1 ||
+	    spool_fsync_dir(msg->spool->bodiesfd, "bodies", err) == -1)) {
+		msg_drop_body(msg);
+		return -1;
+	}
+	if (spool_store_drop(msg->spool, msg->id, msg->env_text, msg->env_len,
+	    msg->buf, msg->fd, msg->env->size, err) == -1) {
+		if (err->sys_errno == EEXIST)
+			msg_collision(msg, err);
+		msg_drop_body(msg);
+		return -1;
+	}
+	evbuffer_drain(msg->buf, evbuffer_get_length(msg->buf));
+	if (msg->fd != -1) {
 		close(msg->fd);
 		msg->fd = -1;
 	}
-	msg_drop_body(msg);
-	free(rec);
-	return -1;
+	return 0;
 }
 
 /*
@@ -428,18 +427,102 @@ msg_job_done(void *arg)
 	msg->cb(msg, msg->rc == -1 ? &msg->err : NULL, msg->arg);
 }
 
+/*
+ * The daemon's commit: into the log.
+ */
+
+/* A batch with the message's record is on stable storage, or failed. */
+static void
+msg_logged(struct pst_log_rec *recs, size_t n, const struct pst_err *err,
+    void *arg)
+{
+	struct pst_spool_msg *msg = arg;
+
+	if (err != NULL) {
+		msg->err = *err;
+		msg->rc = -1;
+		msg_drop_body(msg);
+	} else {
+		spool_store_applied(msg->spool, recs, n);
+		evbuffer_drain(msg->buf, evbuffer_get_length(msg->buf));
+		if (msg->fd != -1) {
+			close(msg->fd);
+			msg->fd = -1;
+		}
+		msg->rc = 0;
+	}
+	msg_job_done(msg);
+}
+
+/* Hands the message's record to the log writer; on the loop. */
+static void
+msg_append(struct pst_spool_msg *msg)
+{
+	memset(&msg->rec, 0, sizeof(msg->rec));
+	msg->rec.type = PST_REC_MSG;
+	(void)pst_rec_id_parse(msg->id, &msg->rec.id);
+	msg->rec.env = msg->env_text;
+	msg->rec.env_len = msg->env_len;
+	if (msg->in_bodies) {
+		pst_rec_extref_encode(msg->ref, 0, msg->env->size);
+		msg->rec.flags = PST_REC_EXTERNAL;
+		msg->rec.data = msg->ref;
+		msg->rec.data_len = sizeof(msg->ref);
+		msg->rec.sync_bodies = true;
+	} else
+		msg->rec.body = msg->buf;
+	if (spool_store_append_async(msg->spool, &msg->rec, 1, msg_logged, msg,
+	    &msg->err) == -1) {
+		msg->rc = -1;
+		msg_drop_body(msg);
+		msg_job_done(msg);
+	}
+}
+
+static void
+msg_job_external(void *arg)
+{
+	struct pst_spool_msg *msg = arg;
+
+	msg->rc = msg_prepare(msg, &msg->err);
+	if (msg->rc == 0)
+		msg->rc = msg_to_bodies(msg, &msg->err);
+	if (msg->rc == -1)
+		msg_drop_body(msg);
+}
+
+static void
+msg_external_done(void *arg)
+{
+	struct pst_spool_msg *msg = arg;
+
+	if (msg->rc == -1)
+		msg_job_done(msg);
+	else
+		msg_append(msg);
+}
+
 static int
 msg_submit(struct pst_spool_msg *msg, struct pst_pool *pool, bool commit,
     pst_spool_msg_cb cb, void *arg, struct pst_err *err)
 {
+	bool logged = commit && msg->spool->writer != NULL;
+
 	if (msg_usable(msg, err) == -1)
+		return -1;
+	if (logged && msg->fd == -1 && msg_prepare(msg, err) == -1)
 		return -1;
 	msg_set_state(msg, MSG_BUSY);
 	msg->committing = commit;
 	msg->cb = cb;
 	msg->arg = arg;
 	pst_err_clear(&msg->err);
-	if (pst_pool_submit(pool, commit ? msg_job_commit : msg_job_flush,
+	if (logged && msg->fd == -1) {
+		msg_append(msg);
+		return 0;
+	}
+	if (pst_pool_submit(pool, logged ? msg_job_external : commit ?
+	    msg_job_commit : msg_job_flush, logged ? msg_external_done :
 	    msg_job_done, msg, err) == -1) {
 		msg_set_state(msg, MSG_OPEN);
 		err->stage = PST_STAGE_SPOOL;
@@ -498,6 +581,7 @@ msg_release(struct pst_spool_msg *msg)
 {
 	if (msg->fd != -1)
 		close(msg->fd);
+	free(msg->env_text);
 	evbuffer_free(msg->buf);
 	pst_spool_env_free(msg->env);
 	free(msg);

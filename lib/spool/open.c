@@ -24,6 +24,8 @@
 
 #include "common/codec.h"
 #include "common/err.h"
+#include "common/pool.h"
+#include "spool/log.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h"
 
@@ -31,7 +33,8 @@
 #define LOCK_FILE	"lock"
 #define LOCK_TRIES	5	/* a checker's brief shared lock */
 
-static int	 check_format(struct pst_spool *, bool, struct pst_err *);
+static int	 read_format(struct pst_spool *, bool, struct pst_err *);
+static int	 take_over(struct pst_spool *, struct pst_err *);
 
 /*
  * What the spool lacks: ENOENT, so that a tool can tell "not set up"
@@ -117,44 +120,58 @@ again:
 	return 0;
 }
 
+/*
+ * Writes SPOOL/format for format 'version', whole, then renamed into
+ * place (over an older one) and made durable.
+ */
 static int
-check_format(struct pst_spool *spool, bool create, struct pst_err *err)
+write_format(struct pst_spool *spool, int version, struct pst_err *err)
 {
-	char want[32], got[33], tmpname[SPOOL_NAME_MAX];
-	ssize_t n;
-	int fd, i;
+	char text[32], tmpname[SPOOL_NAME_MAX];
+	int fd = -1, i;
 
-	snprintf(want, sizeof(want), "postern-spool %d\n", PST_SPOOL_FORMAT);
+	snprintf(text, sizeof(text), "postern-spool %d\n", version);
+	for (i = 0; i < 10; i++) {
+		snprintf(tmpname, sizeof(tmpname), "format.%08" PRIx32,
+		    spool_random32());
+		if ((fd = spool_create_tmp(spool, tmpname)) != -1 ||
+		    errno != EEXIST)
+			break;
+	}
+	if (fd == -1)
+		return spool_sys(err, errno, "creating %s/%s", spool->path,
+		    FORMAT_FILE);
+	if (fchmod(fd, 0644) == -1 || spool_give(spool, fd) == -1 ||
+	    spool_write_all(fd, text, strlen(text)) == -1 ||
+	    fsync(fd) == -1 || renameat(spool->tmpfd, tmpname, spool->dirfd,
+	    FORMAT_FILE) == -1) {
+		spool_sys(err, errno, "writing %s/%s", spool->path,
+		    FORMAT_FILE);
+		close(fd);
+		(void)unlinkat(spool->tmpfd, tmpname, 0);
+		return -1;
+	}
+	close(fd);
+	return spool_fsync_dir(spool->dirfd, spool->path, err);
+}
+
+/*
+ * Reads SPOOL/format into spool->format: 2, or 1 for a spool to be taken
+ * over.  A missing file is written (format 2) when creating.
+ */
+static int
+read_format(struct pst_spool *spool, bool create, struct pst_err *err)
+{
+	char got[33];
+	ssize_t n;
+	int fd;
+
 	fd = openat(spool->dirfd, FORMAT_FILE, O_RDONLY | O_NOFOLLOW |
 	    O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT && create) {
-		/* Written whole, then linked in: readers never see half. */
-		for (i = 0; i < 10; i++) {
-			snprintf(tmpname, sizeof(tmpname), "format.%08" PRIx32,
-			    spool_random32());
-			if ((fd = spool_create_tmp(spool, tmpname)) != -1 ||
-			    errno != EEXIST)
-				break;
-		}
-		if (fd == -1)
-			return spool_sys(err, errno, "creating %s/%s",
-			    spool->path, FORMAT_FILE);
-		if (fchmod(fd, 0644) == -1 || spool_give(spool, fd) == -1 ||
-		    spool_write_all(fd, want, strlen(want)) == -1 ||
-		    fsync(fd) == -1 ||
-		    (spool_rename_excl(spool->tmpfd, tmpname, spool->dirfd,
-		    FORMAT_FILE) == -1 && errno != EEXIST)) {
-			spool_sys(err, errno, "creating %s/%s", spool->path,
-			    FORMAT_FILE);
-			close(fd);
-			(void)unlinkat(spool->tmpfd, tmpname, 0);
+		if (write_format(spool, PST_SPOOL_FORMAT, err) == -1)
 			return -1;
-		}
-		close(fd);
-		(void)unlinkat(spool->tmpfd, tmpname, 0);
-		if (spool_fsync_dir(spool->dirfd, spool->path, err) == -1)
-			return -1;
-		return check_format(spool, false, err);
+		return read_format(spool, false, err);
 	}
 	if (fd == -1 && errno == ENOENT)
 		return spool_missing(spool, FORMAT_FILE, err);
@@ -167,10 +184,50 @@ check_format(struct pst_spool *spool, bool create, struct pst_err *err)
 		return spool_sys(err, errno, "reading %s/%s", spool->path,
 		    FORMAT_FILE);
 	got[n] = '\0';
-	if (strcmp(got, want) != 0)
+	if (strcmp(got, "postern-spool 2\n") == 0)
+		spool->format = 2;
+	else if (strcmp(got, "postern-spool 1\n") == 0)
+		spool->format = 1;
+	else
 		return spool_bad(err, "%s/%s says \"%.*s\"; this postern "
-		    "reads spool format %d", spool->path, FORMAT_FILE,
-		    (int)strcspn(got, "\n"), got, PST_SPOOL_FORMAT);
+		    "reads spool formats 1 and 2", spool->path, FORMAT_FILE,
+		    (int)strcspn(got, "\n"), got);
+	return 0;
+}
+
+/*
+ * Format 1 into format 2 (takeover.c), then the format file that says
+ * so, then format 1's directories go.
+ */
+static int
+take_over(struct pst_spool *spool, struct pst_err *err)
+{
+	if (spool_takeover(spool, err) == -1 ||
+	    write_format(spool, 2, err) == -1)
+		return -1;
+	spool->format = 2;
+	spool_takeover_done(spool);
+	return 0;
+}
+
+/* The directories of format 1, for its takeover. */
+static int
+open_v1(struct pst_spool *spool, struct pst_err *err)
+{
+	char rel[16];
+	int i;
+
+	if (open_subdir(spool, spool->dirfd, "queue", "queue", false,
+	    &spool->queuefd, err) == -1)
+		return -1;
+	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
+		char name[2] = { pst_hex_digit((unsigned)i, false), '\0' };
+
+		snprintf(rel, sizeof(rel), "queue/%s", name);
+		if (open_subdir(spool, spool->queuefd, name, rel, false,
+		    &spool->bucketfd[i], err) == -1)
+			return -1;
+	}
 	return 0;
 }
 
@@ -248,7 +305,6 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	static const struct pst_spool_opts defaults;
 	struct pst_spool *spool;
 	struct stat st;
-	char rel[16];
 	unsigned flags;
 	bool create;
 	int i;
@@ -279,13 +335,17 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 		return NULL;
 	}
 	spool->dirfd = spool->tmpfd = spool->queuefd = spool->quarfd = -1;
-	spool->lockfd = -1;
+	spool->lockfd = spool->logfd = spool->bodiesfd = spool->incomingfd = -1;
+	pthread_mutex_init(&spool->mtx, NULL);
 	for (i = 0; i < PST_SPOOL_BUCKETS; i++)
 		spool->bucketfd[i] = -1;
 	spool->file_mode = opts->file_mode != 0 ? opts->file_mode : 0600;
+	spool->segment_bytes = opts->segment_bytes;
 	spool->dir_mode = opts->dir_mode != 0 ? opts->dir_mode : 0700;
 	spool->problem = opts->problem;
 	spool->problem_arg = opts->problem_arg;
+	if (spool_store_init(spool, err) == -1)
+		goto fail;
 
 	if (create && mkdir(dir, spool->dir_mode) == -1 && errno != EEXIST) {
 		spool_sys(err, errno, "creating spool %s", dir);
@@ -308,24 +368,27 @@ pst_spool_open(const char *dir, const struct pst_spool_opts *opts,
 	spool->group = st.st_gid;
 	if (open_subdir(spool, spool->dirfd, "tmp", "tmp", create,
 	    &spool->tmpfd, err) == -1 ||
-	    open_subdir(spool, spool->dirfd, "queue", "queue", create,
-	    &spool->queuefd, err) == -1 ||
 	    open_subdir(spool, spool->dirfd, "quarantine", "quarantine",
-	    create, &spool->quarfd, err) == -1)
+	    create, &spool->quarfd, err) == -1 ||
+	    read_format(spool, create, err) == -1)
 		goto fail;
-	for (i = 0; i < PST_SPOOL_BUCKETS; i++) {
-		char name[2] = { pst_hex_digit((unsigned)i, false), '\0' };
-
-		snprintf(rel, sizeof(rel), "queue/%s", name);
-		if (open_subdir(spool, spool->queuefd, name, rel, create,
-		    &spool->bucketfd[i], err) == -1)
-			goto fail;
-	}
-	if (check_format(spool, create, err) == -1)
+	/* A format 1 spool gets the new directories before its takeover. */
+	if (open_subdir(spool, spool->dirfd, "log", "log", create,
+	    &spool->logfd, err) == -1 ||
+	    open_subdir(spool, spool->dirfd, "bodies", "bodies", create,
+	    &spool->bodiesfd, err) == -1 ||
+	    open_subdir(spool, spool->dirfd, "incoming", "incoming", create,
+	    &spool->incomingfd, err) == -1)
+		goto fail;
+	if (spool->format == 1 && (flags & PST_SPOOL_RECOVER) &&
+	    open_v1(spool, err) == -1)
 		goto fail;
 	if ((flags & PST_SPOOL_DAEMON) && take_daemon_lock(spool, err) == -1)
 		goto fail;
-	if ((flags & PST_SPOOL_RECOVER) && spool_recover(spool, err) == -1)
+	if ((flags & PST_SPOOL_RECOVER) && (spool_recover_tmp(spool,
+	    err) == -1 || spool_store_load(spool, true, err) == -1 ||
+	    (spool->format == 1 && take_over(spool, err) == -1) ||
+	    spool_store_reclaim(spool, err) == -1))
 		goto fail;
 	return spool;
 fail:
@@ -340,6 +403,15 @@ pst_spool_close(struct pst_spool *spool)
 
 	if (spool == NULL)
 		return;
+	pst_pool_free(spool->writer);
+	spool_store_free(spool);
+	pthread_mutex_destroy(&spool->mtx);
+	if (spool->logfd != -1)
+		close(spool->logfd);
+	if (spool->bodiesfd != -1)
+		close(spool->bodiesfd);
+	if (spool->incomingfd != -1)
+		close(spool->incomingfd);
 	for (i = 0; i < PST_SPOOL_BUCKETS; i++)
 		if (spool->bucketfd[i] != -1)
 			close(spool->bucketfd[i]);
@@ -355,6 +427,49 @@ pst_spool_close(struct pst_spool *spool)
 		close(spool->dirfd);
 	free(spool->path);
 	free(spool);
+}
+
+int
+pst_spool_start(struct pst_spool *spool, struct event_base *base,
+    struct pst_err *err)
+{
+	if (spool->lockfd == -1)
+		return spool_bad(err, "spool %s: only the daemon starts a "
+		    "writer", spool->path);
+	if (spool->writer != NULL)
+		return 0;
+	if (spool_store_load(spool, false, err) == -1)
+		return -1;
+	/* The takeover's log wrote on this thread: start anew after it. */
+	if (spool->log != NULL) {
+		pst_log_free(spool->log);
+		spool->log = NULL;
+		if (spool->write_seq >= spool->next_seq)
+			spool->next_seq = spool->write_seq + 1;
+	}
+	if ((spool->writer = pst_pool_new(base, 1, err)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+pst_spool_stop(struct pst_spool *spool)
+{
+	pst_pool_free(spool->writer);
+	spool->writer = NULL;
+	/* Anything written later goes through a log of its own. */
+	pst_log_free(spool->log);
+	spool->log = NULL;
+	if (spool->write_seq >= spool->next_seq)
+		spool->next_seq = spool->write_seq + 1;
+}
+
+int
+pst_spool_maintain(struct pst_spool *spool, struct pst_err *err)
+{
+	if (spool_store_compact(spool, err) == -1)
+		return -1;
+	return spool_store_reclaim(spool, err);
 }
 
 int

@@ -18,6 +18,7 @@
 #include "spool/spool.h"
 
 static const unsigned char rec_magic[4] = { 'P', 'S', 'T', 'R' };
+static const unsigned char zero_word[PST_REC_ALIGN];
 static const unsigned char seg_magic[8] = {
 	'P', 'S', 'T', 'S', 'E', 'G', '0', '2',
 };
@@ -508,33 +509,45 @@ resync(struct pst_seg_reader *r, uint64_t from, bool after, uint64_t *next,
 {
 	struct pst_seg_entry probe;
 	const unsigned char *p;
-	uint64_t c;
+	uint64_t c, w;
 	size_t n, i;
 	int rc;
 
 	*zeros = true;
 	*next = r->end;
-	for (c = from; c < r->end; c += PST_REC_ALIGN) {
-		n = r->end - c < 8 ? (size_t)(r->end - c) : 8;
+	/*
+	 * A window at a time: the preallocated rest of a segment cut short
+	 * by a crash is megabytes of zeros, looked at on every start.
+	 */
+	for (c = from; c < r->end; c += n) {
+		n = r->end - c < WINDOW ? (size_t)(r->end - c) : WINDOW;
 		if ((rc = window(r, c, n, &p, err)) != 1)
 			return rc == 0 ? 0 : -1;
-		if ((c > from || !after) && n >= 4 &&
-		    memcmp(p, rec_magic, sizeof(rec_magic)) == 0) {
-			if ((rc = check_record(r, c, &probe, err)) == -1)
-				return -1;
-			pst_spool_env_free(probe.env);
-			if (rc == 1) {
-				*next = c;
-				return 0;
+		for (i = 0; i < n; i += PST_REC_ALIGN) {
+			if (n - i >= PST_REC_ALIGN) {
+				memcpy(&w, p + i, sizeof(w));
+				if (w == 0)
+					continue;
 			}
-			if ((rc = window(r, c, n, &p, err)) != 1)
-				return rc == 0 ? 0 : -1;
-		}
-		for (i = 0; i < n; i++)
-			if (p[i] != 0)
+			if ((c + i > from || !after) && n - i >= 4 &&
+			    memcmp(p + i, rec_magic, sizeof(rec_magic)) == 0) {
+				if ((rc = check_record(r, c + i, &probe,
+				    err)) == -1)
+					return -1;
+				pst_spool_env_free(probe.env);
+				if (rc == 1) {
+					*next = c + i;
+					return 0;
+				}
+				/* The probe moved the window. */
+				if ((rc = window(r, c, n, &p, err)) != 1)
+					return rc == 0 ? 0 : -1;
+			}
+			if (memcmp(p + i, zero_word, n - i < PST_REC_ALIGN ?
+			    n - i : PST_REC_ALIGN) != 0)
 				*zeros = false;
+		}
 	}
-	*next = r->end;
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /*
- * recover.c: start-up recovery and the scan of committed messages.
+ * recover.c: recovery of tmp/, and of a spool of format 1 with the scan
+ * of its messages, which the takeover into format 2 reads (takeover.c).
  *
  * Both walk the sixteen buckets the same way: list a bucket with
  * readdir() (d_type says which entries are regular files, so nothing is
@@ -71,7 +72,6 @@ static void	 quarantine(struct walk *, const char *, const char *, ...)
 static int	 pair(struct walk *, const char *, const struct ent *,
 		    const struct ent *);
 static int	 walk_bucket(struct walk *);
-static int	 recover_tmp(struct pst_spool *, struct pst_err *);
 
 static int
 ent_cmp(const void *a, const void *b)
@@ -374,7 +374,7 @@ walk_bucket(struct walk *w)
 }
 
 int
-pst_spool_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
+spool_v1_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
     struct pst_err *err)
 {
 	struct walk w;
@@ -395,8 +395,8 @@ pst_spool_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
 }
 
 /* Unlocked files in tmp/ are writes that died: remove them. */
-static int
-recover_tmp(struct pst_spool *spool, struct pst_err *err)
+int
+spool_recover_tmp(struct pst_spool *spool, struct pst_err *err)
 {
 	struct listing l;
 	char rel[SPOOL_REL_MAX + 256], moved[SPOOL_NAME_MAX + 256];
@@ -456,14 +456,12 @@ recover_tmp(struct pst_spool *spool, struct pst_err *err)
 }
 
 int
-spool_recover(struct pst_spool *spool, struct pst_err *err)
+spool_v1_recover(struct pst_spool *spool, struct pst_err *err)
 {
 	struct walk w;
 	bool quarantined = false;
 	int b;
 
-	if (recover_tmp(spool, err) == -1)
-		return -1;
 	memset(&w, 0, sizeof(w));
 	w.spool = spool;
 	w.recover = true;

@@ -88,7 +88,7 @@ struct evbuffer;
 struct pst_err;
 struct pst_pool;
 
-#define PST_SPOOL_FORMAT	1	/* layout version (SPOOL/format) */
+#define PST_SPOOL_FORMAT	2	/* layout version (SPOOL/format) */
 #define PST_SPOOL_ENV_VERSION	1	/* envelope record version */
 #define PST_SPOOL_ID_LEN	16	/* hex digits in an id */
 #define PST_SPOOL_BUCKETS	16	/* queue/0 .. queue/f */
@@ -308,6 +308,8 @@ struct pst_spool_opts {
 						   02000 allowed */
 	pst_spool_problem_fn	 problem;	/* may be NULL */
 	void			*problem_arg;
+	uint64_t		 segment_bytes;	/* log segments; 0: 64 MiB,
+						   less on small volumes */
 };
 
 struct pst_spool;
@@ -329,10 +331,43 @@ struct pst_spool *pst_spool_open(const char *dir,
 	    const struct pst_spool_opts *opts, struct pst_err *err);
 
 /*
+ * pst_spool_start()
+ * For the daemon, after opening with PST_SPOOL_DAEMON: starts the log
+ * writer, a thread reporting to 'base' (evthread_use_pthreads() first).
+ * From then on pst_spool_msg_commit() appends to the log, and the
+ * changes made through locks are written in its batches.  Without it,
+ * commits become drops (as sendmail's) and changes are written on the
+ * caller's thread.  Returns 0 or -1 with 'err'.
+ */
+struct event_base;
+int	pst_spool_start(struct pst_spool *spool, struct event_base *base,
+	    struct pst_err *err);
+
+/*
+ * pst_spool_stop()
+ * Writes what the log writer still has and stops it, running the
+ * callbacks of its last batches; on the loop thread, before the objects
+ * those callbacks reach are freed.  Commits afterwards become drops.
+ */
+void	pst_spool_stop(struct pst_spool *spool);
+
+/*
+ * pst_spool_maintain()
+ * Copies forward what little still lives in the oldest segment of the
+ * log once two newer ones exist (a message deferred for days must not
+ * keep every later segment on the disk), then gives back the segments
+ * nothing needs any more.  Blocking: run it on the pool, now and then.
+ * Returns 0 or -1 with 'err'.
+ */
+int	pst_spool_maintain(struct pst_spool *spool, struct pst_err *err);
+
+/*
  * pst_spool_close()
  * Releases the daemon lock (if held) and frees 'spool'.  Every message
  * object and lock taken from it must be gone, and no pool job of it
- * outstanding (free the pool first).  NULL is fine.
+ * outstanding (free the pool first).  With a writer started, on the
+ * loop thread: what the writer still has runs its callbacks here.  NULL
+ * is fine.
  */
 void	pst_spool_close(struct pst_spool *spool);
 

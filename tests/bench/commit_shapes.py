@@ -98,6 +98,24 @@ def write_file(path, data):
     return fd
 
 
+def take_batch(ready):
+    """Everything waiting in 'ready' (at least one item, waited for), as
+    a group commit takes it; None when told to stop."""
+    first = ready.get()
+    if first is None:
+        return None
+    batch = [first]
+    while True:
+        try:
+            more = ready.get_nowait()
+        except queue.Empty:
+            return batch
+        if more is None:
+            ready.put(None)     # the stop is for the next round
+            return batch
+        batch.append(more)
+
+
 class Files:
     """Today's commit: four flushes, on a pool of workers."""
 
@@ -177,19 +195,9 @@ class FilesGroup(Files):
     def commit_loop(self):
         s = self.spool
         while True:
-            first = self.ready.get()
-            if first is None:
+            batch = take_batch(self.ready)
+            if batch is None:
                 return
-            batch = [first]
-            while True:
-                try:
-                    more = self.ready.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self.ready.put(None)
-                    break
-                batch.append(more)
             for n, fds, done in batch:
                 b = "%016x.body" % n
                 os.rename(os.path.join(s.tmp, b),
@@ -246,19 +254,9 @@ class Log:
 
     def write_loop(self):
         while True:
-            first = self.ready.get()
-            if first is None:
+            batch = take_batch(self.ready)
+            if batch is None:
                 return
-            batch = [first]
-            while True:
-                try:
-                    more = self.ready.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self.ready.put(None)
-                    break
-                batch.append(more)
             bufs = []
             for n, body, env, done in batch:
                 bufs += [n.to_bytes(8, "little") * (RECORD_HEADER // 8),

@@ -9,7 +9,7 @@
  *	CALL:ERRNO[:OPTION]...
  *
  * CALL is one of the wrapped functions below, or a group:
- *	write	  write, pwrite, pwrite64, writev
+ *	write	  write, pwrite, pwrite64, writev, pwritev, pwritev64
  *	read	  read, pread, pread64
  *	fsync	  fsync, fdatasync
  *	open	  open, open64, openat, openat64
@@ -17,6 +17,7 @@
  *	mkdir	  mkdir, mkdirat
  *	link	  link, linkat
  *	unlink	  unlink, unlinkat
+ *	fallocate posix_fallocate, posix_fallocate64
  * (a group's name stands for all of them; a single name such as
  * "fdatasync" or "renameat2" for that function only).
  * ERRNO is a name (EIO, ENOSPC, EACCES, EDQUOT, EROFS, EPERM, ENOENT,
@@ -71,6 +72,7 @@
 
 enum group {
 	G_WRITE, G_READ, G_FSYNC, G_OPEN, G_RENAME, G_MKDIR, G_LINK, G_UNLINK,
+	G_FALLOCATE,
 };
 
 struct rule {
@@ -94,6 +96,7 @@ static const struct {
 	{ "write", G_WRITE }, { "read", G_READ }, { "fsync", G_FSYNC },
 	{ "open", G_OPEN }, { "rename", G_RENAME }, { "mkdir", G_MKDIR },
 	{ "link", G_LINK }, { "unlink", G_UNLINK },
+	{ "fallocate", G_FALLOCATE },
 };
 
 static const struct {
@@ -101,6 +104,9 @@ static const struct {
 	enum group	 group;
 } calls[] = {
 	{ "pwrite", G_WRITE }, { "pwrite64", G_WRITE }, { "writev", G_WRITE },
+	{ "pwritev", G_WRITE }, { "pwritev64", G_WRITE },
+	{ "posix_fallocate", G_FALLOCATE },
+	{ "posix_fallocate64", G_FALLOCATE },
 	{ "pread", G_READ }, { "pread64", G_READ }, { "fdatasync", G_FSYNC },
 	{ "open64", G_OPEN }, { "openat", G_OPEN }, { "openat64", G_OPEN },
 	{ "renameat", G_RENAME }, { "renameat2", G_RENAME },
@@ -431,6 +437,57 @@ writev(int fd, const struct iovec *iov, int n)
 	if (fail_fd(G_WRITE, "writev", fd))
 		return -1;
 	return real_writev(fd, iov, n);
+}
+
+ssize_t
+pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	REAL(pwritev);
+
+	if (fail_fd(G_WRITE, "pwritev", fd))
+		return -1;
+	return real_pwritev(fd, iov, n, off);
+}
+
+ssize_t
+pwritev64(int fd, const struct iovec *iov, int n, off64_t off)
+{
+	REAL(pwritev64);
+
+	if (fail_fd(G_WRITE, "pwritev64", fd))
+		return -1;
+	return real_pwritev64(fd, iov, n, off);
+}
+
+/* posix_fallocate() reports its error as its value, not in errno. */
+int
+posix_fallocate(int fd, off_t off, off_t len)
+{
+	int saved = errno, e;
+
+	REAL(posix_fallocate);
+
+	if (fail_fd(G_FALLOCATE, "posix_fallocate", fd)) {
+		e = errno;
+		errno = saved;
+		return e;
+	}
+	return real_posix_fallocate(fd, off, len);
+}
+
+int
+posix_fallocate64(int fd, off64_t off, off64_t len)
+{
+	int saved = errno, e;
+
+	REAL(posix_fallocate64);
+
+	if (fail_fd(G_FALLOCATE, "posix_fallocate64", fd)) {
+		e = errno;
+		errno = saved;
+		return e;
+	}
+	return real_posix_fallocate64(fd, off, len);
 }
 
 ssize_t

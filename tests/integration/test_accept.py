@@ -359,8 +359,9 @@ def spool_leftovers(spool):
 
 @pytest.mark.skipif(not os.path.exists(STRACE), reason="strace missing")
 def test_250_only_after_the_commit(tmp_path, daemon_factory):
-    """strace shows file fsync, the envelope's rename into the queue and
-    the directory fsync all before the 250 is written to the client."""
+    """strace shows the message's record written to the log and the log
+    flushed (fdatasync of that segment) before the 250 is written to the
+    client."""
     port = free_port()
     spool = str(tmp_path / "spool")
     conf = tmp_path / "postern.conf"
@@ -369,7 +370,7 @@ def test_250_only_after_the_commit(tmp_path, daemon_factory):
     trace = tmp_path / "trace"
     proc = subprocess.Popen(
         [STRACE, "-f", "-qq", "-o", str(trace), "-s", "64", "-e",
-         "trace=fsync,fdatasync,rename,renameat,renameat2,write,writev,"
+         "trace=fsync,fdatasync,pwritev,pwritev2,write,writev,"
          "sendto,sendmsg", conftest_posternd(), "-f", "-c", str(conf)],
         stderr=subprocess.DEVNULL)
     try:
@@ -390,19 +391,20 @@ def test_250_only_after_the_commit(tmp_path, daemon_factory):
                     os.kill(int(child), signal.SIGTERM)
         proc.wait(15)
     lines = trace.read_text().splitlines()
-    # renameat2(TMPDIR, "ID.env", BUCKETDIR, "ID.env", RENAME_NOREPLACE)
-    rename = next(i for i, l in enumerate(lines)
-                  if "rename" in l and '.env"' in l and l.endswith("= 0"))
-    bucket = lines[rename].split("(", 1)[1].split(",")[2].strip()
+    # pwritev(SEGMENT, [{iov_base="PSTR\1...", ...}, ...], N, OFFSET)
+    write = next(i for i, l in enumerate(lines)
+                 if "pwritev" in l and 'iov_base="PSTR\\1' in l)
+    segment = re.search(r"pwritev2?\((\d+),", lines[write]).group(1)
     reply = next(i for i, l in enumerate(lines) if "250 2.0.0 Ok: queued" in l)
-    assert rename < reply
-    assert any("fsync(" in l for l in lines[:rename]), \
-        "no file fsync before the envelope's rename"
-    # "fsync(21) = 0", or "fsync(21 <unfinished ...>" when threads
-    # interleave in the trace.
-    assert any(re.search(r"fsync\(%s[) ]" % bucket, l)
-               for l in lines[rename:reply]), \
-        "no fsync of the queue directory between the rename and the 250"
+    assert write < reply
+    # "fdatasync(21) = 0", or "fdatasync(21 <unfinished ...>" and its
+    # "<... fdatasync resumed>) = 0" when threads interleave in the trace.
+    flushed = [i for i, l in enumerate(lines[write:reply], write)
+               if re.search(r"fdatasync\(%s[) ]" % segment, l)]
+    assert flushed, "no fdatasync of the segment between its write and the 250"
+    done = next(i for i, l in enumerate(lines[flushed[0]:], flushed[0])
+                if "fdatasync" in l and l.endswith("= 0"))
+    assert done < reply, "the 250 left before the flush returned"
 
 
 def conftest_posternd():
@@ -476,11 +478,13 @@ def test_full_disk_gives_452_and_recovers(tmp_path, daemon_factory,
 
 
 @pytest.mark.skipif(not os.path.exists(STRACE), reason="strace missing")
-@pytest.mark.parametrize("fault", ["fsync:error=EIO", "renameat2:error=EIO"])
+@pytest.mark.parametrize("fault", ["fdatasync:error=EIO",
+                                   "pwritev:error=EIO"])
 def test_disk_error_gives_451_and_leaves_nothing(tmp_path, daemon_factory,
                                                  fault):
     """Injected into the running daemon's system calls: the commit fails,
-    the client is told 451 4.3.0, nothing is left, and the daemon goes on.
+    the client is told 451 4.3.0, and the daemon goes on; the next batch
+    cancels the failed message in the log, so it never comes back.
     ENOSPC on writes is the tmpfs tests' business: injected into write(2)
     it would hit replies and logs as well."""
     d = start_posternd(daemon_factory, tmp_path)
@@ -496,10 +500,11 @@ def test_disk_error_gives_451_and_leaves_nothing(tmp_path, daemon_factory,
         tracer.terminate()
         tracer.wait(10)
     d.wait_for("failed", timeout=10)
-    assert spool_messages(d.spool) == []
     assert spool_leftovers(d.spool) == []
     assert d.proc.poll() is None
-    assert send_message(d.port).startswith("250 2.0.0")
+    reply = send_message(d.port)
+    assert reply.startswith("250 2.0.0"), reply
+    assert [m[0]["id"] for m in spool_messages(d.spool)] == [reply.split()[-1]]
 
 
 def test_disk_full_while_writing_gives_451(tmp_path, daemon_factory):

@@ -206,26 +206,43 @@ def test_sendmail_records_whether_smtputf8_is_needed(tmp_path,
     assert "x-smtputf8-needed" not in envs[1]
 
 
-def strip_needed_key(envfile):
-    """Rewrites an envelope as a postern from before x-smtputf8-needed
-    wrote it: without the key, sealed again (doc/spool.md)."""
-    with open(envfile, "rb") as f:
-        lines = f.read().split(b"\n")
+def strip_needed_key(text):
+    """An envelope as a postern from before x-smtputf8-needed wrote it:
+    without the key, sealed again (doc/spool.md)."""
+    lines = text.encode().split(b"\n")
     body = b"".join(l + b"\n" for l in lines[:-2]
                     if not l.startswith(b"x-smtputf8-needed "))
     h = 0xcbf29ce484222325
     for byte in body:
         h = ((h ^ byte) * 0x100000001b3) & 0xffffffffffffffff
-    with open(envfile, "wb") as f:
-        f.write(body + b"end %d %016x\n" % (len(body), h))
+    return body + b"end %d %016x\n" % (len(body), h)
+
+
+def make_format1(spool, msgs):
+    """Turns 'spool' into what a postern of spool format 1 left behind:
+    queue/X/ID.env and ID.body for each of 'msgs' ({id: (envelope bytes,
+    body)}), and nothing of format 2."""
+    import shutil
+    for sub in ("log", "bodies", "incoming"):
+        shutil.rmtree(os.path.join(spool, sub))
+    for i in range(16):
+        os.makedirs(os.path.join(spool, "queue", "%x" % i), 0o700)
+    for msg_id, (env, body) in msgs.items():
+        base = os.path.join(spool, "queue", msg_id[-1], msg_id)
+        with open(base + ".body", "wb") as f:
+            f.write(body)
+        with open(base + ".env", "wb") as f:
+            f.write(env)
+    with open(os.path.join(spool, "format"), "w") as f:
+        f.write("postern-spool 1\n")
 
 
 def test_envelopes_without_the_record_are_looked_at(tmp_path,
                                                     daemon_factory, peer):
-    """Queued by an older postern: whether SMTPUTF8 is needed is not in
-    the envelope, so delivery looks at the header section itself."""
-    import glob
-    from conftest import free_port
+    """Queued by an older postern (spool format 1, taken over at start):
+    whether SMTPUTF8 is needed is not in the envelope, so delivery looks
+    at the header section itself."""
+    from conftest import free_port, spool_raw
     port = free_port()
     d = start_posternd(daemon_factory, tmp_path, relay_conf(("up", port)))
     smtputf8_send(d.port, "a@example.org", ["b@example.org"],
@@ -234,15 +251,16 @@ def test_envelopes_without_the_record_are_looked_at(tmp_path,
                   "Subject: Grüße\r\n\r\nx\r\n".encode())
     d.wait_for("event=deferred")
     d.stop()
-    envs = glob.glob(os.path.join(d.spool, "queue", "*", "*.env"))
-    assert len(envs) == 2
-    for e in envs:
-        strip_needed_key(e)
-    assert all("x-smtputf8-needed" not in e
-               for e, _ in spool_messages(d.spool))
+    msgs = spool_raw(d.spool)
+    assert len(msgs) == 2
+    make_format1(d.spool, dict((k, (strip_needed_key(env), body))
+                               for k, (env, body) in msgs.items()))
     p = peer(port=port)
     d2 = daemon_factory(d.conf)
     d2.wait_for("event=ready")
+    with open(os.path.join(d.spool, "format")) as f:
+        assert f.read() == "postern-spool 2\n"
+    assert not os.path.exists(os.path.join(d.spool, "queue"))
     wait_until(lambda: len(p.messages()) == 2, timeout=30,
                what="delivery and bounce")
     plain = [m for m in p.messages() if envelope_of(m)[1] == ["b@example.org"]]

@@ -687,10 +687,8 @@ def run_setgid_case(tmp_path, daemon_factory, gid):
                                    % free_port()})
     d.wait_for("event=ready")
     os.chown(spool, 0, gid)
-    for sub in ("tmp", "queue", "quarantine"):
+    for sub in ("tmp", "log", "bodies", "incoming", "quarantine"):
         os.chown(spool / sub, 0, gid)
-    for bucket in (spool / "queue").iterdir():
-        os.chown(bucket, 0, gid)
     assert oct((spool / "tmp").stat().st_mode & 0o7777) == "0o2770"
     bindir = tmp_path / "bin"
     bindir.mkdir()
@@ -721,8 +719,8 @@ def run_setgid_case(tmp_path, daemon_factory, gid):
     assert env["origin"] == "sendmail uid=65534"
     assert b"Subject: from nobody" in body
     # Nobody but the spool's group may read it.
-    envfile = next((spool / "queue").glob("*/*.env"))
-    st = envfile.stat()
+    drop = next((spool / "incoming").iterdir())
+    st = drop.stat()
     assert st.st_gid == gid and st.st_mode & 0o777 == 0o640
     r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup",
                         "--clear-groups", str(prog), "-C", str(conf),
@@ -779,7 +777,7 @@ def test_sendmail_never_creates_the_spool_layout(tmp_path):
         r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
-        for sub in ["format", "tmp", "queue", "queue/0", "queue/f",
+        for sub in ["format", "tmp", "log", "bodies", "incoming",
                     "quarantine"]:
             st = (spool / sub).stat()
             assert (st.st_uid, st.st_gid) == (0, nogroup), sub

@@ -65,28 +65,28 @@ def relay_conf(port):
 
 
 @pytest.mark.parametrize("rule,why", [
-    ("fsync:EIO:path=*/spool/tmp/*.body:nth=1", "fsync of the body"),
-    ("fsync:EIO:path=*/spool/tmp/*.env:nth=1", "fsync of the envelope"),
-    ("fsync:EIO:path=*/spool/queue/?:nth=2", "fsync of the bucket after "
-     "the commit point's rename"),
-    ("rename:EIO:path=*/spool/queue/?/*.env:nth=1", "the commit point"),
-    ("open:EACCES:path=*/spool/tmp/*.env:nth=1", "creating the envelope"),
+    ("open:EACCES:path=*/spool/log/*:nth=1", "creating a segment"),
+    ("fallocate:ENOSPC:path=*/spool/log/*:nth=1", "preallocating it"),
+    ("fsync:EIO:path=*/spool/log:nth=1", "flushing log/ for its name"),
+    ("pwritev64:EIO:path=*/spool/log/*:nth=1", "writing the batch"),
+    ("fdatasync:EIO:path=*/spool/log/*:nth=2", "flushing the batch"),
 ])
 def test_commit_fault_gives_451_and_leaves_nothing(tmp_path, daemon_factory,
                                                    rule, why):
     """A fault anywhere in the commit: the client reads 451 4.3.0, nothing
-    of the message is left in tmp/ or the queue, and the daemon takes the
-    next message."""
+    is left in tmp/, the daemon takes the next message, and the batch
+    after the failed one cancels the failed message in the log (its
+    record may have reached the disk), so only the second is queued."""
     d = start_posternd(daemon_factory, tmp_path,
                        env=shim_env(tmp_path, rule))
     reply = send_raw(d.port, "a@example.org", ["b@example.org"], message())
     assert reply.startswith("451 4.3.0"), (why, reply)
     assert len(faults(tmp_path)) == 1, faults(tmp_path)
-    assert spool_messages(d.spool) == []
     assert leftovers(d.spool) == []
     reply = send_raw(d.port, "a@example.org", ["b@example.org"], message())
     assert reply.startswith("250 2.0.0"), reply
-    assert len(spool_messages(d.spool)) == 1
+    assert [m[0]["id"] for m in spool_messages(d.spool)] == \
+        [reply.split()[-1]]
     assert d.proc.poll() is None
 
 
@@ -116,7 +116,7 @@ def test_sendmail_fsync_fault_is_75_and_leaves_nothing(tmp_path):
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     env = dict(os.environ, **shim_env(
-        tmp_path, "fsync:EIO:path=*/spool/queue/?:nth=1"))
+        tmp_path, "fsync:EIO:path=*/spool/incoming:nth=1"))
     r = subprocess.run([POSTERN_SENDMAIL, "-C", str(conf), "b@example.org"],
                        input=b"Subject: x\n\nhi\n", capture_output=True,
                        timeout=30, env=env)
@@ -139,17 +139,34 @@ def queue_one(tmp_path, daemon_factory, peer_port):
     return d.spool, msgs[0][0]["id"]
 
 
-def test_unreadable_envelope_at_start_is_not_quarantined(
+def drop_one(tmp_path):
+    """A message queued by sendmail with no daemon running: a drop in
+    incoming/.  Returns the spool and the message id."""
+    conf = tmp_path / "postern.conf"
+    spool = tmp_path / "spool"
+    conf.write_text('hostname = "localhost";\nspool_dir = "%s";\n' % spool)
+    r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([POSTERN_SENDMAIL, "-C", str(conf), "b@example.org"],
+                       input=b"Subject: x\n\nhi\n", capture_output=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    (msg_id,) = os.listdir(spool / "incoming")
+    return str(spool), msg_id
+
+
+def test_unreadable_drop_at_start_is_not_quarantined(
         tmp_path, daemon_factory, peer):
-    """An envelope the daemon may not read (EACCES: a wrong owner or mode,
-    which the operator can fix) is not damage: recovery and the scan
-    leave it where it is and say so, the daemon starts, and once it can
-    read the file again the message is delivered."""
-    spool, msg_id = queue_one(tmp_path, daemon_factory, free_port())
+    """A drop the daemon may not read (EACCES: a wrong owner or mode,
+    which the operator can fix) is not damage: recovery leaves it where
+    it is and says so, the daemon starts, and once it can read the file
+    again the message is delivered."""
+    spool, msg_id = drop_one(tmp_path)
     p = peer()
     d = start_posternd(daemon_factory, tmp_path, relay_conf(p.port),
                        env=shim_env(tmp_path, "open:EACCES:path=*/spool/"
-                                    "queue/?/%s.env" % msg_id))
+                                    "incoming/%s" % msg_id))
     assert faults(tmp_path), "the fault was never met"
     d.wait_for("event=spool-recovery action=skipped")
     assert os.listdir(os.path.join(spool, "quarantine")) == []
@@ -165,36 +182,43 @@ def test_unreadable_envelope_at_start_is_not_quarantined(
 
 
 def test_failing_disk_at_start_stops_recovery(tmp_path, daemon_factory):
-    """EIO reading an envelope may pass: recovery stops, the daemon does
-    not start, and nothing is quarantined."""
+    """EIO reading the log may pass: recovery stops, the daemon does not
+    start, and nothing is quarantined."""
     spool, msg_id = queue_one(tmp_path, daemon_factory, free_port())
     d = daemon_factory(str(tmp_path / "postern.conf"), shim_env(
-        tmp_path, "read:EIO:path=*/spool/queue/?/%s.env" % msg_id))
+        tmp_path, "read:EIO:path=*/spool/log/*"))
     assert d.proc.wait(20) == 1
     d.wait_for("event=start-failed")
     assert os.listdir(os.path.join(spool, "quarantine")) == []
     assert [m[0]["id"] for m in spool_messages(spool)] == [msg_id]
 
 
-def tear_under_lock(path):
-    """Cuts the last bytes off an envelope while holding its lock, as
-    the daemon and `postern queue` lock it: no attempt in flight can
-    rewrite it meanwhile.  The lock follows the file across rewrites, so
-    the name must still be the file locked."""
-    import fcntl
-    for _ in range(100):
-        with open(path, "r+b") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            if os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:
-                continue        # rewritten while we waited
-            f.truncate(os.fstat(f.fileno()).st_size - 10)
-            return
-    raise AssertionError("could not lock %s" % path)
+def damage_envelope(spool, msg_id):
+    """Changes a byte of the message's current envelope where it lies in
+    the log, as a disk that lost a block would."""
+    import glob
+    import struct
+    where = None
+    for path in sorted(glob.glob(os.path.join(spool, "log", "*"))):
+        with open(path, "rb") as f:
+            data = f.read()
+        off = 32
+        while off + 32 <= len(data) and data[off:off + 4] == b"PSTR":
+            rid, env_len, data_len = struct.unpack_from("<QII", data, off + 8)
+            if "%016x" % rid == msg_id and data[off + 4] in (1, 2):
+                where = (path, off + 32 + env_len // 2)
+            off = (off + 32 + env_len + data_len + 7) & ~7
+    assert where is not None, "no envelope of %s in the log" % msg_id
+    with open(where[0], "r+b") as f:
+        f.seek(where[1])
+        byte = f.read(1)
+        f.seek(where[1])
+        f.write(bytes([byte[0] ^ 0x20]))
 
 
 def test_envelope_torn_while_running_is_quarantined(tmp_path, daemon_factory):
     """An envelope damaged while the daemon runs (a disk that lost a
-    block, a careless edit) is found at the next attempt, under the
+    block) is found at the next attempt, when it is read under the
     message's lock, and quarantined with its body then, not retried
     until the next start."""
     dead = free_port()
@@ -205,10 +229,16 @@ def test_envelope_torn_while_running_is_quarantined(tmp_path, daemon_factory):
     assert reply.startswith("250 2.0.0"), reply
     msg_id = reply.split()[-1]
     d.wait_for("event=deferred")
-    env = os.path.join(d.spool, "queue", msg_id[-1], msg_id + ".env")
-    tear_under_lock(env)
-    i = d.wait_for("event=quarantined id=%s" % msg_id, timeout=30)
-    assert "torn" in d.lines[i] or "end line" in d.lines[i], d.lines[i]
+    # An attempt under way when the byte changes writes the envelope anew
+    # at its end, past the damage: then damage the new one.
+    for _ in range(10):
+        damage_envelope(d.spool, msg_id)
+        try:
+            i = d.wait_for("event=quarantined id=%s" % msg_id, timeout=3)
+            break
+        except AssertionError:
+            continue
+    assert "torn" in d.lines[i], d.lines[i]
     assert sorted(os.listdir(os.path.join(d.spool, "quarantine"))) == \
         [msg_id + ".body", msg_id + ".env"]
     assert spool_messages(d.spool) == []

@@ -216,8 +216,8 @@ st_plant(struct pst_spool *spool, const char *root, const char *body)
 	ck_assert_int_eq(pst_spool_env_add_rcpt(env, "b@example.org", 0, NULL,
 	    &err), 0);
 	ck_assert_int_eq(pst_spool_env_encode(env, &rec, &len, &err), 0);
-	st_write(root, st_body_path(id), body, strlen(body));
-	st_write(root, st_env_path(id), rec, len);
+	st_write(root, st_v1_body_path(id), body, strlen(body));
+	st_write(root, st_v1_env_path(id), rec, len);
 	free(rec);
 	pst_spool_env_free(env);
 	return id;
@@ -228,7 +228,7 @@ st_env_path(const char *id)
 {
 	static char buf[64];
 
-	snprintf(buf, sizeof(buf), "queue/%c/%s.env", id[15], id);
+	snprintf(buf, sizeof(buf), "incoming/%s", id);
 	return buf;
 }
 
@@ -237,8 +237,41 @@ st_body_path(const char *id)
 {
 	static char buf[64];
 
+	snprintf(buf, sizeof(buf), "bodies/%s", id);
+	return buf;
+}
+
+const char *
+st_v1_env_path(const char *id)
+{
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "queue/%c/%s.env", id[15], id);
+	return buf;
+}
+
+const char *
+st_v1_body_path(const char *id)
+{
+	static char buf[64];
+
 	snprintf(buf, sizeof(buf), "queue/%c/%s.body", id[15], id);
 	return buf;
+}
+
+void
+st_make_v1(const char *root)
+{
+	char path[512];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/queue", root);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	for (i = 0; i < 16; i++) {
+		snprintf(path, sizeof(path), "%s/queue/%x", root, i);
+		ck_assert_int_eq(mkdir(path, 0700), 0);
+	}
+	st_write(root, "format", "postern-spool 1\n", 16);
 }
 
 char *

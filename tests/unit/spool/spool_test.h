@@ -46,16 +46,20 @@ const char *st_commit(struct pst_spool *spool, const char *body,
 	    const char *rcpt);
 
 /*
- * A message written straight into the queue as the format says, without
- * the commit protocol's fsyncs: for tests that need many messages fast.
- * Returns its id (static storage).
+ * A message written straight into the queue of spool format 1, as that
+ * format says: for the takeover.  Returns its id (static storage).
  */
 const char *st_plant(struct pst_spool *spool, const char *dir,
 	    const char *body);
 
-/* "queue/X/ID.env" and "queue/X/ID.body". */
+/* A drop, "incoming/ID", and a body kept apart, "bodies/ID". */
 const char *st_env_path(const char *id);
 const char *st_body_path(const char *id);
+
+/* Format 1: "queue/X/ID.env", "queue/X/ID.body", and its layout. */
+const char *st_v1_env_path(const char *id);
+const char *st_v1_body_path(const char *id);
+void	 st_make_v1(const char *root);
 
 /* A record with a correct end line for 'text' (malloc'd). */
 char	*st_seal(const char *text, size_t *len);
