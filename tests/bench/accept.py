@@ -40,7 +40,8 @@ from common import (missing_tools, BUSY_OTHERS, POSTFIX, RECIPIENT, SENDER,
                     BenchError, PostfixInstance, PosterndInstance,
                     block_stat, build_type, busy_ticks, create_probe,
                     disk_info, mib, on_signal, others_share,
-                    postfix_version, smtp_source, wait_for_fast_create)
+                    postfix_version, smtp_source, spool_sizes,
+                    wait_for_fast_create)
 
 TARGET_RATIO = 3.0
 TARGET_RSS_MIB = 32
@@ -64,23 +65,13 @@ class Posternd(PosterndInstance):
 
     def count(self, expected, size):
         """Messages in the queue; checks body sizes and a clean tmp/."""
-        queue = os.path.join(self.spool, "queue")
-        envs = bodies = short = 0
-        for bucket in os.listdir(queue):
-            with os.scandir(os.path.join(queue, bucket)) as it:
-                for e in it:
-                    if e.name.endswith(".env"):
-                        envs += 1
-                    elif e.name.endswith(".body"):
-                        bodies += 1
-                        if e.stat().st_size < size:
-                            short += 1
+        sizes = spool_sizes(self.spool)
+        envs = len(sizes)
+        short = sum(1 for n in sizes.values() if n < size)
         stray = len(os.listdir(os.path.join(self.spool, "tmp")))
         problems = []
         if envs != expected:
-            problems.append("%d envelopes, expected %d" % (envs, expected))
-        if bodies != envs:
-            problems.append("%d bodies for %d envelopes" % (bodies, envs))
+            problems.append("%d messages, expected %d" % (envs, expected))
         if short:
             problems.append("%d bodies shorter than %d bytes" % (short,
                                                                   size))
@@ -321,8 +312,9 @@ def main():
           % (args.dir, disk, "  WARNING: fsync costs nothing on tmpfs, "
              "the figures mean nothing" if disk == "tmpfs" else ""))
     print("  guarantee, same on both sides: 250 only after the message "
-          "is fsynced (posternd: body, envelope and queue directory; "
-          "Postfix cleanup: the queue file, its default)")
+          "is on stable storage (posternd: its record in the log, the "
+          "segment fdatasync()ed with its batch; Postfix cleanup: the "
+          "queue file fsynced, its default)")
     if "posternd" in args.peers:
         print("  posternd: %s (buildtype %s)"
               % (os.path.join(args.build_dir, "daemon", "posternd"),

@@ -367,6 +367,36 @@ def stop_process(proc, timeout=STOP_TIMEOUT):
             proc.wait()
 
 
+def spool_sizes(spool):
+    """{id: body length} of every message in a posternd spool (format 2,
+    doc/spool.md): drops, then the log replayed.  Reads every segment:
+    for counting after a run, not while one goes."""
+    import struct
+    sizes = {}
+
+    def replay(path, off):
+        with open(path, "rb") as f:
+            data = f.read()
+        while off + 32 <= len(data) and data[off:off + 4] == b"PSTR":
+            rtype, flags = data[off + 4], data[off + 5]
+            rid, env_len, data_len = struct.unpack_from("<QII", data, off + 8)
+            end = off + 32 + env_len + data_len
+            if rtype == 1:
+                if flags & 1:
+                    sizes[rid] = struct.unpack_from("<QQ", data, end - 16)[1]
+                else:
+                    sizes[rid] = data_len
+            elif rtype == 3:
+                sizes.pop(rid, None)
+            off = (end + 7) & ~7
+
+    for name in os.listdir(os.path.join(spool, "incoming")):
+        replay(os.path.join(spool, "incoming", name), 0)
+    for name in sorted(os.listdir(os.path.join(spool, "log"))):
+        replay(os.path.join(spool, "log", name), 32)
+    return sizes
+
+
 class PosterndInstance:
     """posternd in the foreground with a fresh spool in a new directory
     under 'parent' (or on the spool directory given); 'extra' is appended
@@ -411,19 +441,25 @@ log = {{ level = "{level}"; }};
         self.log.seek(0)
         return self.log.read()[-4000:]
 
-    def spool_files(self):
-        """(envelopes, bodies, files in tmp/) in the spool now."""
-        queue = os.path.join(self.spool, "queue")
-        envs = bodies = 0
-        for bucket in os.listdir(queue):
-            with os.scandir(os.path.join(queue, bucket)) as it:
-                for e in it:
-                    if e.name.endswith(".env"):
-                        envs += 1
-                    elif e.name.endswith(".body"):
-                        bodies += 1
-        stray = len(os.listdir(os.path.join(self.spool, "tmp")))
-        return envs, bodies, stray
+    def queued(self):
+        """Messages in the queue now (the daemon's own count, from its
+        control socket: the spool is a log, not a file a message), plus
+        files left in tmp/; None when the daemon does not answer."""
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(os.path.join(self.spool, "control"))
+                s.sendall(b"status\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            total = json.loads(data)["queue"]["total"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return total + len(os.listdir(os.path.join(self.spool, "tmp")))
 
     def cpu(self):
         return cpu_ticks(self.proc.pid)

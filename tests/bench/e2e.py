@@ -130,11 +130,6 @@ class Relay(PosterndInstance):
             sink=sink_port, conc=conc, mpc=mpc))
         self.conc = conc
 
-    def queued(self):
-        """Files in the queue and in tmp/."""
-        envs, bodies, stray = self.spool_files()
-        return envs + bodies + stray
-
 
 class PostfixRelay(PostfixInstance):
     """Postfix as a null client forwarding to the sink."""
