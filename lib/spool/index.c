@@ -163,8 +163,7 @@ pin(struct spool_idx *idx, uint64_t seq, int delta)
 static void
 unpin_entry(struct spool_idx *idx, const struct idx_entry *e)
 {
-	if (e->body == IDX_BODY_LOG)
-		pin(idx, e->body_seq, -1);
+	pin(idx, e->msg_seq, -1);
 	pin(idx, e->env_seq, -1);
 }
 
@@ -243,12 +242,12 @@ spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 			e->body = IDX_BODY_LOG;
 			e->body_seq = seq;
 		}
+		e->msg_seq = seq;
 		e->env_seq = seq;
 		e->env_off = se->offset;
 		e->env_len = se->rec.env_len;
-		if (e->body == IDX_BODY_LOG)
-			pin(idx, seq, 1);
-		pin(idx, seq, 1);
+		pin(idx, seq, 1);	/* the MSG record */
+		pin(idx, seq, 1);	/* the current envelope */
 		return 0;
 	case PST_REC_ENV:
 		if ((e = spool_idx_get(idx, se->rec.id)) == NULL)

@@ -7,8 +7,10 @@
  * envelope.  Envelopes themselves are not kept: they are read back with
  * pread() when wanted, so 100,000 messages cost a few megabytes.
  *
- * A segment is pinned by every live message whose body or current
- * envelope lies in it.  Segments go oldest first and only when unpinned
+ * A segment is pinned by every live message whose MSG record (and with
+ * it, for a body in the log, its body) or current envelope lies in it:
+ * replay needs the MSG record to know the message at all, so a segment
+ * holding one can only go once the message is gone or copied forward.  Segments go oldest first and only when unpinned
  * (doc/spool.md, "Reading back"); spool_idx_oldest_free() says which.
  */
 #ifndef PST_SPOOL_INDEX_H
@@ -29,7 +31,8 @@ enum idx_body {
 
 struct idx_entry {
 	uint64_t	 id;		/* 0: a free slot */
-	uint64_t	 body_seq;	/* IDX_BODY_LOG */
+	uint64_t	 msg_seq;	/* its MSG record; 0: a drop */
+	uint64_t	 body_seq;	/* IDX_BODY_LOG: msg_seq */
 	uint64_t	 body_off;
 	uint64_t	 body_len;
 	uint64_t	 env_seq;	/* 0: the envelope of the drop */
@@ -42,7 +45,7 @@ struct idx_entry {
 
 struct idx_segment {
 	uint64_t	 seq;
-	uint64_t	 pins;		/* bodies and envelopes in it */
+	uint64_t	 pins;		/* MSG records and envelopes */
 	uint64_t	 size;		/* bytes written */
 };
 

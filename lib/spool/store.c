@@ -904,9 +904,9 @@ spool_store_reclaim(struct pst_spool *spool, struct pst_err *err)
 
 /*
  * Copying forward: once two segments newer than the oldest exist, what
- * still lives in the oldest (bodies and current envelopes of messages
- * that wait long) is written again at the end of the log, so that the
- * oldest can go.  Messages being delivered are skipped (their delivery
+ * still lives in the oldest (MSG records, with bodies kept in the log,
+ * and current envelopes of messages that wait long) is written again at
+ * the end of the log, so that the oldest can go.  Messages being delivered are skipped (their delivery
  * writes their envelope anew anyway); the rest are locked while copied,
  * so that no update is overtaken by an older copy.
  */
@@ -933,8 +933,7 @@ compact_pick(struct idx_entry *e, void *arg)
 	struct compact_ctx *c = arg;
 
 	if (c->n == COMPACT_BATCH || e->locked ||
-	    ((e->body != IDX_BODY_LOG || e->body_seq != c->seq) &&
-	    e->env_seq != c->seq))
+	    (e->msg_seq != c->seq && e->env_seq != c->seq))
 		return 0;
 	e->locked = true;
 	c->items[c->n++].e = *e;
@@ -987,7 +986,17 @@ compact_round(struct pst_spool *spool, uint64_t seq, struct pst_err *err)
 		it->rec.id = it->e.id;
 		it->rec.env = it->env;
 		it->rec.env_len = it->e.env_len;
-		if (it->e.body == IDX_BODY_LOG && it->e.body_seq == seq) {
+		if (it->e.msg_seq != seq)
+			it->rec.type = PST_REC_ENV;
+		else if (it->e.body == IDX_BODY_EXTERNAL) {
+			/* The MSG again: without it a replay forgets it. */
+			it->rec.type = PST_REC_MSG;
+			it->rec.flags = PST_REC_EXTERNAL;
+			pst_rec_extref_encode(it->ref, it->e.body_off,
+			    it->e.body_len);
+			it->rec.data = it->ref;
+			it->rec.data_len = sizeof(it->ref);
+		} else {
 			if (compact_body(spool, it, err) == -1) {
 				rc = -1;
 				break;
@@ -995,8 +1004,7 @@ compact_round(struct pst_spool *spool, uint64_t seq, struct pst_err *err)
 			it->rec.type = PST_REC_MSG;
 			it->rec.data = it->body;
 			it->rec.data_len = it->e.body_len;
-		} else
-			it->rec.type = PST_REC_ENV;
+		}
 		recs[n++] = it->rec;
 	}
 	if (rc == 0 && n > 0)

@@ -582,6 +582,43 @@ START_TEST(maintain_copies_forward_and_gives_back)
 }
 END_TEST
 
+/*
+ * The MSG records of messages whose bodies are kept apart (a takeover's)
+ * pin their segments too: copying forward writes them again, and every
+ * message survives the oldest segments going.
+ */
+START_TEST(maintain_keeps_messages_whose_bodies_are_apart)
+{
+	char ids[40][PST_SPOOL_ID_LEN + 1];
+	struct pst_spool_opts opts = { 0 };
+	struct pst_spool *spool;
+	struct pst_err err;
+	struct seen s;
+	unsigned i;
+
+	plant_v1(40, ids);
+	opts.flags = PST_SPOOL_RECOVER;
+	opts.segment_bytes = 4096;
+	spool = pst_spool_open(dir, &opts, &err);
+	ck_assert_msg(spool != NULL, "%s", err.text);
+	/* Every message gets a new envelope: none is left in segment 1. */
+	for (i = 0; i < 40; i++)
+		set_attempts(spool, ids[i], 1);
+	for (i = 1; i <= 40; i++)
+		set_attempts(spool, ids[0], i);
+	ck_assert_int_ge(st_count(dir, "log"), 4);
+	ck_assert_int_eq(pst_spool_maintain(spool, &err), 0);
+	ck_assert(!st_exists(dir, "log/0000000000000001"));
+	pst_spool_close(spool);
+	spool = st_open(dir, PST_SPOOL_RECOVER, NULL);
+	scan_all(spool, &s, 64);
+	ck_assert_uint_eq(s.n, 40);
+	free(s.ids);
+	ck_assert_int_eq(st_count(dir, "bodies"), 40);
+	pst_spool_close(spool);
+}
+END_TEST
+
 START_TEST(ids_from_outside_never_name_other_paths)
 {
 	struct pst_spool *spool;
@@ -662,6 +699,7 @@ unit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, lock_update_and_remove_are_records_in_the_log);
 	tcase_add_test(tc, maintain_copies_forward_and_gives_back);
+	tcase_add_test(tc, maintain_keeps_messages_whose_bodies_are_apart);
 	tcase_add_test(tc, ids_from_outside_never_name_other_paths);
 	tcase_add_test(tc, body_open_checks_the_size_and_quarantine_moves_both);
 	suite_add_tcase(s, tc);
