@@ -107,19 +107,26 @@ def test_enospc_mid_message_gives_451(tmp_path, daemon_factory):
     assert reply.startswith("250 2.0.0"), reply
 
 
-def test_sendmail_fsync_fault_is_75_and_leaves_nothing(tmp_path):
-    """The same commit, run by sendmail without a daemon."""
+def sendmail_spool(tmp_path, env=None):
+    """A spool made by init-spool, and sendmail run on it with no daemon
+    (in the environment 'env' if given): returns the conf, the spool and
+    sendmail's result."""
     conf = tmp_path / "postern.conf"
     spool = tmp_path / "spool"
     conf.write_text('hostname = "localhost";\nspool_dir = "%s";\n' % spool)
     r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
                        capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    env = dict(os.environ, **shim_env(
-        tmp_path, "fsync:EIO:path=*/spool/incoming:nth=1"))
     r = subprocess.run([POSTERN_SENDMAIL, "-C", str(conf), "b@example.org"],
                        input=b"Subject: x\n\nhi\n", capture_output=True,
                        timeout=30, env=env)
+    return conf, spool, r
+
+
+def test_sendmail_fsync_fault_is_75_and_leaves_nothing(tmp_path):
+    """The same commit, run by sendmail without a daemon."""
+    conf, spool, r = sendmail_spool(tmp_path, dict(os.environ, **shim_env(
+        tmp_path, "fsync:EIO:path=*/spool/incoming:nth=1")))
     assert r.returncode == 75, r.stderr
     assert b"Input/output error" in r.stderr
     assert len(faults(tmp_path)) == 1
@@ -142,15 +149,7 @@ def queue_one(tmp_path, daemon_factory, peer_port):
 def drop_one(tmp_path):
     """A message queued by sendmail with no daemon running: a drop in
     incoming/.  Returns the spool and the message id."""
-    conf = tmp_path / "postern.conf"
-    spool = tmp_path / "spool"
-    conf.write_text('hostname = "localhost";\nspool_dir = "%s";\n' % spool)
-    r = subprocess.run([POSTERN, "init-spool", "-c", str(conf)],
-                       capture_output=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run([POSTERN_SENDMAIL, "-C", str(conf), "b@example.org"],
-                       input=b"Subject: x\n\nhi\n", capture_output=True,
-                       timeout=30)
+    conf, spool, r = sendmail_spool(tmp_path)
     assert r.returncode == 0, r.stderr
     (msg_id,) = os.listdir(spool / "incoming")
     return str(spool), msg_id
