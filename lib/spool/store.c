@@ -36,6 +36,8 @@
 #include "spool/spool_int.h"
 
 #define LOCK_POLL_MS	50
+
+static const unsigned char zero_header[PST_SEG_HEADER];
 #define SEGMENT_MIN	(1u << 20)	/* bytes: on the smallest volumes */
 
 static int
@@ -198,9 +200,14 @@ load_segment(struct pst_spool *spool, uint64_t seq, bool recover,
 	if (n != (ssize_t)sizeof(hdr) || pst_seg_header_decode(hdr, &got,
 	    &created, &why) == -1 || got != seq) {
 		close(fd);
-		/* An empty file: a segment whose creation was cut short. */
-		if (recover && S_ISREG(st.st_mode) && st.st_size <=
-		    PST_SEG_HEADER && unlinkat(spool->logfd, name, 0) == 0) {
+		/*
+		 * No header, or a header of zeros (preallocated, not yet
+		 * written): a creation cut short.  The header is flushed
+		 * before the first record goes in, so nothing is lost.
+		 */
+		if (recover && S_ISREG(st.st_mode) && (n < (ssize_t)sizeof(hdr)
+		    || memcmp(hdr, zero_header, sizeof(hdr)) == 0) &&
+		    unlinkat(spool->logfd, name, 0) == 0) {
 			spool_report(spool, PST_SPOOL_REMOVED, rel, NULL,
 			    "segment never written");
 			return 0;

@@ -262,10 +262,17 @@ START_TEST(recover_handles_every_kind_of_damage)
 	st_write(dir, "log/0000000000000001", seg, len + 24);
 	free(seg);
 	st_write(dir, "tmp/leftover", "x", 1);
+	/* A segment whose creation a crash cut short: preallocated zeros. */
+	seg = calloc(1, 4096);
+	st_write(dir, "log/0000000000000007", seg, 4096);
+	free(seg);
 	st_write(dir, "bodies/00000000000000ff", "x", 1);
 	st_write(dir, "incoming/00000000000000fe", "not a record", 12);
 
 	spool = st_open(dir, PST_SPOOL_RECOVER, &pr);
+	ck_assert_int_ge(k = st_find(&pr, "log/0000000000000007"), 0);
+	ck_assert_int_eq(pr.action[k], PST_SPOOL_REMOVED);
+	ck_assert(!st_exists(dir, "log/0000000000000007"));
 	ck_assert_int_ge(k = st_find(&pr, "tmp/leftover"), 0);
 	ck_assert_int_eq(pr.action[k], PST_SPOOL_REMOVED);
 	ck_assert_int_ge(k = st_find(&pr, "bodies/00000000000000ff"), 0);
@@ -276,7 +283,7 @@ START_TEST(recover_handles_every_kind_of_damage)
 	ck_assert_int_eq(pr.action[k], PST_SPOOL_QUARANTINED);
 	ck_assert_ptr_nonnull(strstr(pr.reason[k], "checksum"));
 	/* The torn tail is reported too, after the damage. */
-	ck_assert_uint_eq(pr.n, 5);
+	ck_assert_uint_eq(pr.n, 6);
 	ck_assert_int_eq(pr.action[k + 1], PST_SPOOL_SKIPPED);
 	ck_assert_ptr_nonnull(strstr(pr.reason[k + 1], "torn tail"));
 	ck_assert_int_eq(st_count(dir, "quarantine"), 2);
