@@ -1195,8 +1195,6 @@ d_save(struct delivery *d)
 		return;
 	}
 	apply_results(d);
-	if (!d->remove)
-		d->cbs->writing(d->arg, d->e);
 	submit(d, save_work, save_done);
 }
 

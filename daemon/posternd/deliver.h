@@ -109,9 +109,6 @@ struct delivery_cbs {
 	/* The next due message for this connection to 'up' (now the
 	   delivery's), or false when there is none. */
 	bool	(*next)(void *arg, struct upstate *up, struct delivery_msg *m);
-	/* The delivery is about to rewrite the envelope of 'q' itself: the
-	   change seen in the queue directory is not news. */
-	void	(*writing)(void *arg, struct qent *q);
 	/* The delivery is done with 'q' ('next' for DELIVERY_LATER and
 	   DELIVERY_HELD). */
 	void	(*done)(void *arg, struct qent *q, enum delivery_fate fate,

@@ -70,7 +70,6 @@ struct qent {
 	time_t		 arrival;
 	bool		 held;
 	bool		 busy;
-	unsigned	 expect;	/* inotify events of our own writes */
 	bool		 soon;		/* on the 'soon' list */
 	size_t		 heap;
 	struct qent	*hnext;
@@ -293,12 +292,8 @@ sched_insert(struct scheduler *s, const char *id, time_t next,
 static void
 sched_add_id(struct scheduler *s, const char *id, time_t arrival)
 {
-	struct qent *e;
-
-	if ((e = sched_insert(s, id, 0, arrival, false)) != NULL) {
-		e->expect = 1;	/* the rename that committed it */
+	if (sched_insert(s, id, 0, arrival, false) != NULL)
 		sched_kick(s);
-	}
 }
 
 /*
@@ -514,14 +509,6 @@ sched_next(void *arg, struct upstate *up, struct delivery_msg *m)
 	return true;
 }
 
-/* The delivery is about to rewrite the envelope: its inotify event is
- * our own. */
-static void
-sched_writing(void *arg, struct qent *e)
-{
-	e->expect++;
-}
-
 /* Puts back into the heap what waited a moment, and dispatches it. */
 static void
 soon_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -652,7 +639,6 @@ sched_conn_result(void *arg, struct upstate *up, const struct pst_err *err,
 
 static const struct delivery_cbs sched_delivery_cbs = {
 	.next = sched_next,
-	.writing = sched_writing,
 	.done = sched_done,
 	.bounced = sched_bounced,
 	.conn_result = sched_conn_result,
@@ -660,7 +646,7 @@ static const struct delivery_cbs sched_delivery_cbs = {
 };
 
 /*
- * Watching the queue for messages written by others (sendmail).
+ * Watching incoming/ for the drops of sendmail.
  */
 
 struct pickup {
@@ -679,8 +665,8 @@ pickup_work(void *arg)
 }
 
 /*
- * Someone else changed a message we know while it waits (postern queue
- * hold, release, delete): follow what the file now says.
+ * The operator changed a message we know while it waits (postern queue
+ * hold, release, delete, through the control socket): follow it.
  */
 static void
 sched_refresh(struct scheduler *s, struct qent *e,
@@ -711,11 +697,8 @@ pickup_done(void *arg)
 	struct qent *e = index_find(p->s, p->id);
 	struct scheduler *sched;
 
-	if (e != NULL && e->expect > 0)
-		e->expect--;	/* it was our own commit, seen first */
-	else if (e != NULL)
-		sched_refresh(p->s, e, p->env);
-	else if (p->env != NULL && sched_insert(p->s, p->env->id,
+	/* Known already: our own bounce, announced by the delivery. */
+	if (e == NULL && p->env != NULL && sched_insert(p->s, p->env->id,
 	    p->env->next_attempt, p->env->arrival, p->env->held) != NULL)
 		log_info("event=picked-up id=%s origin=%s", p->env->id,
 		    qs(p->env->origin != NULL ? p->env->origin : "?"));
@@ -733,7 +716,6 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 	const struct inotify_event *ev;
 	struct pickup *p;
 	struct pst_err err;
-	struct qent *e;
 	char id[PST_SPOOL_ID_LEN + 1];
 	ssize_t n;
 	char *at;
@@ -755,16 +737,10 @@ inotify_cb(evutil_socket_t fd, short what, void *arg)
 			if (!pst_spool_id_valid(id))
 				continue;
 			/*
-			 * Our own commits and updates announced themselves;
-			 * anything else is someone's doing: read it.
+			 * Only drops are renamed in there: sendmail's, and
+			 * the bounces the delivery announces itself.
 			 */
-			e = index_find(s, id);
-			if (e != NULL && e->expect > 0) {
-				e->expect--;
-				continue;
-			}
-			if ((e != NULL && e->busy) ||
-			    (e == NULL && (ev->mask & IN_DELETE)))
+			if (index_find(s, id) != NULL)
 				continue;
 			if ((p = calloc(1, sizeof(*p))) == NULL)
 				continue;
