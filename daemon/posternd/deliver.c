@@ -138,7 +138,8 @@ struct delivery {
 	/* Pool job results. */
 	struct pst_err		 job_err;
 	int			 load_status;
-	bool			 gone;		/* left the queue */
+	bool			 saving;	/* its result rides the next
+						   group flush */
 	bool			 remove;
 	unsigned char		*bounce_for;	/* env rcpt -> BOUNCE_* */
 	bool			 bounce;
@@ -1124,10 +1125,44 @@ apply_results(struct delivery *d)
 	}
 }
 
+/*
+ * What a delivery made of a message is saved with the spool's next group
+ * flush; the message stays the delivery's (locked, busy for the
+ * scheduler) until then, while the connection goes on with the next.
+ */
+struct saving {
+	const struct delivery_cbs *cbs;
+	void			*arg;
+	struct qent		*e;
+	char			 id[PST_SPOOL_ID_LEN + 1];
+	bool			 remove;
+	time_t			 next;
+};
+
+/* On the loop, once the result is on stable storage (or not). */
+static void
+saved(void *arg, const struct pst_err *err)
+{
+	struct saving *sv = arg;
+
+	if (err != NULL) {
+		log_error("event=save-failed id=%s reason=%s", sv->id,
+		    qs(err->text));
+		sv->cbs->done(sv->arg, sv->e, DELIVERY_LATER,
+		    time(NULL) + DISK_RETRY_S);
+	} else if (sv->remove) {
+		log_info("event=removed id=%s", sv->id);
+		sv->cbs->done(sv->arg, sv->e, DELIVERY_GONE, 0);
+	} else
+		sv->cbs->done(sv->arg, sv->e, DELIVERY_LATER, sv->next);
+	free(sv);
+}
+
 static void
 save_work(void *arg)
 {
 	struct delivery *d = arg;
+	struct saving *sv;
 	struct pst_err err;
 
 	pst_err_clear(&d->job_err);
@@ -1140,11 +1175,23 @@ save_work(void *arg)
 		d->bounce_id[0] = '\0';
 		return;
 	}
-	if (d->remove) {
-		if (pst_spool_lock_remove(d->lock, &d->job_err) == 0)
-			d->gone = true;
-	} else
-		pst_spool_lock_update(d->lock, d->env, &d->job_err);
+	if ((sv = calloc(1, sizeof(*sv))) == NULL) {
+		pst_err_set(&d->job_err, PST_TEMP, PST_STAGE_SPOOL,
+		    "out of memory saving the result");
+		return;
+	}
+	sv->cbs = d->cbs;
+	sv->arg = d->arg;
+	sv->e = d->e;
+	memcpy(sv->id, d->id, sizeof(sv->id));
+	sv->remove = d->remove;
+	sv->next = d->next;
+	if (pst_spool_lock_save(d->lock, d->remove ? NULL : d->env, saved, sv,
+	    &d->job_err) == -1) {
+		free(sv);
+		return;
+	}
+	d->saving = true;
 }
 
 static void
@@ -1156,9 +1203,7 @@ save_done(void *arg)
 		log_error("event=save-failed id=%s reason=%s", d->id,
 		    qs(d->job_err.text));
 		d->next = time(NULL) + DISK_RETRY_S;
-		d->gone = false;
-	} else if (d->gone)
-		log_info("event=removed id=%s", d->id);
+	}
 	if (d->bounce_id[0] != '\0') {
 		log_info("event=bounced id=%s bounce=%s to=%s",
 		    d->id, d->bounce_id, qa(d->env->sender));
@@ -1169,10 +1214,11 @@ save_done(void *arg)
 	d->env = NULL;
 	close(d->body_fd);
 	d->body_fd = -1;
-	if (d->gone)
-		d_msg_done(d, DELIVERY_GONE, 0);
+	if (d->saving)
+		d->e = NULL;	/* the saving hands it back */
 	else
 		d_msg_done(d, DELIVERY_LATER, d->next);
+	d->saving = false;
 	d_message_reset(d);
 	if (d->aborted) {
 		d_end(d);
@@ -1186,7 +1232,7 @@ d_save(struct delivery *d)
 {
 	d_set_state(d, D_SAVE);
 	evtimer_del(d->total);
-	d->gone = false;
+	d->saving = false;
 	d->bounce_id[0] = '\0';
 	if (d->res == NULL && d_prepare(d) == -1) {
 		/* No memory even to record: the message stays as it was. */

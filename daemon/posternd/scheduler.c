@@ -562,10 +562,17 @@ sched_done(void *arg, struct qent *e, enum delivery_fate fate, time_t next)
 	}
 	e->next = next;
 	e->held = fate == DELIVERY_HELD;
-	if (e->held)
+	if (e->held) {
 		s->held++;
-	else
-		heap_push(s, e);
+		return;
+	}
+	heap_push(s, e);
+	/*
+	 * A result saved after its delivery ended comes back with nobody
+	 * to look at the heap again: if it is now the first due, plan anew.
+	 */
+	if (s->heap[0] == e && !s->stopping)
+		arm_timer(s, 0);
 }
 
 /* Indexes a message created by the daemon itself: a bounce. */

@@ -6,7 +6,8 @@
  * mark in that process's index: it keeps two deliveries, or a delivery
  * and an operator's change made through the daemon, apart.  Changes are
  * records in the log (ENV, DEL), on stable storage before the call
- * returns.
+ * returns, or, for what a delivery made of a message, with the next
+ * group flush (pst_spool_lock_save()).
  *
  * Everything here blocks on the disk; the daemon calls it from the pool.
  */
@@ -31,7 +32,8 @@ struct pst_spool_lock {
 	struct idx_entry	 e;		/* as locked */
 	char			 id[PST_SPOOL_ID_LEN + 1];
 	struct pst_spool_env	*env;
-	bool			 gone;		/* removed or quarantined */
+	bool			 gone;		/* removed or quarantined, or
+						   handed to a change */
 };
 
 static int
@@ -178,6 +180,24 @@ pst_spool_lock_remove(struct pst_spool_lock *lock, struct pst_err *err)
 	if (spool_store_remove(lock->spool, &lock->e, "removed", err) == -1)
 		return -1;
 	lock->gone = true;
+	return 0;
+}
+
+int
+pst_spool_lock_save(struct pst_spool_lock *lock,
+    const struct pst_spool_env *env, pst_spool_saved_fn done, void *arg,
+    struct pst_err *err)
+{
+	if (lock->gone)
+		return spool_bad(err, "message %s is no longer queued",
+		    lock->id);
+	if (env != NULL && strcmp(env->id, lock->id) != 0)
+		return spool_bad(err, "envelope %s given for message %s",
+		    env->id, lock->id);
+	if (spool_store_change_later(lock->spool, &lock->e, env, done, arg,
+	    err) == -1)
+		return -1;
+	lock->gone = true;	/* the change unlocks */
 	return 0;
 }
 

@@ -11,6 +11,10 @@
  * callback get it on the loop (pst_pool_post()), threads waiting in
  * pst_log_append_wait() are woken directly.  Without a pool the same
  * batch code runs on the caller's thread.
+ *
+ * Requests made with pst_log_append_later() do not start a batch by
+ * themselves: the job waits on 'wake' until another request comes, many
+ * of them gather, or the oldest has waited 'later_ms'.
  */
 #include <sys/uio.h>
 
@@ -37,6 +41,7 @@ struct request {
 	size_t			 n;
 	pst_log_cb		 cb;		/* or a waiting thread: */
 	void			*arg;
+	bool			 later;		/* rides the next flush */
 	bool			 done;
 	struct pst_err		 err;
 };
@@ -53,10 +58,17 @@ struct pst_log {
 	struct pst_log_opts	 o;
 	pthread_mutex_t		 mtx;
 	pthread_cond_t		 cond;		/* a waited-for batch is done */
+	pthread_cond_t		 wake;		/* the writer may stop waiting
+						   for company */
 	/* Under the mutex. */
 	struct request		*waiting;
 	struct request		**waiting_tail;
+	size_t			 nwaiting;	/* requests */
+	size_t			 nlater;	/* of them, pst_log_append_later() */
+	struct timespec		 later_due;	/* when the oldest of those
+						   must be on its way */
 	bool			 busy;		/* the writer job runs */
+	bool			 hurry;		/* pst_log_hurry() */
 	uint64_t		 batches;
 	uint64_t		 records;
 	/* The writer's: the job's, or the caller's without a pool. */
@@ -403,6 +415,9 @@ batch_take(struct pst_log *log)
 		q->next = NULL;
 		*tail = q;
 		tail = &q->next;
+		log->nwaiting--;
+		if (q->later)
+			log->nlater--;
 		for (i = 0; i < q->n; i++)
 			b->bytes += pst_rec_size((uint32_t)q->recs[i].env_len,
 			    (uint32_t)rec_data_len(&q->recs[i]));
@@ -465,6 +480,25 @@ batch_finish(struct pst_log *log, struct batch *b)
 		pause_briefly();
 }
 
+/*
+ * Whether what waits should be written now (the mutex held): something
+ * waits that is not content to ride a later flush, or those that are
+ * have waited long enough or are many.
+ */
+static bool
+batch_due(struct pst_log *log)
+{
+	struct timespec now;
+
+	if (log->hurry || log->nwaiting > log->nlater ||
+	    log->nlater >= PST_LOG_LATER_MAX)
+		return true;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > log->later_due.tv_sec ||
+	    (now.tv_sec == log->later_due.tv_sec &&
+	    now.tv_nsec >= log->later_due.tv_nsec);
+}
+
 /* The writer job: batch after batch until nothing waits. */
 static void
 writer_job(void *arg)
@@ -474,6 +508,9 @@ writer_job(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&log->mtx);
+		while (log->waiting != NULL && !batch_due(log))
+			(void)pthread_cond_timedwait(&log->wake, &log->mtx,
+			    &log->later_due);
 		if (log->waiting == NULL) {
 			log->busy = false;
 			pthread_mutex_unlock(&log->mtx);
@@ -497,23 +534,28 @@ writer_job(void *arg)
 static int
 enqueue(struct pst_log *log, struct request *q, struct pst_err *err)
 {
-	struct request **prev_tail;
-
 	pthread_mutex_lock(&log->mtx);
-	prev_tail = log->waiting_tail;
+	if (!log->busy && pst_pool_submit(log->o.writer, writer_job, NULL, log,
+	    err) == -1) {
+		pthread_mutex_unlock(&log->mtx);
+		return -1;
+	}
+	log->busy = true;
 	*log->waiting_tail = q;
 	log->waiting_tail = &q->next;
-	if (!log->busy) {
-		if (pst_pool_submit(log->o.writer, writer_job, NULL, log,
-		    err) == -1) {
-			/* The writer is idle: only 'q' waited. */
-			*prev_tail = NULL;
-			log->waiting_tail = prev_tail;
-			pthread_mutex_unlock(&log->mtx);
-			return -1;
+	log->nwaiting++;
+	if (q->later && log->nlater++ == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &log->later_due);
+		log->later_due.tv_sec += log->o.later_ms / 1000;
+		log->later_due.tv_nsec += (long)(log->o.later_ms % 1000) *
+		    1000000L;
+		if (log->later_due.tv_nsec >= 1000000000L) {
+			log->later_due.tv_sec++;
+			log->later_due.tv_nsec -= 1000000000L;
 		}
-		log->busy = true;
 	}
+	if (!q->later || log->nlater >= PST_LOG_LATER_MAX)
+		pthread_cond_signal(&log->wake);
 	pthread_mutex_unlock(&log->mtx);
 	return 0;
 }
@@ -525,6 +567,7 @@ enqueue(struct pst_log *log, struct request *q, struct pst_err *err)
 struct pst_log *
 pst_log_new(const struct pst_log_opts *opts, struct pst_err *err)
 {
+	pthread_condattr_t attr;
 	struct pst_log *log;
 
 	if ((log = calloc(1, sizeof(*log))) == NULL) {
@@ -534,6 +577,8 @@ pst_log_new(const struct pst_log_opts *opts, struct pst_err *err)
 	log->o = *opts;
 	if (log->o.segment_bytes == 0)
 		log->o.segment_bytes = PST_LOG_SEGMENT_BYTES;
+	if (log->o.later_ms == 0)
+		log->o.later_ms = PST_LOG_LATER_MS;
 	if (log->o.file_mode == 0)
 		log->o.file_mode = 0600;
 	log->waiting_tail = &log->waiting;
@@ -541,7 +586,20 @@ pst_log_new(const struct pst_log_opts *opts, struct pst_err *err)
 	log->next_seq = opts->next_seq;
 	pthread_mutex_init(&log->mtx, NULL);
 	pthread_cond_init(&log->cond, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&log->wake, &attr);
+	pthread_condattr_destroy(&attr);
 	return log;
+}
+
+void
+pst_log_hurry(struct pst_log *log)
+{
+	pthread_mutex_lock(&log->mtx);
+	log->hurry = true;
+	pthread_cond_signal(&log->wake);
+	pthread_mutex_unlock(&log->mtx);
 }
 
 void
@@ -552,6 +610,7 @@ pst_log_free(struct pst_log *log)
 	seg_close(log);
 	free(log->unacked);
 	pthread_cond_destroy(&log->cond);
+	pthread_cond_destroy(&log->wake);
 	pthread_mutex_destroy(&log->mtx);
 	free(log);
 }
@@ -570,9 +629,9 @@ check_recs(const struct pst_log_rec *recs, size_t n, struct pst_err *err)
 	return 0;
 }
 
-int
-pst_log_append(struct pst_log *log, struct pst_log_rec *recs, size_t n,
-    pst_log_cb cb, void *arg, struct pst_err *err)
+static int
+append_cb(struct pst_log *log, struct pst_log_rec *recs, size_t n,
+    bool later, pst_log_cb cb, void *arg, struct pst_err *err)
 {
 	struct request *q;
 
@@ -584,11 +643,26 @@ pst_log_append(struct pst_log *log, struct pst_log_rec *recs, size_t n,
 	q->n = n;
 	q->cb = cb;
 	q->arg = arg;
+	q->later = later;
 	if (enqueue(log, q, err) == -1) {
 		free(q);
 		return -1;
 	}
 	return 0;
+}
+
+int
+pst_log_append(struct pst_log *log, struct pst_log_rec *recs, size_t n,
+    pst_log_cb cb, void *arg, struct pst_err *err)
+{
+	return append_cb(log, recs, n, false, cb, arg, err);
+}
+
+int
+pst_log_append_later(struct pst_log *log, struct pst_log_rec *recs,
+    size_t n, pst_log_cb cb, void *arg, struct pst_err *err)
+{
+	return append_cb(log, recs, n, true, cb, arg, err);
 }
 
 int

@@ -40,6 +40,10 @@ struct pst_pool;
 #define PST_LOG_BATCH_BYTES	(8u << 20)	/* a batch, unless one
 						   request is larger */
 #define PST_LOG_NOT_ACKED	"not acknowledged"
+#define PST_LOG_LATER_MS	100		/* the longest a change given
+						   to pst_log_append_later()
+						   waits for company */
+#define PST_LOG_LATER_MAX	1024		/* or so many of them */
 
 /*
  * One record to append.  The caller fills the first part; the bytes it
@@ -70,6 +74,7 @@ struct pst_log_opts {
 	mode_t			 file_mode;
 	uint64_t		 next_seq;	/* above every segment there */
 	uint64_t		 segment_bytes;	/* 0: PST_LOG_SEGMENT_BYTES */
+	unsigned		 later_ms;	/* 0: PST_LOG_LATER_MS */
 	struct pst_pool		*writer;	/* one thread; NULL: append
 						   with pst_log_append_sync() */
 };
@@ -105,6 +110,25 @@ typedef void (*pst_log_cb)(struct pst_log_rec *recs, size_t n,
 
 int	pst_log_append(struct pst_log *log, struct pst_log_rec *recs,
 	    size_t n, pst_log_cb cb, void *arg, struct pst_err *err);
+
+/*
+ * pst_log_append_later()
+ * The same for records nobody waits on (what became of a delivery): they
+ * ride the next batch that somebody does wait on, or, when none comes,
+ * go on their own after PST_LOG_LATER_MS (or 'later_ms'), so that delivering costs no
+ * flush of its own under load.  A crash before then loses them; the
+ * caller must be content with the state before them coming back.
+ */
+int	pst_log_append_later(struct pst_log *log, struct pst_log_rec *recs,
+	    size_t n, pst_log_cb cb, void *arg, struct pst_err *err);
+
+/*
+ * pst_log_hurry()
+ * From now on nothing waits for company: what waits is written at once,
+ * and so is everything appended later.  Before freeing the writer pool,
+ * so that stopping does not wait for the timer.
+ */
+void	pst_log_hurry(struct pst_log *log);
 
 /*
  * pst_log_append_wait()

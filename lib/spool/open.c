@@ -455,6 +455,8 @@ pst_spool_start(struct pst_spool *spool, struct event_base *base,
 void
 pst_spool_stop(struct pst_spool *spool)
 {
+	if (spool->log != NULL)
+		pst_log_hurry(spool->log);
 	pst_pool_free(spool->writer);
 	spool->writer = NULL;
 	/* Anything written later goes through a log of its own. */

@@ -454,12 +454,12 @@ int	pst_spool_body_open(struct pst_spool *spool,
 	    struct pst_err *err);
 
 /*
- * Per-message lock.  The lock is flock(LOCK_EX) on the message's
- * envelope and follows the envelope across rewrites.  It excludes other
- * lock holders in this and other processes (the daemon recording a
- * delivery, "postern queue delete/hold/release"); it does not stop
- * unlocked readers, which always see a complete envelope.  Locks are
- * blocking calls; run them on the pool from the daemon.
+ * Per-message lock.  A message is changed only by the process that
+ * writes the log (the daemon, or a tool holding the daemon lock), and its
+ * lock is a mark in that process's index: it keeps two deliveries, or a
+ * delivery and an operator's change made through the daemon, apart.
+ * Unlocked readers always see a complete envelope.  The calls block on
+ * the disk; run them on the pool from the daemon.
  */
 struct pst_spool_lock;
 
@@ -471,8 +471,8 @@ struct pst_spool_lock;
  * message locked elsewhere fails at once with sys_errno EWOULDBLOCK
  * (PST_TEMP, "message ID is locked").  A message that does not exist
  * (or disappears while we wait) fails with sys_errno ENOENT.  An envelope
- * that does not decode under the lock is damaged (writers rename whole
- * files into place): it is moved to quarantine/ with its body, and the
+ * that does not decode is damaged (its record's sums held, so the bytes
+ * are as written): it is moved to quarantine/ with its body, and the
  * call fails with sys_errno EBADMSG and the reason.  An envelope this
  * process may not read (EACCES, EPERM) is a PST_TEMP error, never damage.
  * Returns the lock, or NULL with 'err'.
@@ -484,33 +484,51 @@ struct pst_spool_lock *pst_spool_lock_msg(struct pst_spool *spool,
  * pst_spool_lock_env()
  * The envelope as read under the lock, or as last written through it.
  * The lock owns it; the caller may change it and pass it to
- * pst_spool_lock_update().
+ * pst_spool_lock_update() or pst_spool_lock_save().
  */
 struct pst_spool_env *pst_spool_lock_env(struct pst_spool_lock *lock);
 
 /*
  * pst_spool_lock_update()
- * Replaces the message's envelope with 'env' (its id must be the
- * locked one; 'env' may be the lock's own): written to tmp/, fsync()ed,
- * renamed over the old one, directory fsync()ed.  The new file keeps the
- * old one's mode and, when the caller is root, its owner, so the daemon
- * can still read what the operator's tool rewrote.  The lock carries over
- * to the new file.  If 'env' is not the lock's own, the lock keeps a
- * copy.  On failure the old envelope stays in place (and the lock's
- * envelope may differ from it).  Returns 0 or -1 with 'err'.
+ * Replaces the message's envelope with 'env' (its id must be the locked
+ * one; 'env' may be the lock's own): an ENV record, on stable storage
+ * when the call returns.  If 'env' is not the lock's own, the lock keeps
+ * a copy.  On failure the old envelope stays (and the lock's envelope
+ * may differ from it).  Returns 0 or -1 with 'err'.
  */
 int	pst_spool_lock_update(struct pst_spool_lock *lock,
 	    const struct pst_spool_env *env, struct pst_err *err);
 
 /*
  * pst_spool_lock_remove()
- * Removes the message: envelope, directory fsync, body.  Afterwards only
- * pst_spool_lock_release() may be called.  Returns 0 or -1 with 'err'
- * (then the message may be half removed, body only, which the next
- * recovery deletes).
+ * Removes the message: a DEL record, on stable storage when the call
+ * returns; then the files that were the message's alone.  Afterwards
+ * only pst_spool_lock_release() may be called.  Returns 0 or -1 with
+ * 'err' (the message is still queued).
  */
 int	pst_spool_lock_remove(struct pst_spool_lock *lock,
 	    struct pst_err *err);
+
+/*
+ * pst_spool_lock_save()
+ * What a delivery made of the message, without waiting for the disk:
+ * 'env' as its new envelope, or, when 'env' is NULL, its removal.  The
+ * change rides the log's next group flush (pst_log_append_later()); the
+ * message stays locked until the change is on stable storage, then
+ * 'done' runs on the loop thread with err NULL, or with the error when
+ * the flush failed (the message is then as it was before, unlocked).
+ * A crash before the flush leaves the message as it was: delivered
+ * again, never lost.  Without a writer (a tool) the change is made on
+ * the spot and 'done' runs before the return.  Afterwards only
+ * pst_spool_lock_release() may be called; it leaves the unlocking to
+ * the change.  Returns 0, or -1 with 'err' when the change cannot be
+ * queued ('done' does not run and the lock is as before).
+ */
+typedef void (*pst_spool_saved_fn)(void *arg, const struct pst_err *err);
+
+int	pst_spool_lock_save(struct pst_spool_lock *lock,
+	    const struct pst_spool_env *env, pst_spool_saved_fn done,
+	    void *arg, struct pst_err *err);
 
 /*
  * pst_spool_lock_quarantine()

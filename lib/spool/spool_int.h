@@ -126,6 +126,9 @@ int	 spool_store_remove(struct pst_spool *, const struct idx_entry *,
 	    const char *, struct pst_err *);
 int	 spool_store_update(struct pst_spool *, const struct idx_entry *,
 	    const struct pst_spool_env *, struct pst_err *);
+int	 spool_store_change_later(struct pst_spool *,
+	    const struct idx_entry *, const struct pst_spool_env *,
+	    pst_spool_saved_fn, void *, struct pst_err *);
 int	 spool_store_scan(struct pst_spool *, pst_spool_scan_fn, void *,
 	    struct pst_err *);
 int	 spool_store_reclaim(struct pst_spool *, struct pst_err *);

@@ -796,6 +796,87 @@ spool_store_update(struct pst_spool *spool, const struct idx_entry *e,
 }
 
 /*
+ * A change that rides the next group flush: the message stays locked
+ * until the change is on stable storage; then the index follows it, a
+ * removed message's own files go, and 'done' runs on the loop.  Should
+ * the flush fail, the message is as it was before, unlocked.
+ */
+struct later {
+	struct pst_spool	*spool;
+	struct idx_entry	 e;
+	struct pst_log_rec	 rec;
+	char			*text;
+	pst_spool_saved_fn	 done;
+	void			*arg;
+};
+
+static void
+later_done(struct pst_log_rec *recs, size_t n, const struct pst_err *err,
+    void *arg)
+{
+	struct later *l = arg;
+
+	if (err == NULL) {
+		spool_store_applied(l->spool, recs, n);
+		if (l->rec.type == PST_REC_DEL)
+			remove_files(l->spool, &l->e);
+	}
+	spool_store_unlock(l->spool, l->e.id);
+	l->done(l->arg, err);
+	free(l->text);
+	free(l);
+}
+
+int
+spool_store_change_later(struct pst_spool *spool, const struct idx_entry *e,
+    const struct pst_spool_env *env, pst_spool_saved_fn done, void *arg,
+    struct pst_err *err)
+{
+	struct later *l;
+	size_t len;
+	int rc;
+
+	if (spool->writer == NULL) {
+		/* A tool: written on the spot. */
+		rc = env != NULL ? spool_store_update(spool, e, env, err) :
+		    spool_store_remove(spool, e, "removed", err);
+		if (rc == -1)
+			return -1;
+		spool_store_unlock(spool, e->id);
+		done(arg, NULL);
+		return 0;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return spool_sys(err, ENOMEM, "saving message %016" PRIx64,
+		    e->id);
+	l->spool = spool;
+	l->e = *e;
+	l->done = done;
+	l->arg = arg;
+	l->rec.id = e->id;
+	if (env != NULL) {
+		if (pst_spool_env_encode(env, &l->text, &len, err) == -1) {
+			free(l);
+			return -1;
+		}
+		l->rec.type = PST_REC_ENV;
+		l->rec.env = l->text;
+		l->rec.env_len = len;
+	} else {
+		l->rec.type = PST_REC_DEL;
+		l->rec.data = "removed";
+		l->rec.data_len = strlen(l->rec.data);
+	}
+	if (ensure_log(spool, err) == -1 || pst_log_append_later(spool->log,
+	    &l->rec, 1, later_done, l, err) == -1) {
+		free(l->text);
+		free(l);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Scanning: every live message's envelope, the files of each segment
  * opened once.
  */

@@ -202,6 +202,17 @@ def peer(tmp_path, pki):
 
 
 
+def wait_until(pred, timeout=20, what="condition"):
+    """Polls 'pred' until it holds; fails the test after 'timeout'
+    seconds, naming 'what' it waited for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
 def start_posternd(daemon_factory, tmp_path, conf_extra="", env=None):
     """Starts posternd on a free loopback port with its spool under
     tmp_path; returns the Daemon with .port, .spool and .conf set."""

@@ -2,7 +2,6 @@
 sockets for what no client does on purpose) into posternd, and what lands in
 the spool."""
 
-import glob
 import os
 import re
 import signal
@@ -12,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import SOURCE, free_port, read_until, smtp_chat, \
+from conftest import free_port, read_until, smtp_chat, \
     spool_messages, start_posternd
 
 SWAKS = "/usr/bin/swaks"

@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from conftest import POSTERN_SENDMAIL, send_raw, spool_messages, \
-    start_posternd
-from test_delivery import envelope_of, relay_conf, wait_until
+    start_posternd, wait_until
+from test_delivery import envelope_of, relay_conf
 
 BIG_BODY = b"Subject: big\r\n\r\n" + (b"y" * 70 + b"\r\n") * 100
 

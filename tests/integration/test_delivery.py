@@ -3,14 +3,13 @@ posternd, and posternd delivering to a real server (aiosmtpd) with its
 policies: refusals, greylisting, slow or dying servers, failover."""
 
 import os
-import signal
 import subprocess
 import time
 
 import pytest
 
 from conftest import free_port, spool_messages, start_posternd, \
-    send_raw, POSTERN_SENDMAIL
+    send_raw, wait_until, POSTERN_SENDMAIL
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 
@@ -22,14 +21,6 @@ def relay_conf(*upstreams, queue='retry = ( "1s" );'):
                     for name, port in upstreams)
     return "upstreams = ( %s );\nqueue = { %s };\n" % (ups, queue)
 
-
-def wait_until(pred, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def envelope_of(message):
@@ -443,7 +434,7 @@ def test_rate_limit_paces_deliveries(tmp_path, daemon_factory, peer):
     elapsed = time.monotonic() - start
     print("8 messages at 2/s took %.2fs" % elapsed)
     assert elapsed >= 2.5
-    assert spool_messages(d.spool) == []
+    wait_until(lambda: spool_messages(d.spool) == [], what="queue empty")
 
 
 def test_too_big_for_the_upstream_bounces_at_once(tmp_path, daemon_factory,

@@ -22,7 +22,7 @@ import socket
 import threading
 import time
 
-from conftest import free_port, spool_messages, start_posternd
+from conftest import spool_messages, start_posternd
 
 ROUNDS = int(os.environ.get("POSTERN_FAULT_ROUNDS", "100"))
 CLIENTS = 3

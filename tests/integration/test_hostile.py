@@ -24,7 +24,7 @@ import time
 import pytest
 
 from conftest import POSTERN, BUILD, VALGRIND, free_port, send_raw, \
-    spool_messages, start_posternd
+    spool_messages, start_posternd, wait_until
 
 PEERS = os.path.join(os.path.dirname(__file__), "peers")
 HOSTILE_SMTPD = os.path.join(PEERS, "hostile_smtpd.py")
@@ -45,14 +45,6 @@ def upstream(name, port, extra=""):
 def relay_conf(*ups):
     return "upstreams = ( %s );\n%s" % (", ".join(ups), QUEUE)
 
-
-def wait_until(pred, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def rss(pid):

@@ -3,8 +3,8 @@ and text a peer controls never stands as a field of its own."""
 
 import re
 
-from conftest import send_raw, start_posternd
-from test_delivery import relay_conf, wait_until
+from conftest import send_raw, start_posternd, wait_until
+from test_delivery import relay_conf
 
 # A key=value field: a bare token, or a double-quoted string with \" and
 # \\ escapes, as qs() writes them.

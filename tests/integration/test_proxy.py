@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import POSTERN, SANITIZER_MARK, free_port, send_raw, \
-    spool_messages, start_posternd
+    spool_messages, start_posternd, wait_until
 
 SOCKS4A_SERVER = os.path.join(os.path.dirname(__file__), "peers",
                               "socks4a_server.pl")
@@ -263,14 +263,6 @@ def dante_tunnels(dante, port):
                if "tcp/connect [" in line
                and line.rstrip().endswith(" 127.0.0.1.%d" % port))
 
-
-def wait_until(pred, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 # SOCKS4 and SOCKS5 without authentication: Dante.

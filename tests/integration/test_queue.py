@@ -7,12 +7,11 @@ import glob
 import json
 import os
 import subprocess
-import threading
 import time
 
 import pytest
 
-from conftest import BUILD, POSTERN, free_port, read_envelope, \
+from conftest import BUILD, POSTERN, free_port, \
     spool_messages, start_posternd
 
 SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")

@@ -7,6 +7,7 @@ Each rule names the files it hits by a pattern, so that replies, logs and
 sockets are never touched; FAULTSHIM_LOG shows that the fault was met.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import time
 import pytest
 
 from conftest import BUILD, POSTERN, POSTERN_SENDMAIL, free_port, \
-    send_raw, spool_messages, start_posternd
+    send_raw, spool_messages, start_posternd, wait_until
 
 SHIM = os.path.join(BUILD, "tests", "faultshim", "faultshim.so")
 
@@ -87,6 +88,37 @@ def test_commit_fault_gives_451_and_leaves_nothing(tmp_path, daemon_factory,
     assert reply.startswith("250 2.0.0"), reply
     assert [m[0]["id"] for m in spool_messages(d.spool)] == \
         [reply.split()[-1]]
+    assert d.proc.poll() is None
+
+
+def test_failed_delivery_record_keeps_the_message(tmp_path, daemon_factory,
+                                                  peer):
+    """The flush that carries a delivery's result fails (the third flush
+    of the log: the segment's header, the commit, then the result): the
+    message was delivered but its removal is not on stable storage, so
+    it stays queued, unlocked, and goes again when due; it is sent twice,
+    never lost, and nothing stays stuck."""
+    p = peer()
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(p.port),
+                       env=shim_env(tmp_path, "fdatasync:EIO:"
+                                    "path=*/spool/log/*:nth=3"))
+    reply = send_raw(d.port, "a@example.org", ["b@example.org"], message())
+    assert reply.startswith("250 2.0.0"), reply
+    d.wait_for("event=save-failed")
+    assert len(faults(tmp_path)) == 1, faults(tmp_path)
+    assert len(p.messages()) == 1
+    # The daemon keeps it (the removal may or may not have reached the
+    # disk: after a failed flush the kernel does not say).
+    st = json.loads(subprocess.run(
+        [POSTERN, "status", "-c", d.conf, "--json"], capture_output=True,
+        text=True, timeout=10, check=True).stdout)
+    assert st["queue"]["total"] == 1, st["queue"]
+    # Unlocked and due again at a flush: sent again, then removed.
+    r = subprocess.run([POSTERN, "flush", "-c", d.conf],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: len(p.messages()) == 2, what="the second delivery")
+    wait_until(lambda: spool_messages(d.spool) == [], what="removal")
     assert d.proc.poll() is None
 
 

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import POSTERN, POSTERND, SOURCE, free_port, read_until, \
-    send_raw, smtp_chat, start_posternd
+    send_raw, start_posternd
 
 ANALYZE = "/usr/bin/systemd-analyze"
 ACTIVATE = "/usr/bin/systemd-socket-activate"

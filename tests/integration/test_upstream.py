@@ -4,9 +4,7 @@ mode, with authentication, TLS policy and source binding, through
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 
 import pytest

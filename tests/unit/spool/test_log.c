@@ -36,6 +36,8 @@ struct fixture {
 	struct pst_log_rec rec[64];
 };
 
+static unsigned fx_later_ms;	/* for the next fx_open(); 0: the default */
+
 static void
 fx_open(struct fixture *fx, uint64_t segment_bytes, struct pst_pool *pool)
 {
@@ -59,6 +61,7 @@ fx_open(struct fixture *fx, uint64_t segment_bytes, struct pst_pool *pool)
 	o.next_seq = 1;
 	o.segment_bytes = segment_bytes;
 	o.writer = pool;
+	o.later_ms = fx_later_ms;
 	fx->log = pst_log_new(&o, &err);
 	ck_assert_ptr_nonnull(fx->log);
 }
@@ -456,6 +459,140 @@ START_TEST(waiting_threads)
 }
 END_TEST
 
+/*
+ * Records nobody waits on (what became of a delivery) ride the next
+ * batch somebody waits on; alone, they go after the timer, when many, or
+ * when the writer is told to hurry.
+ */
+struct later_fx {
+	struct fixture		 fx;
+	struct async		 a;
+	struct pst_pool		*pool;
+	struct pst_log_rec	*dels;
+	size_t			 ndels;
+};
+
+static void
+later_open(struct later_fx *l, unsigned later_ms, size_t ndels)
+{
+	struct pst_err err;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	l->a.base = event_base_new();
+	l->pool = pst_pool_new(l->a.base, 1, &err);
+	ck_assert_ptr_nonnull(l->pool);
+	fx_later_ms = later_ms;
+	fx_open(&l->fx, 0, l->pool);
+	fx_later_ms = 0;
+	l->dels = calloc(ndels, sizeof(*l->dels));
+	ck_assert_ptr_nonnull(l->dels);
+	l->ndels = ndels;
+	for (i = 0; i < ndels; i++) {
+		l->dels[i].type = PST_REC_DEL;
+		l->dels[i].id = ID0 + i;
+		l->dels[i].data = "removed";
+		l->dels[i].data_len = strlen("removed");
+	}
+}
+
+static void
+later_append(struct later_fx *l)
+{
+	struct pst_err err;
+	size_t i;
+
+	for (i = 0; i < l->ndels; i++)
+		ck_assert_int_eq(pst_log_append_later(l->fx.log, &l->dels[i],
+		    1, async_cb, &l->a, &err), 0);
+}
+
+static void
+later_wait(struct later_fx *l, size_t done)
+{
+	while (l->a.done < done)
+		ck_assert_int_ne(event_base_loop(l->a.base, EVLOOP_ONCE), -1);
+	ck_assert_uint_eq(l->a.failed, 0);
+}
+
+static void
+later_close(struct later_fx *l)
+{
+	pst_pool_free(l->pool);
+	fx_close(&l->fx);
+	event_base_free(l->a.base);
+	free(l->dels);
+}
+
+START_TEST(later_rides_the_next_batch)
+{
+	struct later_fx l;
+	struct pst_err err;
+	uint64_t batches, records;
+	char got[64];
+
+	later_open(&l, 600000, 3);	/* a timer that never fires here */
+	later_append(&l);
+	ck_assert_int_ne(event_base_loop(l.a.base, EVLOOP_NONBLOCK), -1);
+	ck_assert_uint_eq(l.a.done, 0);
+	ck_assert_int_eq(pst_log_append(l.fx.log, fx_msg(&l.fx, 9, 100), 1,
+	    async_cb, &l.a, &err), 0);
+	later_wait(&l, 4);
+	pst_log_stats(l.fx.log, &batches, &records);
+	ck_assert_uint_eq(batches, 1);
+	ck_assert_uint_eq(records, 4);
+	fx_read(&l.fx, 1, got, sizeof(got), NULL);
+	ck_assert_str_eq(got, "DDDM");
+	later_close(&l);
+}
+END_TEST
+
+START_TEST(later_alone_goes_after_the_timer)
+{
+	struct later_fx l;
+	uint64_t batches, records;
+
+	later_open(&l, 20, 2);
+	later_append(&l);
+	later_wait(&l, 2);
+	pst_log_stats(l.fx.log, &batches, &records);
+	ck_assert_uint_eq(records, 2);
+	ck_assert_uint_ge(batches, 1);
+	later_close(&l);
+}
+END_TEST
+
+START_TEST(later_many_go_at_once)
+{
+	struct later_fx l;
+	uint64_t batches, records;
+
+	later_open(&l, 600000, PST_LOG_LATER_MAX);
+	later_append(&l);
+	later_wait(&l, PST_LOG_LATER_MAX);
+	pst_log_stats(l.fx.log, &batches, &records);
+	ck_assert_uint_eq(records, PST_LOG_LATER_MAX);
+	later_close(&l);
+}
+END_TEST
+
+START_TEST(later_hurried_at_stop)
+{
+	struct later_fx l;
+
+	later_open(&l, 600000, 1);
+	later_append(&l);
+	pst_log_hurry(l.fx.log);
+	later_wait(&l, 1);
+	/* And what comes after the hurry goes at once too. */
+	l.dels[0].id = ID0 + 1;
+	later_append(&l);
+	later_wait(&l, 2);
+	later_close(&l);
+}
+END_TEST
+
 Suite *
 unit_suite(void)
 {
@@ -468,6 +605,10 @@ unit_suite(void)
 	tcase_add_test(tc, too_large_refused);
 	tcase_add_test(tc, group_commit);
 	tcase_add_test(tc, waiting_threads);
+	tcase_add_test(tc, later_rides_the_next_batch);
+	tcase_add_test(tc, later_alone_goes_after_the_timer);
+	tcase_add_test(tc, later_many_go_at_once);
+	tcase_add_test(tc, later_hurried_at_stop);
 	suite_add_tcase(s, tc);
 	return s;
 }

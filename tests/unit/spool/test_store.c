@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
+
 #include "common/err.h"
 #include "spool/spool.h"
 #include "spool_test.h"
@@ -526,6 +529,88 @@ START_TEST(lock_update_and_remove_are_records_in_the_log)
 }
 END_TEST
 
+/*
+ * What a delivery made of a message rides the next group flush: until
+ * it is on stable storage the message stays locked and reads as before;
+ * then the index follows, and the next opener finds the same.
+ */
+struct saves {
+	struct event_base	*base;
+	int			 done;
+	int			 failed;
+};
+
+static void
+on_saved(void *arg, const struct pst_err *err)
+{
+	struct saves *sv = arg;
+
+	sv->done++;
+	if (err != NULL)
+		sv->failed++;
+}
+
+START_TEST(lock_save_rides_the_next_flush)
+{
+	struct pst_spool_lock *lock;
+	struct pst_spool_env *env;
+	struct pst_spool *spool;
+	struct pst_err err;
+	struct saves sv = { NULL, 0, 0 };
+	char id[PST_SPOOL_ID_LEN + 1], other[PST_SPOOL_ID_LEN + 1];
+
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	sv.base = event_base_new();
+	spool = st_open(dir, PST_SPOOL_CREATE | PST_SPOOL_RECOVER, NULL);
+	ck_assert_int_eq(pst_spool_start(spool, sv.base, &err), 0);
+	strcpy(id, st_commit(spool, "hello\r\n", "a@b"));
+	strcpy(other, st_commit(spool, "other\r\n", "a@b"));
+
+	lock = pst_spool_lock_msg(spool, id, 0, &err);
+	ck_assert_msg(lock != NULL, "%s", err.text);
+	env = pst_spool_lock_env(lock);
+	env->attempts = 2;
+	ck_assert_int_eq(pst_spool_lock_save(lock, env, on_saved, &sv, &err),
+	    0);
+	pst_spool_lock_release(lock);
+	lock = pst_spool_lock_msg(spool, other, 0, &err);
+	ck_assert_msg(lock != NULL, "%s", err.text);
+	ck_assert_int_eq(pst_spool_lock_save(lock, NULL, on_saved, &sv, &err),
+	    0);
+	pst_spool_lock_release(lock);
+
+	/* Reported on the loop only, so not yet: both still locked. */
+	ck_assert_ptr_null(pst_spool_lock_msg(spool, id, 0, &err));
+	ck_assert_int_eq(err.sys_errno, EWOULDBLOCK);
+	ck_assert_ptr_null(pst_spool_lock_msg(spool, other, 0, &err));
+	ck_assert_int_eq(err.sys_errno, EWOULDBLOCK);
+	while (sv.done < 2)
+		ck_assert_int_ne(event_base_loop(sv.base, EVLOOP_ONCE), -1);
+	ck_assert_int_eq(sv.failed, 0);
+
+	env = pst_spool_read(spool, id, &err);
+	ck_assert_msg(env != NULL, "%s", err.text);
+	ck_assert_uint_eq(env->attempts, 2);
+	pst_spool_env_free(env);
+	ck_assert_ptr_null(pst_spool_read(spool, other, &err));
+	ck_assert_int_eq(err.sys_errno, ENOENT);
+	lock = pst_spool_lock_msg(spool, id, 0, &err);
+	ck_assert_msg(lock != NULL, "%s", err.text);
+	pst_spool_lock_release(lock);
+	pst_spool_stop(spool);
+	pst_spool_close(spool);
+	event_base_free(sv.base);
+
+	spool = st_open(dir, PST_SPOOL_RECOVER, NULL);
+	env = pst_spool_read(spool, id, &err);
+	ck_assert_msg(env != NULL, "%s", err.text);
+	ck_assert_uint_eq(env->attempts, 2);
+	pst_spool_env_free(env);
+	ck_assert_ptr_null(pst_spool_read(spool, other, &err));
+	pst_spool_close(spool);
+}
+END_TEST
+
 /* Updates message 'id': its attempts set to 'n'. */
 static void
 set_attempts(struct pst_spool *spool, const char *id, unsigned n)
@@ -707,6 +792,7 @@ unit_suite(void)
 	tcase_add_test(tc, lock_update_and_remove_are_records_in_the_log);
 	tcase_add_test(tc, maintain_copies_forward_and_gives_back);
 	tcase_add_test(tc, maintain_keeps_messages_whose_bodies_are_apart);
+	tcase_add_test(tc, lock_save_rides_the_next_flush);
 	tcase_add_test(tc, ids_from_outside_never_name_other_paths);
 	tcase_add_test(tc, body_open_checks_the_size_and_quarantine_moves_both);
 	suite_add_tcase(s, tc);
