@@ -26,7 +26,6 @@ tool is missing.
 import argparse
 import json
 import os
-import pwd
 import resource
 import shutil
 import signal
@@ -35,12 +34,12 @@ import sys
 import tempfile
 import time
 
-from common import (missing_tools, BUSY_OTHERS, POSTFIX, RECIPIENT, SENDER,
+from common import (missing_tools, BUSY_OTHERS, RECIPIENT, SENDER,
                     SETTLE_TIMEOUT, SLOW_CREATE_US, SMTP_SOURCE, TICK,
                     BenchError, PostfixInstance, PosterndInstance,
                     block_stat, build_type, busy_ticks, create_probe,
-                    disk_info, mib, on_signal, others_share,
-                    postfix_version, smtp_source, spool_sizes,
+                    disk_info, mib, on_signal, others_share, percentile,
+                    postfix_version, smtp_latency, smtp_source, spool_sizes,
                     wait_for_fast_create)
 
 TARGET_RATIO = 3.0
@@ -142,6 +141,40 @@ def run_once(peer, args, sessions, messages, warmup):
             "flushes": (io1[1] - io0[1]) / messages if io0 else None}
 
 
+def measure_latency(kind, args, sessions, messages, results, made):
+    """Runs one fresh peer under the latency client: the time from each
+    final dot to its 250, with 'sessions' sending at once."""
+    peer = make_peer(kind, args)
+    made.append(peer)
+    os.sync()
+    try:
+        peer.start()
+        warmup = min(args.warmup, messages // 10)
+        if warmup:
+            smtp_source(peer.port, sessions, warmup, args.size)
+            os.sync()
+        t0 = time.monotonic()
+        lat = smtp_latency(peer.port, sessions, messages, args.size)
+        elapsed = time.monotonic() - t0
+        got, problems = peer.count(warmup + messages, args.size)
+    finally:
+        peer.stop()
+    r = {"peer": kind, "label": "latency-%d" % sessions,
+         "sessions": sessions, "messages": messages, "seconds": elapsed,
+         "rate": messages / elapsed, "p50": percentile(lat, 50) * 1000,
+         "p99": percentile(lat, 99) * 1000, "queued": got,
+         "expected": warmup + messages, "problems": problems,
+         "create_us": 0, "others": 0}
+    results.append(r)
+    status = "queue ok (%d/%d)" % (got, warmup + messages) \
+        if not problems else "LOST MAIL: " + "; ".join(problems)
+    print("  %-8s %-8s %2d conn %6d msgs %6.2f s %6.0f msg/s | final dot "
+          "to 250: p50 %.2f ms, p99 %.2f ms | %s"
+          % ("latency", kind, sessions, messages, elapsed, r["rate"],
+             r["p50"], r["p99"], status), flush=True)
+    return r
+
+
 def make_peer(kind, args):
     if kind == "posternd":
         return Posternd(args.build_dir, args.top)
@@ -219,6 +252,13 @@ def summary(results, args):
                   "msg/s (x%.1f from commits in parallel)"
                   % (kind, r["rate"], args.sessions, rates[kind],
                      rates[kind] / r["rate"]))
+    lat = [r for r in results if r["label"].startswith("latency")]
+    if lat:
+        print("  final dot to 250 (the latency client, one message at a "
+              "time per session):")
+        for r in lat:
+            print("    %-8s %2d session(s): p50 %.2f ms, p99 %.2f ms"
+                  % (r["peer"], r["sessions"], r["p50"], r["p99"]))
     slow = [r for r in results if r["create_us"] > SLOW_CREATE_US]
     if slow:
         print("  WARNING: creating a file took over %d us before %s: many "
@@ -262,6 +302,9 @@ def parse_args():
                    help="rounds; each starts every peer afresh")
     p.add_argument("--single", type=int, default=2000, metavar="N",
                    help="messages for the 1-connection runs (0: skip)")
+    p.add_argument("--latency", type=int, default=2000, metavar="N",
+                   help="messages for the latency runs, at 1 and at "
+                   "--sessions connections (0: skip)")
     p.add_argument("--peers", default="posternd,postfix",
                    help="comma list: posternd, postfix")
     p.add_argument("--postfix-queue", choices=("defer", "hold"),
@@ -284,7 +327,7 @@ def parse_args():
         if x not in ("posternd", "postfix"):
             p.error("unknown peer %r" % x)
     for name in ("messages", "warmup", "sessions", "size", "rounds",
-                 "single", "settle"):
+                 "single", "latency", "settle"):
         v = getattr(a, name)
         if v < 0 or v > 1000000 or (v == 0 and name in
                                      ("messages", "sessions", "size",
@@ -351,6 +394,11 @@ def main():
                 measure(kind, args, 1, args.single,
                         min(args.warmup, args.single // 10), "1-conn",
                         results, made)
+        if args.latency:
+            for sessions in (1, args.sessions):
+                for kind in args.peers:
+                    measure_latency(kind, args, sessions, args.latency,
+                                    results, made)
     except BenchError as e:
         failed = str(e)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ so that a hung peer ends the run instead of hanging it, and everything
 talks to 127.0.0.1 only.
 """
 
+import asyncio
 import json
 import os
 import pwd
@@ -284,6 +285,79 @@ def smtp_source(port, sessions, messages, size, timeout=LOAD_TIMEOUT):
         raise BenchError("smtp-source exited %d: %s"
                          % (r.returncode, r.stderr.strip()[-2000:]))
     return elapsed
+
+
+async def _latency_session(port, count, body, out):
+    """One session sending 'count' messages one after another; appends
+    each message's seconds from the final dot to the 250."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def reply(want):
+        while True:
+            line = await reader.readline()
+            if not line:
+                raise BenchError("the server closed the connection")
+            if line[3:4] != b"-":
+                break
+        if not line.startswith(want):
+            raise BenchError("expected %s, got %r" % (want.decode(),
+                                                      line.strip()))
+
+    try:
+        await reply(b"220")
+        writer.write(b"EHLO bench.example.org\r\n")
+        await reply(b"250")
+        for _ in range(count):
+            writer.write(b"MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n"
+                         % (SENDER.encode(), RECIPIENT.encode()))
+            await reply(b"250")
+            await reply(b"250")
+            await reply(b"354")
+            writer.write(body)
+            await writer.drain()
+            t0 = time.perf_counter()
+            writer.write(b".\r\n")
+            await reply(b"250")
+            out.append(time.perf_counter() - t0)
+        writer.write(b"QUIT\r\n")
+        await reply(b"221")
+    finally:
+        writer.close()
+
+
+def smtp_latency(port, sessions, messages, size, timeout=LOAD_TIMEOUT):
+    """Sends 'messages' of about 'size' bytes over 'sessions' concurrent
+    connections, each message waiting for the one before (no pipelining
+    of DATA); returns the seconds from each final dot to its 250."""
+    line = b"x" * 78 + b"\r\n"
+    body = b"From: <%s>\r\nTo: <%s>\r\nSubject: latency\r\n\r\n" % (
+        SENDER.encode(), RECIPIENT.encode())
+    body += line * max(1, (size - len(body)) // len(line))
+    out = []
+    per = [messages // sessions + (1 if i < messages % sessions else 0)
+           for i in range(sessions)]
+
+    async def run():
+        await asyncio.gather(*(_latency_session(port, n, body, out)
+                               for n in per if n > 0))
+
+    try:
+        asyncio.run(asyncio.wait_for(run(), timeout))
+    except asyncio.TimeoutError:
+        raise BenchError("the latency run did not finish in %d s" % timeout)
+    except OSError as e:
+        raise BenchError("the latency run failed: %s" % e)
+    return out
+
+
+def percentile(values, pct):
+    """The value below which 'pct' percent of 'values' lie (nearest
+    rank)."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = max(0, min(len(v) - 1, int(round(pct / 100.0 * len(v) + 0.5)) - 1))
+    return v[k]
 
 
 def create_probe(top, n=PROBE_FILES):
