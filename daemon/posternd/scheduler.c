@@ -935,12 +935,11 @@ scheduler_new(struct event_base *base, struct config *cfg,
 }
 
 static int
-load_one(struct pst_spool_env *env, void *arg)
+load_one(const struct pst_spool_brief *b, void *arg)
 {
 	struct scheduler *s = arg;
 
-	sched_insert(s, env->id, env->next_attempt, env->arrival, env->held);
-	pst_spool_env_free(env);
+	sched_insert(s, b->id, b->next_attempt, b->arrival, b->held);
 	return 0;
 }
 
@@ -956,7 +955,7 @@ scheduler_start(struct scheduler *s)
 	if (watch_queue(s) == -1)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (pst_spool_scan(s->spool, load_one, s, &err) == -1) {
+	if (pst_spool_scan_brief(s->spool, load_one, s, &err) == -1) {
 		log_error("event=start-failed reason=%s", qs(err.text));
 		return -1;
 	}

@@ -14,8 +14,10 @@
 #include "common/err.h"
 #include "spool/index.h"
 #include "spool/record.h"
+#include "spool/spool.h"
 
 #define IDX_MIN_CAP	1024
+#define IDX_MAX		(UINT32_MAX / 2)	/* messages */
 
 static size_t
 slot_of(const struct spool_idx *idx, uint64_t id)
@@ -33,9 +35,23 @@ spool_idx_init(struct spool_idx *idx)
 void
 spool_idx_free(struct spool_idx *idx)
 {
+	free(idx->entries);
 	free(idx->slots);
 	free(idx->segs);
 	spool_idx_init(idx);
+}
+
+/* The slot holding 'id', or the empty slot where it would go. */
+static size_t
+find_slot(const struct spool_idx *idx, uint64_t id)
+{
+	size_t i;
+
+	for (i = slot_of(idx, id); idx->slots[i] != 0 &&
+	    idx->entries[idx->slots[i] - 1].id != id;
+	    i = (i + 1) & (idx->cap - 1))
+		;
+	return i;
 }
 
 struct idx_entry *
@@ -45,34 +61,40 @@ spool_idx_get(struct spool_idx *idx, uint64_t id)
 
 	if (idx->cap == 0 || id == 0)
 		return NULL;
-	for (i = slot_of(idx, id); idx->slots[i].id != 0;
-	    i = (i + 1) & (idx->cap - 1))
-		if (idx->slots[i].id == id)
-			return &idx->slots[i];
-	return NULL;
+	i = find_slot(idx, id);
+	return idx->slots[i] != 0 ? &idx->entries[idx->slots[i] - 1] : NULL;
 }
 
 static int
-grow(struct spool_idx *idx, struct pst_err *err)
+no_memory(struct pst_err *err)
 {
-	struct spool_idx bigger = *idx;
-	size_t i, j;
+	return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, ENOMEM,
+	    "indexing the queue");
+}
 
-	bigger.cap = idx->cap == 0 ? IDX_MIN_CAP : idx->cap * 2;
-	if ((bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots))) == NULL)
-		return pst_err_sys(err, PST_TEMP, PST_STAGE_SPOOL, ENOMEM,
-		    "indexing the queue");
-	for (i = 0; i < idx->cap; i++) {
-		if (idx->slots[i].id == 0)
-			continue;
-		for (j = slot_of(&bigger, idx->slots[i].id);
-		    bigger.slots[j].id != 0; j = (j + 1) & (bigger.cap - 1))
-			;
-		bigger.slots[j] = idx->slots[i];
-	}
+/*
+ * The slots, twice as many, filled anew from the entries.  The slots are
+ * small (4 bytes a message, at most half used) and the entries grow by
+ * realloc(), which moves large blocks by remapping: a queue of 100,000
+ * messages touches a few megabytes once, not a table of entries at
+ * every doubling.
+ */
+static int
+grow_slots(struct spool_idx *idx, struct pst_err *err)
+{
+	uint32_t *slots;
+	size_t cap, i, j;
+
+	cap = idx->cap == 0 ? IDX_MIN_CAP : idx->cap * 2;
+	if ((slots = calloc(cap, sizeof(*slots))) == NULL)
+		return no_memory(err);
 	free(idx->slots);
-	idx->slots = bigger.slots;
-	idx->cap = bigger.cap;
+	idx->slots = slots;
+	idx->cap = cap;
+	for (i = 0; i < idx->n; i++) {
+		j = find_slot(idx, idx->entries[i].id);
+		idx->slots[j] = (uint32_t)(i + 1);
+	}
 	return 0;
 }
 
@@ -80,20 +102,33 @@ grow(struct spool_idx *idx, struct pst_err *err)
 static struct idx_entry *
 get_or_add(struct spool_idx *idx, uint64_t id, struct pst_err *err)
 {
-	struct idx_entry *e;
-	size_t i;
+	struct idx_entry *e, *entries;
+	size_t cap;
 
 	if ((e = spool_idx_get(idx, id)) != NULL)
 		return e;
-	if ((idx->n + 1) * 2 > idx->cap && grow(idx, err) == -1)
+	if (idx->n >= IDX_MAX) {
+		no_memory(err);
 		return NULL;
-	for (i = slot_of(idx, id); idx->slots[i].id != 0;
-	    i = (i + 1) & (idx->cap - 1))
-		;
-	memset(&idx->slots[i], 0, sizeof(idx->slots[i]));
-	idx->slots[i].id = id;
-	idx->n++;
-	return &idx->slots[i];
+	}
+	if (idx->n == idx->entries_cap) {
+		cap = idx->entries_cap == 0 ? IDX_MIN_CAP / 2 :
+		    idx->entries_cap * 2;
+		if ((entries = reallocarray(idx->entries, cap,
+		    sizeof(*entries))) == NULL) {
+			no_memory(err);
+			return NULL;
+		}
+		idx->entries = entries;
+		idx->entries_cap = cap;
+	}
+	if ((idx->n + 1) * 2 > idx->cap && grow_slots(idx, err) == -1)
+		return NULL;
+	e = &idx->entries[idx->n];
+	memset(e, 0, sizeof(*e));
+	e->id = id;
+	idx->slots[find_slot(idx, id)] = (uint32_t)(++idx->n);
+	return e;
 }
 
 /*
@@ -197,25 +232,53 @@ void
 spool_idx_remove(struct spool_idx *idx, uint64_t id)
 {
 	struct idx_entry *e;
-	size_t hole, i, home;
+	size_t hole, i, home, pos, last;
 
 	if ((e = spool_idx_get(idx, id)) == NULL)
 		return;
 	unpin_entry(idx, e);
-	hole = (size_t)(e - idx->slots);
-	idx->slots[hole].id = 0;
-	idx->n--;
-	/* Shift back every entry of the run that may not stay past a hole. */
-	for (i = (hole + 1) & (idx->cap - 1); idx->slots[i].id != 0;
+	hole = find_slot(idx, id);
+	pos = idx->slots[hole] - 1;
+	idx->slots[hole] = 0;
+	/* Shift back every slot of the run that may not stay past a hole. */
+	for (i = (hole + 1) & (idx->cap - 1); idx->slots[i] != 0;
 	    i = (i + 1) & (idx->cap - 1)) {
-		home = slot_of(idx, idx->slots[i].id);
+		home = slot_of(idx, idx->entries[idx->slots[i] - 1].id);
 		if (((i - home) & (idx->cap - 1)) >=
 		    ((i - hole) & (idx->cap - 1))) {
 			idx->slots[hole] = idx->slots[i];
-			idx->slots[i].id = 0;
+			idx->slots[i] = 0;
 			hole = i;
 		}
 	}
+	/* The last entry fills the gap, and its slot follows it. */
+	last = --idx->n;
+	if (pos != last) {
+		idx->entries[pos] = idx->entries[last];
+		idx->slots[find_slot(idx, idx->entries[pos].id)] =
+		    (uint32_t)(pos + 1);
+	}
+}
+
+static void
+set_brief(struct idx_entry *e, const struct pst_spool_env *env)
+{
+	e->brief = env != NULL;
+	if (env == NULL)
+		return;
+	e->arrival = env->arrival;
+	e->next_attempt = env->next_attempt;
+	e->held = env->held;
+}
+
+void
+spool_idx_brief(struct spool_idx *idx, uint64_t id,
+    const struct pst_spool_env *env)
+{
+	struct idx_entry *e;
+
+	if ((e = spool_idx_get(idx, id)) != NULL)
+		set_brief(e, env);
 }
 
 int
@@ -248,6 +311,7 @@ spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 		e->env_len = se->rec.env_len;
 		pin(idx, seq, 1);	/* the MSG record */
 		pin(idx, seq, 1);	/* the current envelope */
+		set_brief(e, se->env);
 		return 0;
 	case PST_REC_ENV:
 		if ((e = spool_idx_get(idx, se->rec.id)) == NULL)
@@ -257,6 +321,7 @@ spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 		e->env_off = se->offset;
 		e->env_len = se->rec.env_len;
 		pin(idx, seq, 1);
+		set_brief(e, se->env);
 		return 0;
 	case PST_REC_DEL:
 		spool_idx_remove(idx, se->rec.id);
@@ -271,8 +336,8 @@ spool_idx_each(struct spool_idx *idx, int (*fn)(struct idx_entry *, void *),
 {
 	size_t i;
 
-	for (i = 0; i < idx->cap; i++)
-		if (idx->slots[i].id != 0 && fn(&idx->slots[i], arg) == -1)
+	for (i = 0; i < idx->n; i++)
+		if (fn(&idx->entries[i], arg) == -1)
 			return -1;
 	return 0;
 }

@@ -5,7 +5,9 @@
  * For every live message: where its body is (in a segment, in
  * bodies/ID, in the drop incoming/ID) and which record holds its current
  * envelope.  Envelopes themselves are not kept: they are read back with
- * pread() when wanted, so 100,000 messages cost a few megabytes.
+ * pread() when wanted, so 100,000 messages cost a few megabytes.  What a
+ * scheduler needs to start (arrival, next attempt, held) is kept as a
+ * brief, taken from the envelope whenever it was decoded anyway.
  *
  * A segment is pinned by every live message whose MSG record (and with
  * it, for a body in the log, its body) or current envelope lies in it:
@@ -22,6 +24,7 @@
 
 struct pst_err;
 struct pst_seg_entry;
+struct pst_spool_env;
 
 enum idx_body {
 	IDX_BODY_LOG = 0,	/* in segment body_seq */
@@ -38,9 +41,13 @@ struct idx_entry {
 	uint64_t	 env_seq;	/* 0: the envelope of the drop */
 	uint64_t	 env_off;	/* of the record holding it */
 	uint32_t	 env_len;
+	int64_t		 arrival;	/* of the current envelope, when */
+	int64_t		 next_attempt;	/* 'brief' says they are known */
 	uint8_t		 body;		/* enum idx_body */
 	bool		 drop;		/* incoming/ID is its own */
 	bool		 locked;
+	bool		 held;
+	bool		 brief;		/* the three above are known */
 };
 
 struct idx_segment {
@@ -50,9 +57,12 @@ struct idx_segment {
 };
 
 struct spool_idx {
-	struct idx_entry	*slots;
-	size_t			 cap;		/* a power of two */
+	struct idx_entry	*entries;	/* dense, in no order */
 	size_t			 n;
+	size_t			 entries_cap;
+	uint32_t		*slots;		/* open addressing on the id:
+						   entry + 1, 0 for none */
+	size_t			 cap;		/* slots: a power of two */
 	struct idx_segment	*segs;		/* ascending seq */
 	size_t			 nsegs;
 	size_t			 segs_cap;
@@ -81,6 +91,14 @@ int	 spool_idx_segment(struct spool_idx *idx, uint64_t seq, uint64_t size,
 int	 spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 	    const struct pst_seg_entry *e, struct pst_err *err);
 
+/*
+ * Sets the brief of message 'id' from its current envelope 'env' (NULL:
+ * unknown, read it when wanted).  spool_idx_apply() does it with the
+ * record's decoded envelope.
+ */
+void	 spool_idx_brief(struct spool_idx *idx, uint64_t id,
+	    const struct pst_spool_env *env);
+
 /* Forgets message 'id'; its pins go. */
 void	 spool_idx_remove(struct spool_idx *idx, uint64_t id);
 
@@ -95,7 +113,10 @@ struct idx_segment *spool_idx_oldest_free(struct spool_idx *idx,
 	    uint64_t current);
 void	 spool_idx_forget_seg(struct spool_idx *idx, uint64_t seq);
 
-/* Calls 'fn' for every live message, in no particular order. */
+/*
+ * Calls 'fn' for every live message, in no particular order; 'fn' may
+ * change an entry, not add or remove one.
+ */
 int	 spool_idx_each(struct spool_idx *idx,
 	    int (*fn)(struct idx_entry *, void *), void *arg);
 

@@ -335,3 +335,12 @@ pst_spool_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
 		return -1;
 	return spool_store_scan(spool, fn, arg, err);
 }
+
+int
+pst_spool_scan_brief(struct pst_spool *spool, pst_spool_brief_fn fn,
+    void *arg, struct pst_err *err)
+{
+	if (need_format2(spool, err) == -1)
+		return -1;
+	return spool_store_scan_brief(spool, fn, arg, err);
+}

@@ -35,6 +35,7 @@
 struct evbuffer;
 struct pst_err;
 struct pst_pool;
+struct pst_spool_env;
 
 #define PST_LOG_SEGMENT_BYTES	(64u << 20)
 #define PST_LOG_BATCH_BYTES	(8u << 20)	/* a batch, unless one
@@ -63,6 +64,9 @@ struct pst_log_rec {
 	bool			 sync_bodies;	/* fsync bodies/ first: an
 						   EXTERNAL body was just
 						   renamed there */
+	const struct pst_spool_env *decoded;	/* MSG, ENV: 'env' decoded,
+						   when at hand, for the
+						   index's brief */
 	/* Filled by the writer. */
 	uint64_t		 seq;		/* the segment */
 	uint64_t		 offset;	/* the record, in it */

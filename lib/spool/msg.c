@@ -463,6 +463,7 @@ msg_append(struct pst_spool_msg *msg)
 	(void)pst_rec_id_parse(msg->id, &msg->rec.id);
 	msg->rec.env = msg->env_text;
 	msg->rec.env_len = msg->env_len;
+	msg->rec.decoded = msg->env;
 	if (msg->in_bodies) {
 		pst_rec_extref_encode(msg->ref, 0, msg->env->size);
 		msg->rec.flags = PST_REC_EXTERNAL;

@@ -415,21 +415,39 @@ int	pst_spool_space(struct pst_spool *spool, uint64_t need,
 
 /*
  * pst_spool_scan()
- * Calls 'fn' once for each committed message with its envelope, which
- * 'fn' then owns.  Only envelopes are read: pairing with bodies comes
- * from the directory listings.  Order: bucket by bucket, ascending id
- * within a bucket.  An envelope that disappears meanwhile is skipped
- * silently; one that does not decode, is not a regular file or has no
- * body is reported (PST_SPOOL_SKIPPED) and skipped; a body alone is a
- * commit in progress and ignored.  'fn' returns 0 to go on, -1 to stop
- * (the scan then returns -1 with 'err' untouched).  Blocking; meant for
- * start-up and for the queue tool.  Returns 0, or -1 with 'err' when a
- * directory cannot be read or an envelope read fails in a way that may
- * pass (PST_TEMP: EIO, no memory), so an index is never built from half
- * a queue without the caller knowing.
+ * Calls 'fn' once for each queued message with its envelope, which 'fn'
+ * then owns: every message the log and the drops hold (a spool opened
+ * without the daemon lock reads them first).  Order: as the envelopes lie
+ * on the disk (drops first, then the log's segments in order), so each
+ * file is read front to back.  An envelope that cannot be read for good
+ * (damage, EACCES, EPERM) is reported (PST_SPOOL_SKIPPED) and skipped.
+ * 'fn' returns 0 to go on, -1 to stop (the scan then returns -1 with
+ * 'err' untouched).  Blocking; meant for start-up and for the queue tool.
+ * Returns 0, or -1 with 'err' when a read fails in a way that may pass
+ * (PST_TEMP: EIO, no memory), so an index is never built from half a
+ * queue without the caller knowing.
  */
 typedef int (*pst_spool_scan_fn)(struct pst_spool_env *env, void *arg);
 int	pst_spool_scan(struct pst_spool *spool, pst_spool_scan_fn fn,
+	    void *arg, struct pst_err *err);
+
+/*
+ * pst_spool_scan_brief()
+ * The same with what a scheduler needs of each message, from memory
+ * where the index has it (every envelope decoded since the spool was
+ * loaded), else read as pst_spool_scan() does.  'brief' is valid during
+ * the call only.
+ */
+struct pst_spool_brief {
+	char		 id[PST_SPOOL_ID_LEN + 1];
+	time_t		 arrival;
+	time_t		 next_attempt;
+	bool		 held;
+};
+
+typedef int (*pst_spool_brief_fn)(const struct pst_spool_brief *brief,
+    void *arg);
+int	pst_spool_scan_brief(struct pst_spool *spool, pst_spool_brief_fn fn,
 	    void *arg, struct pst_err *err);
 
 /*

@@ -131,6 +131,8 @@ int	 spool_store_change_later(struct pst_spool *,
 	    pst_spool_saved_fn, void *, struct pst_err *);
 int	 spool_store_scan(struct pst_spool *, pst_spool_scan_fn, void *,
 	    struct pst_err *);
+int	 spool_store_scan_brief(struct pst_spool *, pst_spool_brief_fn,
+	    void *, struct pst_err *);
 int	 spool_store_reclaim(struct pst_spool *, struct pst_err *);
 int	 spool_store_compact(struct pst_spool *, struct pst_err *);
 

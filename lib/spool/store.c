@@ -468,6 +468,9 @@ spool_store_applied(struct pst_spool *spool, const struct pst_log_rec *recs,
 			    recs[i].data_len;
 		}
 		(void)spool_idx_apply(spool->idx, recs[i].seq, &e, &err);
+		if (recs[i].type != PST_REC_DEL)
+			spool_idx_brief(spool->idx, recs[i].id,
+			    recs[i].decoded);
 	}
 	pthread_mutex_unlock(&spool->mtx);
 }
@@ -790,6 +793,7 @@ spool_store_update(struct pst_spool *spool, const struct idx_entry *e,
 	rec.id = e->id;
 	rec.env = text;
 	rec.env_len = len;
+	rec.decoded = env;
 	rc = spool_store_append(spool, &rec, 1, err);
 	free(text);
 	return rc;
@@ -806,6 +810,9 @@ struct later {
 	struct idx_entry	 e;
 	struct pst_log_rec	 rec;
 	char			*text;
+	struct pst_spool_env	 brief;		/* ENV: what the index's brief
+						   reads, past the caller's
+						   envelope */
 	pst_spool_saved_fn	 done;
 	void			*arg;
 };
@@ -862,6 +869,10 @@ spool_store_change_later(struct pst_spool *spool, const struct idx_entry *e,
 		l->rec.type = PST_REC_ENV;
 		l->rec.env = l->text;
 		l->rec.env_len = len;
+		l->brief.arrival = env->arrival;
+		l->brief.next_attempt = env->next_attempt;
+		l->brief.held = env->held;
+		l->rec.decoded = &l->brief;
 	} else {
 		l->rec.type = PST_REC_DEL;
 		l->rec.data = "removed";
@@ -911,48 +922,149 @@ scan_cmp(const void *a, const void *b)
 	return x->e.id < y->e.id ? -1 : x->e.id > y->e.id;
 }
 
+/* Every live message's entry, in the order their envelopes lie. */
+static struct scan_item *
+scan_items(struct pst_spool *spool, size_t *n, struct pst_err *err)
+{
+	struct scan_item *items, *end;
+
+	if (spool_store_load(spool, false, err) == -1)
+		return NULL;
+	pthread_mutex_lock(&spool->mtx);
+	*n = spool->idx->n;
+	if ((items = calloc(*n > 0 ? *n : 1, sizeof(*items))) == NULL) {
+		pthread_mutex_unlock(&spool->mtx);
+		spool_sys(err, ENOMEM, "scanning the queue");
+		return NULL;
+	}
+	end = items;
+	spool_idx_each(spool->idx, scan_collect, &end);
+	pthread_mutex_unlock(&spool->mtx);
+	qsort(items, *n, sizeof(*items), scan_cmp);
+	return items;
+}
+
+/*
+ * Reads the envelope of 'it': 0, 1 when it is to be skipped (reported),
+ * -1 with 'err' when the scan must stop.
+ */
+static int
+scan_read(struct pst_spool *spool, const struct scan_item *it,
+    struct pst_spool_env **env, struct pst_err *err)
+{
+	struct pst_err rerr;
+	char rel[64];
+
+	if (spool_store_read_env(spool, &it->e, env, &rerr) == 0)
+		return 0;
+	if (rerr.cls == PST_TEMP && rerr.sys_errno != EACCES &&
+	    rerr.sys_errno != EPERM) {
+		*err = rerr;
+		return -1;
+	}
+	snprintf(rel, sizeof(rel), "message %016" PRIx64, it->e.id);
+	spool_report(spool, PST_SPOOL_SKIPPED, rel, NULL, "%s", rerr.text);
+	return 1;
+}
+
 int
 spool_store_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
     struct pst_err *err)
 {
-	struct scan_item *items, *end;
+	struct scan_item *items;
 	struct pst_spool_env *env;
-	struct pst_err rerr;
-	char rel[64];
 	size_t n, i;
-	int rc = 0;
+	int rc = 0, got;
+
+	if ((items = scan_items(spool, &n, err)) == NULL)
+		return -1;
+	for (i = 0; i < n && rc == 0; i++) {
+		if ((got = scan_read(spool, &items[i], &env, err)) == -1)
+			rc = -1;
+		else if (got == 0 && fn(env, arg) == -1)
+			rc = -1;
+	}
+	free(items);
+	return rc;
+}
+
+/* The briefs the index has, and the entries whose envelope must be read. */
+struct brief_ctx {
+	struct pst_spool_brief	*briefs;
+	size_t			 nbriefs;
+	struct scan_item	*items;
+	size_t			 nitems;
+};
+
+static int
+brief_collect(struct idx_entry *e, void *arg)
+{
+	struct brief_ctx *c = arg;
+	struct pst_spool_brief *b;
+
+	if (!e->brief) {
+		c->items[c->nitems].seq = e->env_seq;
+		c->items[c->nitems].off = e->env_off;
+		c->items[c->nitems++].e = *e;
+		return 0;
+	}
+	b = &c->briefs[c->nbriefs++];
+	pst_rec_id_format(e->id, b->id);
+	b->arrival = (time_t)e->arrival;
+	b->next_attempt = (time_t)e->next_attempt;
+	b->held = e->held;
+	return 0;
+}
+
+int
+spool_store_scan_brief(struct pst_spool *spool, pst_spool_brief_fn fn,
+    void *arg, struct pst_err *err)
+{
+	struct brief_ctx c = { NULL, 0, NULL, 0 };
+	struct pst_spool_brief b;
+	struct pst_spool_env *env;
+	size_t i, n, unknown = 0;
+	int rc = 0, got;
 
 	if (spool_store_load(spool, false, err) == -1)
 		return -1;
 	pthread_mutex_lock(&spool->mtx);
 	n = spool->idx->n;
-	if ((items = calloc(n > 0 ? n : 1, sizeof(*items))) == NULL) {
+	for (i = 0; i < n; i++)
+		unknown += !spool->idx->entries[i].brief;
+	c.briefs = calloc(n - unknown > 0 ? n - unknown : 1,
+	    sizeof(*c.briefs));
+	c.items = calloc(unknown > 0 ? unknown : 1, sizeof(*c.items));
+	if (c.briefs == NULL || c.items == NULL) {
 		pthread_mutex_unlock(&spool->mtx);
+		free(c.briefs);
+		free(c.items);
 		return spool_sys(err, ENOMEM, "scanning the queue");
 	}
-	end = items;
-	spool_idx_each(spool->idx, scan_collect, &end);
+	spool_idx_each(spool->idx, brief_collect, &c);
 	pthread_mutex_unlock(&spool->mtx);
-	qsort(items, n, sizeof(*items), scan_cmp);
-	for (i = 0; i < n && rc == 0; i++) {
-		if (spool_store_read_env(spool, &items[i].e, &env,
-		    &rerr) == -1) {
-			if (rerr.cls == PST_TEMP && rerr.sys_errno != EACCES &&
-			    rerr.sys_errno != EPERM) {
-				*err = rerr;
-				rc = -1;
-				break;
-			}
-			snprintf(rel, sizeof(rel), "message %016" PRIx64,
-			    items[i].e.id);
-			spool_report(spool, PST_SPOOL_SKIPPED, rel, NULL, "%s",
-			    rerr.text);
-			continue;
+	for (i = 0; i < c.nbriefs && rc == 0; i++)
+		if (fn(&c.briefs[i], arg) == -1)
+			rc = -1;
+	/* The rest as the disk holds them: each file front to back. */
+	qsort(c.items, c.nitems, sizeof(*c.items), scan_cmp);
+	for (i = 0; i < c.nitems && rc == 0; i++) {
+		if ((got = scan_read(spool, &c.items[i], &env, err)) == -1) {
+			rc = -1;
+			break;
 		}
-		if (fn(env, arg) == -1)
+		if (got == 1)
+			continue;
+		pst_rec_id_format(c.items[i].e.id, b.id);
+		b.arrival = env->arrival;
+		b.next_attempt = env->next_attempt;
+		b.held = env->held;
+		pst_spool_env_free(env);
+		if (fn(&b, arg) == -1)
 			rc = -1;
 	}
-	free(items);
+	free(c.briefs);
+	free(c.items);
 	return rc;
 }
 

@@ -611,6 +611,74 @@ START_TEST(lock_save_rides_the_next_flush)
 }
 END_TEST
 
+/* What pst_spool_scan_brief() says of two messages. */
+struct briefs {
+	char			 ids[2][PST_SPOOL_ID_LEN + 1];
+	struct pst_spool_brief	 got[2];
+	int			 n;
+};
+
+static int
+collect_brief(const struct pst_spool_brief *b, void *arg)
+{
+	struct briefs *bs = arg;
+	int i;
+
+	bs->n++;
+	for (i = 0; i < 2; i++)
+		if (strcmp(b->id, bs->ids[i]) == 0)
+			bs->got[i] = *b;
+	return 0;
+}
+
+static void
+check_briefs(struct pst_spool *spool, struct briefs *bs)
+{
+	struct pst_err err;
+
+	memset(bs->got, 0, sizeof(bs->got));
+	bs->n = 0;
+	ck_assert_int_eq(pst_spool_scan_brief(spool, collect_brief, bs, &err),
+	    0);
+	ck_assert_int_eq(bs->n, 2);
+	ck_assert_str_eq(bs->got[0].id, bs->ids[0]);
+	ck_assert_int_eq(bs->got[0].next_attempt, 1900000000);
+	ck_assert(!bs->got[0].held);
+	ck_assert_int_gt(bs->got[0].arrival, 0);
+	ck_assert_str_eq(bs->got[1].id, bs->ids[1]);
+	ck_assert(bs->got[1].held);
+	ck_assert_int_eq(bs->got[1].next_attempt, 0);
+}
+
+/*
+ * The brief a scheduler starts from follows every change in the
+ * process that made it, and is the same for the next opener.
+ */
+START_TEST(scan_brief_follows_changes)
+{
+	struct pst_spool_lock *lock;
+	struct pst_spool *spool;
+	struct pst_err err;
+	struct briefs bs;
+
+	spool = st_open(dir, PST_SPOOL_CREATE | PST_SPOOL_RECOVER, NULL);
+	strcpy(bs.ids[0], st_commit(spool, "hello\r\n", "a@b"));
+	strcpy(bs.ids[1], st_commit(spool, "other\r\n", "a@b"));
+	lock = pst_spool_lock_msg(spool, bs.ids[0], 0, &err);
+	ck_assert_msg(lock != NULL, "%s", err.text);
+	pst_spool_lock_env(lock)->next_attempt = 1900000000;
+	ck_assert_int_eq(pst_spool_lock_update(lock, pst_spool_lock_env(lock),
+	    &err), 0);
+	pst_spool_lock_release(lock);
+	ck_assert_int_eq(pst_spool_hold(spool, bs.ids[1], true, 0, &err), 0);
+	check_briefs(spool, &bs);
+	pst_spool_close(spool);
+	spool = st_open(dir, PST_SPOOL_RECOVER, NULL);
+	check_briefs(spool, &bs);
+	pst_spool_close(spool);
+}
+END_TEST
+
 /* Updates message 'id': its attempts set to 'n'. */
 static void
 set_attempts(struct pst_spool *spool, const char *id, unsigned n)
@@ -793,6 +861,7 @@ unit_suite(void)
 	tcase_add_test(tc, maintain_copies_forward_and_gives_back);
 	tcase_add_test(tc, maintain_keeps_messages_whose_bodies_are_apart);
 	tcase_add_test(tc, lock_save_rides_the_next_flush);
+	tcase_add_test(tc, scan_brief_follows_changes);
 	tcase_add_test(tc, ids_from_outside_never_name_other_paths);
 	tcase_add_test(tc, body_open_checks_the_size_and_quarantine_moves_both);
 	suite_add_tcase(s, tc);
