@@ -178,28 +178,40 @@ spool_idx_segment(struct spool_idx *idx, uint64_t seq, uint64_t size,
 	s = &idx->segs[idx->nsegs++];
 	s->seq = seq;
 	s->pins = 0;
+	s->live = 0;
 	s->size = size;
 	return 0;
 }
 
+/* A record of 'bytes' in segment 'seq' becomes live, or no longer is. */
 static void
-pin(struct spool_idx *idx, uint64_t seq, int delta)
+pin(struct spool_idx *idx, uint64_t seq, uint32_t bytes)
+{
+	struct idx_segment *s;
+
+	if (seq != 0 && (s = spool_idx_seg(idx, seq)) != NULL) {
+		s->pins++;
+		s->live += bytes;
+	}
+}
+
+static void
+unpin(struct spool_idx *idx, uint64_t seq, uint32_t bytes)
 {
 	struct idx_segment *s;
 
 	if (seq == 0 || (s = spool_idx_seg(idx, seq)) == NULL)
 		return;
-	if (delta > 0)
-		s->pins++;
-	else if (s->pins > 0)
+	if (s->pins > 0)
 		s->pins--;
+	s->live -= s->live >= bytes ? bytes : s->live;
 }
 
 static void
 unpin_entry(struct spool_idx *idx, const struct idx_entry *e)
 {
-	pin(idx, e->msg_seq, -1);
-	pin(idx, e->env_seq, -1);
+	unpin(idx, e->msg_seq, e->msg_bytes);
+	unpin(idx, e->env_seq, e->env_bytes);
 }
 
 struct idx_segment *
@@ -306,21 +318,26 @@ spool_idx_apply(struct spool_idx *idx, uint64_t seq,
 			e->body_seq = seq;
 		}
 		e->msg_seq = seq;
+		e->msg_bytes = (uint32_t)pst_rec_size(se->rec.env_len,
+		    se->rec.data_len);
 		e->env_seq = seq;
 		e->env_off = se->offset;
 		e->env_len = se->rec.env_len;
-		pin(idx, seq, 1);	/* the MSG record */
-		pin(idx, seq, 1);	/* the current envelope */
+		e->env_bytes = 0;
+		pin(idx, seq, e->msg_bytes);	/* the MSG record */
+		pin(idx, seq, 0);		/* the current envelope */
 		set_brief(e, se->env);
 		return 0;
 	case PST_REC_ENV:
 		if ((e = spool_idx_get(idx, se->rec.id)) == NULL)
 			return 0;
-		pin(idx, e->env_seq, -1);
+		unpin(idx, e->env_seq, e->env_bytes);
 		e->env_seq = seq;
 		e->env_off = se->offset;
 		e->env_len = se->rec.env_len;
-		pin(idx, seq, 1);
+		e->env_bytes = (uint32_t)pst_rec_size(se->rec.env_len,
+		    se->rec.data_len);
+		pin(idx, seq, e->env_bytes);
 		set_brief(e, se->env);
 		return 0;
 	case PST_REC_DEL:

@@ -41,6 +41,9 @@ struct idx_entry {
 	uint64_t	 env_seq;	/* 0: the envelope of the drop */
 	uint64_t	 env_off;	/* of the record holding it */
 	uint32_t	 env_len;
+	uint32_t	 msg_bytes;	/* its MSG record, in msg_seq */
+	uint32_t	 env_bytes;	/* the ENV record holding its
+					   envelope; 0: the MSG record's */
 	int64_t		 arrival;	/* of the current envelope, when */
 	int64_t		 next_attempt;	/* 'brief' says they are known */
 	uint8_t		 body;		/* enum idx_body */
@@ -53,6 +56,7 @@ struct idx_entry {
 struct idx_segment {
 	uint64_t	 seq;
 	uint64_t	 pins;		/* MSG records and envelopes */
+	uint64_t	 live;		/* their bytes */
 	uint64_t	 size;		/* bytes written */
 };
 

@@ -449,13 +449,16 @@ spool_store_applied(struct pst_spool *spool, const struct pst_log_rec *recs,
 	for (i = 0; i < n; i++) {
 		if (recs[i].seq > spool->write_seq)
 			spool->write_seq = recs[i].seq;
-		(void)spool_idx_segment(spool->idx, recs[i].seq, 0, &err);
 		memset(&e, 0, sizeof(e));
 		e.offset = recs[i].offset;
 		e.rec.type = recs[i].type;
 		e.rec.flags = recs[i].flags;
 		e.rec.id = recs[i].id;
 		e.rec.env_len = (uint32_t)recs[i].env_len;
+		e.rec.data_len = (uint32_t)(recs[i].body != NULL ?
+		    evbuffer_get_length(recs[i].body) : recs[i].data_len);
+		(void)spool_idx_segment(spool->idx, recs[i].seq, e.offset +
+		    pst_rec_size(e.rec.env_len, e.rec.data_len), &err);
 		if (recs[i].type == PST_REC_MSG &&
 		    (recs[i].flags & PST_REC_EXTERNAL) != 0)
 			pst_rec_extref_decode(recs[i].data, &e.body_offset,
@@ -1103,12 +1106,13 @@ spool_store_reclaim(struct pst_spool *spool, struct pst_err *err)
 }
 
 /*
- * Copying forward: once two segments newer than the oldest exist, what
- * still lives in the oldest (MSG records, with bodies kept in the log,
- * and current envelopes of messages that wait long) is written again at
- * the end of the log, so that the oldest can go.  Messages being delivered are skipped (their delivery
- * writes their envelope anew anyway); the rest are locked while copied,
- * so that no update is overtaken by an older copy.
+ * Copying forward: when it pays (compact_due()), what still lives in the
+ * oldest segment (MSG records, with bodies kept in the log, and current
+ * envelopes of messages that wait long) is written again at the end of
+ * the log, so that the oldest can go.  Messages being delivered are
+ * skipped (their delivery writes their envelope anew anyway); the rest
+ * are locked while copied, so that no update is overtaken by an older
+ * copy.
  */
 
 #define COMPACT_BATCH	128
@@ -1218,19 +1222,48 @@ compact_round(struct pst_spool *spool, uint64_t seq, struct pst_err *err)
 	return rc == -1 ? -1 : (int)n;
 }
 
+/*
+ * The oldest segment, if copying forward what lives in it pays: it is
+ * pinned, two newer ones exist, and the log (but the segment being
+ * written) is at least half dead, so that copying frees more than it
+ * writes.  A queue that is all live (the upstream down for a day) is
+ * left where it lies.  The mutex held; 0 for none.
+ */
+static uint64_t
+compact_due(struct pst_spool *spool)
+{
+	const struct spool_idx *idx = spool->idx;
+	uint64_t size = 0, live = 0;
+	size_t i;
+
+	if (idx->nsegs < 3 || idx->segs[0].pins == 0)
+		return 0;
+	for (i = 0; i < idx->nsegs; i++)
+		if (idx->segs[i].seq != spool->write_seq) {
+			size += idx->segs[i].size;
+			live += idx->segs[i].live;
+		}
+	return size >= 2 * live ? idx->segs[0].seq : 0;
+}
+
 int
 spool_store_compact(struct pst_spool *spool, struct pst_err *err)
 {
-	uint64_t seq;
+	uint64_t seq, last = 0;
+	size_t segs;
 	int n;
 
+	/* At most one pass over the segments: what is copied goes last. */
+	pthread_mutex_lock(&spool->mtx);
+	segs = spool->idx->nsegs;
+	pthread_mutex_unlock(&spool->mtx);
 	for (;;) {
 		pthread_mutex_lock(&spool->mtx);
-		seq = spool->idx->nsegs >= 3 && spool->idx->segs[0].pins > 0 ?
-		    spool->idx->segs[0].seq : 0;
+		seq = compact_due(spool);
 		pthread_mutex_unlock(&spool->mtx);
-		if (seq == 0)
+		if (seq == 0 || (seq != last && segs-- == 0))
 			return 0;
+		last = seq;
 		if ((n = compact_round(spool, seq, err)) == -1)
 			return -1;
 		if (n == 0)

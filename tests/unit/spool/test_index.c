@@ -84,8 +84,10 @@ START_TEST(pins)
 	spool_idx_apply(&idx, 1, &e, &err);
 	e = rec(PST_REC_MSG, PST_REC_EXTERNAL, ID0 + 2, 2000);
 	spool_idx_apply(&idx, 1, &e, &err);
-	/* Each: its MSG record and its envelope. */
+	/* Each: its MSG record and its envelope, the bytes of the record. */
 	ck_assert_uint_eq(spool_idx_seg(&idx, 1)->pins, 4);
+	ck_assert_uint_eq(spool_idx_seg(&idx, 1)->live, 2 * pst_rec_size(300,
+	    0));
 	/* A new envelope for each, in segment 2. */
 	e = rec(PST_REC_ENV, 0, ID0 + 1, 32);
 	spool_idx_apply(&idx, 2, &e, &err);
@@ -101,6 +103,10 @@ START_TEST(pins)
 	 */
 	ck_assert_uint_eq(spool_idx_seg(&idx, 1)->pins, 2);
 	ck_assert_uint_eq(spool_idx_seg(&idx, 2)->pins, 2);
+	ck_assert_uint_eq(spool_idx_seg(&idx, 1)->live, 2 * pst_rec_size(300,
+	    0));
+	ck_assert_uint_eq(spool_idx_seg(&idx, 2)->live, 2 * pst_rec_size(300,
+	    0));
 	ck_assert_ptr_null(spool_idx_oldest_free(&idx, 3));
 	/* Both copied forward into 3: segments 1 and 2 are free. */
 	e = rec(PST_REC_MSG, 0, ID0 + 1, 32);
@@ -125,6 +131,7 @@ START_TEST(pins)
 	e = rec(PST_REC_DEL, 0, ID0 + 1, 900);
 	spool_idx_apply(&idx, 3, &e, &err);
 	ck_assert_uint_eq(spool_idx_seg(&idx, 3)->pins, 0);
+	ck_assert_uint_eq(spool_idx_seg(&idx, 3)->live, 0);
 	ck_assert_ptr_null(spool_idx_oldest_free(&idx, 3));
 	ck_assert_uint_eq(spool_idx_oldest_free(&idx, 4)->seq, 3);
 	/* ENV and DEL of an unknown message change nothing. */

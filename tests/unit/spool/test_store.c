@@ -743,6 +743,43 @@ START_TEST(maintain_copies_forward_and_gives_back)
 END_TEST
 
 /*
+ * A queue that is all live (the upstream down for a day) and spans many
+ * segments: copying forward would free nothing, so nothing is copied,
+ * and the upkeep returns.  It used to copy segment after segment for
+ * ever, each copy filling the segment that made the next one needed.
+ */
+START_TEST(maintain_leaves_a_live_log_alone)
+{
+	struct pst_spool_opts opts = { 0 };
+	struct pst_spool *spool;
+	struct pst_err err;
+	char ids[40][PST_SPOOL_ID_LEN + 1];
+	struct seen s;
+	int before;
+	unsigned i;
+
+	opts.flags = PST_SPOOL_CREATE | PST_SPOOL_RECOVER;
+	opts.segment_bytes = 4096;
+	spool = pst_spool_open(dir, &opts, &err);
+	ck_assert_msg(spool != NULL, "%s", err.text);
+	for (i = 0; i < 40; i++)
+		strcpy(ids[i], st_commit(spool, "waits\r\n", "a@b"));
+	/* A first attempt each: their envelopes, all current, in the log. */
+	for (i = 0; i < 40; i++)
+		set_attempts(spool, ids[i], 1);
+	before = st_count(dir, "log");
+	ck_assert_int_ge(before, 3);
+	ck_assert_int_eq(pst_spool_maintain(spool, &err), 0);
+	ck_assert_int_eq(st_count(dir, "log"), before);
+	ck_assert(st_exists(dir, "log/0000000000000001"));
+	scan_all(spool, &s, 50);
+	ck_assert_uint_eq(s.n, 40);
+	free(s.ids);
+	pst_spool_close(spool);
+}
+END_TEST
+
+/*
  * The MSG records of messages whose bodies are kept apart (a takeover's)
  * pin their segments too: copying forward writes them again, and every
  * message survives the oldest segments going.
@@ -761,10 +798,13 @@ START_TEST(maintain_keeps_messages_whose_bodies_are_apart)
 	opts.segment_bytes = 4096;
 	spool = pst_spool_open(dir, &opts, &err);
 	ck_assert_msg(spool != NULL, "%s", err.text);
-	/* Every message gets a new envelope: none is left in segment 1. */
+	/*
+	 * Every message gets a new envelope: none is left in segment 1;
+	 * then one changes often enough that most of the log is dead.
+	 */
 	for (i = 0; i < 40; i++)
 		set_attempts(spool, ids[i], 1);
-	for (i = 1; i <= 40; i++)
+	for (i = 1; i <= 200; i++)
 		set_attempts(spool, ids[0], i);
 	ck_assert_int_ge(st_count(dir, "log"), 4);
 	ck_assert_int_eq(pst_spool_maintain(spool, &err), 0);
@@ -859,6 +899,7 @@ unit_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, lock_update_and_remove_are_records_in_the_log);
 	tcase_add_test(tc, maintain_copies_forward_and_gives_back);
+	tcase_add_test(tc, maintain_leaves_a_live_log_alone);
 	tcase_add_test(tc, maintain_keeps_messages_whose_bodies_are_apart);
 	tcase_add_test(tc, lock_save_rides_the_next_flush);
 	tcase_add_test(tc, scan_brief_follows_changes);
