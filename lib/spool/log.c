@@ -311,7 +311,8 @@ remember_unacked(struct pst_log *log, struct batch *b)
 
 	for (q = b->head; q != NULL; q = q->next)
 		for (i = 0; i < q->n; i++) {
-			if (q->recs[i].type != PST_REC_MSG)
+			if (q->recs[i].type != PST_REC_MSG ||
+			    q->recs[i].copy)
 				continue;
 			ids = reallocarray(log->unacked, log->nunacked + 1,
 			    sizeof(*ids));

@@ -17,9 +17,11 @@
  *
  * A failed batch fails every request in it.  Its records may still reach
  * the disk (after a failed flush the kernel does not say what it kept),
- * so the writer puts a DEL record ("not acknowledged") for each message
- * of that batch at the head of the next one: a message whose sender was
- * told to try again does not also come back from the log.
+ * so the writer puts a DEL record ("not acknowledged") for each new
+ * message of that batch at the head of the next one: a message whose
+ * sender was told to try again does not also come back from the log.  A
+ * copy of a message the log holds already is not cancelled: its original
+ * still stands.
  */
 #ifndef PST_SPOOL_LOG_H
 #define PST_SPOOL_LOG_H
@@ -64,6 +66,10 @@ struct pst_log_rec {
 	bool			 sync_bodies;	/* fsync bodies/ first: an
 						   EXTERNAL body was just
 						   renamed there */
+	bool			 copy;		/* MSG: of a message the log
+						   holds already (copying
+						   forward): a failed batch
+						   does not cancel it */
 	const struct pst_spool_env *decoded;	/* MSG, ENV: 'env' decoded,
 						   when at hand, for the
 						   index's brief */

@@ -1188,6 +1188,7 @@ compact_round(struct pst_spool *spool, uint64_t seq, struct pst_err *err)
 		}
 		memset(&it->rec, 0, sizeof(it->rec));
 		it->rec.id = it->e.id;
+		it->rec.copy = true;
 		it->rec.env = it->env;
 		it->rec.env_len = it->e.env_len;
 		if (it->e.msg_seq != seq)

@@ -33,6 +33,10 @@
  *	from=N	   fail the N-th matching call and every later one
  *		   (the default is from=1: every matching call)
  *	count=K	   fail at most K calls
+ *	while=PATH the rule counts and fails calls only while the file PATH
+ *		   exists, so that a test can arm it once the program is
+ *		   where the test wants the fault (checked with a bare
+ *		   faccessat system call)
  * FAULTSHIM_LOG, if set, names a file to which one line is appended per
  * injected failure: "faultshim: CALL PATH ERRNO", so that a test can see
  * the fault was met.
@@ -80,6 +84,7 @@ struct rule {
 	char		 call[16];	/* one function, or "" for the group */
 	int		 err;
 	char		 path[PATH_MAX];	/* glob, or "" for any */
+	char		 arm[PATH_MAX];	/* while=, or "" for always */
 	unsigned long	 from, nth, count;
 	unsigned long	 seen;		/* matching calls (atomic) */
 	unsigned long	 failed;	/* failures injected (atomic) */
@@ -142,6 +147,10 @@ parse_option(struct rule *r, const char *opt)
 	v++;
 	if (strncmp(opt, "path=", 5) == 0) {
 		snprintf(r->path, sizeof(r->path), "%s", v);
+		return;
+	}
+	if (strncmp(opt, "while=", 6) == 0) {
+		snprintf(r->arm, sizeof(r->arm), "%s", v);
 		return;
 	}
 	n = strtoul(v, &end, 10);
@@ -331,6 +340,18 @@ path_matches(const struct rule *r, const char *p1, const char *p2)
 	    (p2 != NULL && fnmatch(r->path, p2, 0) == 0);
 }
 
+/* Whether a rule's while= file exists; errno is left as it was. */
+static bool
+arm_exists(const char *path)
+{
+	int saved = errno;
+	bool there;
+
+	there = syscall(SYS_faccessat, AT_FDCWD, path, F_OK) == 0;
+	errno = saved;
+	return there;
+}
+
 /* Whether this call fails; errno is set when it does. */
 static bool
 inject(enum group g, const char *call, const char *p1, const char *p2)
@@ -343,6 +364,8 @@ inject(enum group g, const char *call, const char *p1, const char *p2)
 	for (i = 0; i < nrules; i++) {
 		r = &rules[i];
 		if (!applies(r, g, call) || !path_matches(r, p1, p2))
+			continue;
+		if (r->arm[0] != '\0' && !arm_exists(r->arm))
 			continue;
 		seen = __atomic_add_fetch(&r->seen, 1, __ATOMIC_RELAXED);
 		hit = r->nth != 0 ? seen == r->nth : seen >= r->from;

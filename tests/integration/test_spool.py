@@ -291,6 +291,75 @@ def tmpfs16(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)])
 
 
+def test_faults_in_the_upkeep_keep_the_waiting_message(
+        tmp_path, daemon_factory, peer, tmpfs16):
+    """On a 16 MiB volume (segments of 1 MiB) a message that waits
+    (greylisted for ever) pins the oldest segment while 3 MB of mail
+    goes through.  The upkeep then meets a failing disk: the write of
+    the copy forward fails once; the next message is taken, the daemon
+    restarts; then the unlink of the old segment fails once.  Each
+    failure is reported, the next round does the work, and the message
+    that waits is queued all along and after each restart."""
+    p = peer(extra=["--defer", "wait@example.org"])
+    spool = str(tmpfs16 / "spool")
+    log = os.path.join(spool, "log")
+    arm = tmp_path / "armed"
+    conf = ('upstreams = ( { host = "127.0.0.1"; port = %d; '
+            'security = "none"; } );\nqueue = { retry = ( "1h" ); };\n'
+            % p.port)
+
+    def daemon(rule):
+        env = shim_env(tmp_path, rule + ":while=%s:count=1" % arm)
+        env["POSTERN_SPOOL_DIR"] = spool
+        return start_posternd(daemon_factory, tmp_path, conf, env=env)
+
+    def queued():
+        r = subprocess.run([POSTERN, "queue", "list", "--json", "-c",
+                            str(tmp_path / "postern.conf")],
+                           capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, POSTERN_SPOOL_DIR=spool))
+        assert r.returncode == 0, r.stderr
+        return sorted(m["id"] for m in json.loads(r.stdout))
+
+    d = daemon("pwritev64:EIO:path=*/spool/log/*")
+    reply = send_raw(d.port, "a@example.org", ["wait@example.org"],
+                     message())
+    assert reply.startswith("250 2.0.0"), reply
+    waiting = reply.split()[-1]
+    d.wait_for("event=deferred")
+    for _ in range(30):
+        reply = send_raw(d.port, "a@example.org", ["b@example.org"],
+                         message(100 * 1000))
+        assert reply.startswith("250 2.0.0"), reply
+    wait_until(lambda: sum("event=removed" in x for x in d.lines) == 30,
+               what="the traffic's removals")
+    assert len(os.listdir(log)) >= 3, os.listdir(log)
+    oldest = min(os.listdir(log))
+    # The copy forward fails: the upkeep says so, the old segment stays.
+    arm.touch()
+    d.wait_for("event=spool-upkeep-failed", timeout=30)
+    arm.unlink()
+    assert len(faults(tmp_path)) == 1, faults(tmp_path)
+    assert oldest in os.listdir(log)
+    # A batch after the failed one, then a restart: still queued.
+    reply = send_raw(d.port, "a@example.org", ["b@example.org"], message())
+    assert reply.startswith("250 2.0.0"), reply
+    wait_until(lambda: sum("event=removed" in x for x in d.lines) == 31,
+               what="the last removal")
+    d.stop()
+    assert queued() == [waiting]
+    # Giving the old segment back fails once; the next round does it.
+    d = daemon("unlinkat:EIO:path=*/spool/log/*")
+    arm.touch()
+    d.wait_for("event=spool-upkeep-failed", timeout=30)
+    arm.unlink()
+    wait_until(lambda: oldest not in os.listdir(log), timeout=30,
+               what="the oldest segment given back")
+    assert queued() == [waiting]
+    d.stop()
+    assert queued() == [waiting]
+
+
 def mail_from(port, size=None):
     """The reply to MAIL FROM, with SIZE= when given."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:

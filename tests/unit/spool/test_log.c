@@ -301,6 +301,33 @@ START_TEST(failed_batch_is_cancelled)
 }
 END_TEST
 
+/*
+ * A copy forward that fails is not cancelled: the message's original
+ * record still stands, and a DEL would take it away at the next start.
+ */
+START_TEST(failed_copy_is_not_cancelled)
+{
+	struct fixture fx;
+	struct pst_log_rec *copy;
+	struct pst_err err;
+	char got[64];
+	int fd;
+
+	fx_open(&fx, 0, NULL);
+	fd = openat(fx.logfd, "0000000000000001", O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	copy = fx_msg(&fx, 0, 10);
+	copy->copy = true;
+	ck_assert_int_eq(pst_log_append_sync(fx.log, copy, 1, &err), -1);
+	ck_assert_int_eq(pst_log_append_sync(fx.log, fx_msg(&fx, 1, 10), 1,
+	    &err), 0);
+	fx_read(&fx, 2, got, sizeof(got), NULL);
+	ck_assert_str_eq(got, "M");
+	fx_close(&fx);
+}
+END_TEST
+
 START_TEST(too_large_refused)
 {
 	struct fixture fx;
@@ -602,6 +629,7 @@ unit_suite(void)
 	tcase_add_test(tc, sync_append_reads_back);
 	tcase_add_test(tc, segments_roll);
 	tcase_add_test(tc, failed_batch_is_cancelled);
+	tcase_add_test(tc, failed_copy_is_not_cancelled);
 	tcase_add_test(tc, too_large_refused);
 	tcase_add_test(tc, group_commit);
 	tcase_add_test(tc, waiting_threads);
