@@ -982,9 +982,8 @@ spool_store_scan(struct pst_spool *spool, pst_spool_scan_fn fn, void *arg,
 	if ((items = scan_items(spool, &n, err)) == NULL)
 		return -1;
 	for (i = 0; i < n && rc == 0; i++) {
-		if ((got = scan_read(spool, &items[i], &env, err)) == -1)
-			rc = -1;
-		else if (got == 0 && fn(env, arg) == -1)
+		got = scan_read(spool, &items[i], &env, err);
+		if (got == -1 || (got == 0 && fn(env, arg) == -1))
 			rc = -1;
 	}
 	free(items);
