@@ -148,7 +148,19 @@ def test_status_and_metrics_match_what_was_sent(tmp_path, daemon_factory):
                        check=True).stdout
     assert "postern_messages_accepted_total 3\n" in m
     assert "postern_sessions_total 3\n" in m
+    assert "postern_sessions_refused_total 0\n" in m
     assert m.endswith("# EOF\n")
+    # OpenMetrics: every sample follows the TYPE line of its own family.
+    family = None
+    for line in m.splitlines():
+        if line.startswith("# TYPE "):
+            family, kind = line.split()[2:4]
+        elif line and not line.startswith("#"):
+            name = line.split("{")[0].split()[0]
+            allowed = {family}
+            if kind == "counter":
+                allowed = {family + "_total", family + "_created"}
+            assert name in allowed, (line, family)
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
                                 timeout=10) as resp:
         body = resp.read().decode()
