@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -438,8 +439,13 @@ main(int argc, char *argv[])
 	    -1) {
 		log_config_errors(&errs);
 		config_errors_free(&errs);
-		fatalx("event=start-failed reason=%s",
+		/*
+		 * EX_CONFIG: the unit does not restart on it
+		 * (RestartPreventExitStatus=78); a restart would fail alike.
+		 */
+		log_error("event=start-failed reason=%s",
 		    qs("the configuration is invalid"));
+		return EX_CONFIG;
 	}
 	log_set_level((enum log_level)d.cfg->log_level);
 

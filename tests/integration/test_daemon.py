@@ -57,6 +57,23 @@ def test_check_config_reports_every_error_with_its_line(tmp_path):
         ]
 
 
+def test_daemon_with_a_bad_config_exits_ex_config(tmp_path):
+    """posternd itself refuses a bad configuration with 78 (EX_CONFIG),
+    which the unit's RestartPreventExitStatus= keeps from a restart loop,
+    and says where the error is."""
+    conf = tmp_path / "bad.conf"
+    conf.write_text('limits = { idle = "4x"; };\n')
+    r = run(POSTERND, "-f", "-c", str(conf))
+    assert r.returncode == 78, r.stderr
+    assert "event=config-error" in r.stderr
+    assert ':1: limits.idle: \\"4x\\" is not a duration' in r.stderr
+    assert "event=start-failed" in r.stderr
+    with open(os.path.join(SOURCE, "systemd", "postern.service")) as f:
+        unit = f.read()
+    assert "\nRestartPreventExitStatus=78\n" in unit
+    assert "\nSyslogFacility=mail\n" in unit
+
+
 def test_config_found_through_environment(tmp_path):
     conf = tmp_path / "env.conf"
     conf.write_text('log = { level = "shout"; };\n')
@@ -103,7 +120,7 @@ def test_invalid_config_stops_start(tmp_path, daemon_factory):
     conf = tmp_path / "postern.conf"
     conf.write_text('listen = ( "::1:25" );\n')
     d = daemon_factory(str(conf))
-    assert d.proc.wait(10) == 1
+    assert d.proc.wait(10) == 78  # EX_CONFIG
     d.wait_for("IPv6 address needs brackets")
     d.wait_for("event=start-failed")
 
