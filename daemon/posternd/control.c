@@ -260,20 +260,24 @@ control_metrics(struct control *c, struct evbuffer *out)
 static void
 control_handle(struct control *c, const char *line, struct evbuffer *out)
 {
+	const char *why, *id;
 	size_t n;
 
 	if (strcmp(line, "flush") == 0) {
-		n = scheduler_flush(c->s, NULL);
-		log_info("event=flush messages=%zu", n);
+		(void)scheduler_flush(c->s, NULL, &n, &why);
+		log_info("event=flush due=%zu", n);
 		evbuffer_add_printf(out, "ok %zu\n", n);
 	} else if (strncmp(line, FLUSH_PREFIX, FLUSH_PREFIX_LEN) == 0) {
-		if (!pst_spool_id_valid(line + FLUSH_PREFIX_LEN)) {
+		id = line + FLUSH_PREFIX_LEN;
+		if (!pst_spool_id_valid(id)) {
 			evbuffer_add_printf(out, "error not a queue id\n");
 			return;
 		}
-		n = scheduler_flush(c->s, line + FLUSH_PREFIX_LEN);
-		log_info("event=flush id=%s messages=%zu",
-		    line + FLUSH_PREFIX_LEN, n);
+		if (scheduler_flush(c->s, id, &n, &why) == -1) {
+			evbuffer_add_printf(out, "error %s: %s\n", why, id);
+			return;
+		}
+		log_info("event=flush id=%s due=%zu", id, n);
 		evbuffer_add_printf(out, "ok %zu\n", n);
 	} else if (strcmp(line, "status") == 0)
 		reply_status(c, out);

@@ -987,35 +987,45 @@ scheduler_set_config(struct scheduler *s, struct config *cfg)
 	sched_kick(s);
 }
 
-size_t
-scheduler_flush(struct scheduler *s, const char *id)
+int
+scheduler_flush(struct scheduler *s, const char *id, size_t *due,
+    const char **why)
 {
 	struct qent *e;
-	size_t i, n = 0;
+	size_t i;
 
+	*due = 0;
 	if (id != NULL) {
-		e = index_find(s, id);
-		if (e == NULL || e->busy || e->held || e->heap == NOHEAP)
-			return 0;
-		e->next = 0;
-		heap_up(s, e->heap);
-		n = 1;
-	} else {
-		for (i = 0; i < s->hlen; i++) {
-			if (s->heap[i]->next != 0)
-				n++;
-			s->heap[i]->next = 0;
+		if ((e = index_find(s, id)) == NULL) {
+			*why = "no such message";
+			return -1;
 		}
+		if (e->held) {
+			*why = "the message is held (release it first)";
+			return -1;
+		}
+		/*
+		 * Out of the heap it is being delivered, or waits a moment
+		 * for its lock: due either way.
+		 */
+		e->next = 0;
+		if (e->heap != NOHEAP)
+			heap_up(s, e->heap);
+		*due = 1;
+	} else {
+		for (i = 0; i < s->hlen; i++)
+			s->heap[i]->next = 0;
 		/* All equal now but for arrival: rebuild in place. */
 		for (i = s->hlen / 2 + 1; i-- > 0;)
 			if (i < s->hlen)
 				heap_down(s, i);
+		*due = s->hlen;
 	}
 	/* A flush also means "try the upstreams again now". */
 	for (i = 0; i < s->nups; i++)
 		breaker_retry_now(&s->ups[i]->br, time(NULL));
 	sched_kick(s);
-	return n;
+	return 0;
 }
 
 void

@@ -60,10 +60,14 @@ void		 scheduler_set_config(struct scheduler *s, struct config *cfg);
 
 /*
  * scheduler_flush()
- * Makes message 'id' (every deferred message when NULL) due now.
- * Returns the number of messages made due.
+ * Makes message 'id' (every waiting message when NULL) due now and tells
+ * the upstreams' breakers to try again.  Sets '*due' to the messages due
+ * now (as scheduler_counts() will count them, those being delivered
+ * apart) and returns 0; -1 with '*why' when 'id' is not queued or is
+ * held.
  */
-size_t		 scheduler_flush(struct scheduler *s, const char *id);
+int		 scheduler_flush(struct scheduler *s, const char *id,
+		    size_t *due, const char **why);
 
 /*
  * scheduler_change()

@@ -377,6 +377,11 @@ def test_flush_and_status_through_the_control_socket(tmp_path,
     text = subprocess.run([POSTERN, "status", "-c", d.conf],
                           capture_output=True, text=True, timeout=10).stdout
     assert "queue: 1 message(s)" in text and "upstream up:" in text
+    # An id that is not queued is said to be so, with a failing status.
+    r = subprocess.run([POSTERN, "flush", "-c", d.conf, "0123456789abcdef"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1, r
+    assert "no such message: 0123456789abcdef" in r.stderr
     # The upstream is back: a flush sends the mail now, not in an hour.
     p = peer(port=port)
     r = subprocess.run([POSTERN, "flush", "-c", d.conf],

@@ -241,6 +241,12 @@ def test_queue_commands_while_posternd_runs(tmp_path, daemon_factory):
         assert r.stdout == "%s: %s\n" % (msg_id, event)
         mark = d.wait_for("event=%s id=%s by=operator" % (event, msg_id),
                           start=mark)
+        if action == "hold":
+            # A held message is not made due by a flush: it says why.
+            r = subprocess.run([POSTERN, "flush", "-c", d.conf, msg_id],
+                               capture_output=True, text=True, timeout=10)
+            assert r.returncode == 1
+            assert "the message is held (release it first)" in r.stderr
     r = queue(d.conf, "--json", "list")
     assert r.returncode == 0, r.stderr
     assert [m["id"] for m in json.loads(r.stdout)] == [msg_id]
