@@ -11,13 +11,17 @@
  *
  * Each subcommand is an entry in 'commands'; each parses its own options.
  */
+#include <sys/mman.h>
+
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "build_config.h"
+#include "common/codec.h"
 #include "common/err.h"
 #include "probe.h"
 #include "shared/config.h"
@@ -230,6 +234,14 @@ ask_daemon(int argc, char *argv[], const char *request, bool raw)
 	return status;
 }
 
+/* Takes argv[i] out of the argument list, keeping the order of the rest. */
+static int
+take_arg(int argc, char *argv[], int i)
+{
+	memmove(&argv[i], &argv[i + 1], (size_t)(argc - i) * sizeof(*argv));
+	return argc - 1;
+}
+
 static int
 cmd_flush(int argc, char *argv[])
 {
@@ -238,12 +250,12 @@ cmd_flush(int argc, char *argv[])
 
 	/* The ID is a positional argument among the options. */
 	for (i = 1; i < argc; i++) {
-		if (argv[i][0] != '-' && (i == 1 || strcmp(argv[i - 1], "-c")
-		    != 0)) {
+		if (argv[i][0] != '-' && (i == 1 || (strcmp(argv[i - 1], "-c")
+		    != 0 && strcmp(argv[i - 1], "--config") != 0))) {
 			snprintf(request, sizeof(request), "flush %s",
 			    argv[i]);
-			argv[i] = argv[argc - 1];
-			return ask_daemon(argc - 1, argv, request, false);
+			return ask_daemon(take_arg(argc, argv, i), argv,
+			    request, false);
 		}
 	}
 	return ask_daemon(argc, argv, "flush", false);
@@ -255,10 +267,9 @@ cmd_status(int argc, char *argv[])
 	int i;
 
 	for (i = 1; i < argc; i++)
-		if (strcmp(argv[i], "--json") == 0) {
-			argv[i] = argv[argc - 1];
-			return ask_daemon(argc - 1, argv, "status", true);
-		}
+		if (strcmp(argv[i], "--json") == 0)
+			return ask_daemon(take_arg(argc, argv, i), argv,
+			    "status", true);
 	return ask_daemon(argc, argv, "status text", true);
 }
 
@@ -329,6 +340,100 @@ cmd_init_spool(int argc, char *argv[])
 	return 0;
 }
 
+/*
+ * --json on every path.  A command asked for JSON may fail anywhere: in
+ * the shared configuration loader, talking to the daemon, in the queue
+ * tool, in its usage.  Rather than teach each of them JSON, what the
+ * command writes is held back (standard output and error each in a
+ * memfd) and given out at exit: its own output as written, or, when it
+ * wrote none and failed, {"error": "what it said"} on standard output.
+ * The exit status stays; the messages still reach standard error.
+ */
+static struct {
+	int	out, err;		/* the memfds */
+	int	saved_out, saved_err;	/* the real ones */
+} held = { -1, -1, -1, -1 };
+
+/* Copies what 'from' holds to 'to'; returns it, NUL-terminated. */
+static char *
+drain(int from, int to)
+{
+	char *text;
+	off_t len;
+	ssize_t n;
+	size_t done = 0, sent = 0;
+
+	if ((len = lseek(from, 0, SEEK_END)) <= 0 ||
+	    (text = malloc((size_t)len + 1)) == NULL)
+		return NULL;
+	while (done < (size_t)len && (n = pread(from, text + done,
+	    (size_t)len - done, (off_t)done)) > 0)
+		done += (size_t)n;
+	text[done] = '\0';
+	while (sent < done && (n = write(to, text + sent, done - sent)) > 0)
+		sent += (size_t)n;
+	return text;
+}
+
+static void
+json_release(int status, void *arg)
+{
+	char *out, *err;
+	size_t len;
+
+	fflush(stdout);
+	fflush(stderr);
+	dup2(held.saved_out, STDOUT_FILENO);
+	dup2(held.saved_err, STDERR_FILENO);
+	err = drain(held.err, STDERR_FILENO);
+	out = drain(held.out, STDOUT_FILENO);
+	if (out == NULL && status != 0) {
+		len = err != NULL ? strlen(err) : 0;
+		while (len > 0 && err[len - 1] == '\n')
+			len--;
+		fputs("{\"error\": \"", stdout);
+		pst_json_escape_file(stdout, err != NULL ? err : "failed",
+		    err != NULL ? len : strlen("failed"));
+		fputs("\"}\n", stdout);
+		fflush(stdout);
+	}
+	free(out);
+	free(err);
+}
+
+static void
+json_hold(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	held.out = memfd_create("postern-out", MFD_CLOEXEC);
+	held.err = memfd_create("postern-err", MFD_CLOEXEC);
+	held.saved_out = dup(STDOUT_FILENO);
+	held.saved_err = dup(STDERR_FILENO);
+	if (held.out == -1 || held.err == -1 || held.saved_out == -1 ||
+	    held.saved_err == -1 || dup2(held.out, STDOUT_FILENO) == -1 ||
+	    dup2(held.err, STDERR_FILENO) == -1 ||
+	    on_exit(json_release, NULL) != 0) {
+		/* Without the memfds: plain output, as before. */
+		if (held.saved_out != -1)
+			dup2(held.saved_out, STDOUT_FILENO);
+		if (held.saved_err != -1)
+			dup2(held.saved_err, STDERR_FILENO);
+	}
+}
+
+/* Whether the command's arguments ask for JSON. */
+static bool
+wants_json(int argc, char *argv[])
+{
+	int i;
+
+	for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--json") == 0)
+			return true;
+	return false;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -343,8 +448,12 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			if (strstr(commands[i].args, "--json") != NULL &&
+			    wants_json(argc, argv))
+				json_hold();
 			return commands[i].run(argc - 1, argv + 1);
+		}
 	fprintf(stderr, "postern: unknown command \"%s\"\n", argv[1]);
 	usage(stderr, 2);
 }

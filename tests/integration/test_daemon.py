@@ -74,6 +74,27 @@ def test_daemon_with_a_bad_config_exits_ex_config(tmp_path):
     assert "\nSyslogFacility=mail\n" in unit
 
 
+@pytest.mark.parametrize("args,said", [
+    (["status", "--json", "-c", "CONF"], "posternd is not running"),
+    (["status", "-c", "CONF", "--json"], "posternd is not running"),
+    (["queue", "-c", "CONF", "--json", "show", "0123456789abcdef"],
+     "no message 0123456789abcdef"),
+    (["probe", "-c", "CONF", "--json"], "no upstream is configured"),
+    (["queue", "-c", "CONF", "--json", "frobnicate"], "unknown action"),
+])
+def test_json_on_every_path_failures_included(tmp_path, args, said):
+    """Asked for JSON, a command that fails still prints JSON: an object
+    with the error, the exit status unchanged, the message on stderr as
+    well; --json may come anywhere among the options."""
+    import json
+    conf = tmp_path / "postern.conf"
+    conf.write_text('spool_dir = "%s";\n' % (tmp_path / "spool"))
+    r = run(POSTERN, *[str(conf) if a == "CONF" else a for a in args])
+    assert r.returncode in (1, 2), r
+    assert said in json.loads(r.stdout)["error"], r.stdout
+    assert said in r.stderr
+
+
 def test_config_found_through_environment(tmp_path):
     conf = tmp_path / "env.conf"
     conf.write_text('log = { level = "shout"; };\n')
