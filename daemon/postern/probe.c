@@ -249,11 +249,14 @@ print_text(const struct probe *p)
 		printf("  connect    %s from %s (%u ms)\n", peer, local,
 		    p->res.dial.connect_ms);
 	}
-	if (u->security == PST_SEC_AUTO || u->security == PST_SEC_TLS_AUTO)
+	if (p->ready)
 		printf("  mode       %s (%s; attempts: %s)\n",
-		    p->ready ? pst_learned_name(p->res.learned) : "none",
-		    p->res.from_memory ? "from memory" : "negotiated",
-		    p->res.path);
+		    pst_client_mode_name(in),
+		    p->res.from_memory ? "port kind from memory" :
+		    "negotiated", p->res.path);
+	else if (u->security == PST_SEC_AUTO ||
+	    u->security == PST_SEC_TLS_AUTO)
+		printf("  mode       none (attempts: %s)\n", p->res.path);
 	if (p->ready) {
 		printf("  greeting   %s (%u ms)\n", in->greeting,
 		    in->greeting_ms);
@@ -327,6 +330,8 @@ print_json(const struct probe *p, bool comma)
 	printf("],");
 	json_str("path", p->res.path, true);
 	json_str("learned", pst_learned_name(p->res.learned), true);
+	if (p->ready)
+		json_str("mode", pst_client_mode_name(&p->info), true);
 	printf("\"from_memory\":%s,", p->res.from_memory ? "true" : "false");
 	printf("\"attempts\":%u,", p->res.attempts);
 	if (p->ready) {

@@ -89,10 +89,16 @@ reply_status(struct control *c, struct evbuffer *out)
 			continue;
 		evbuffer_add_printf(out, "%s{\"name\":", i > 0 ? "," : "");
 		json_string(out, up->name);
-		evbuffer_add_printf(out, ",\"learned\":\"%s\","
+		evbuffer_add_printf(out, ",\"learned\":\"%s\",\"mode\":",
+		    pst_learned_name(up->learned));
+		if (up->mode != NULL)
+			json_string(out, up->mode);
+		else
+			evbuffer_add_printf(out, "null");
+		evbuffer_add_printf(out, ","
 		    "\"breaker\":\"%s\",\"connections\":%u,"
 		    "\"failures\":%u,\"last_ok\":%lld,\"last_fail\":%lld,"
-		    "\"last_error\":", pst_learned_name(up->learned),
+		    "\"last_error\":",
 		    breaker_state_name(&up->br, now), up->conns,
 		    up->br.failures,
 		    (long long)up->last_ok, (long long)up->last_fail);
@@ -124,9 +130,9 @@ reply_status_text(struct control *c, struct evbuffer *out)
 		    NULL)
 			continue;
 		evbuffer_add_printf(out, "upstream %s: breaker %s, %u "
-		    "connection(s), TLS mode %s", up->name,
+		    "connection(s), last session %s", up->name,
 		    breaker_state_name(&up->br, now), up->conns,
-		    pst_learned_name(up->learned));
+		    up->mode != NULL ? up->mode : "none yet");
 		if (up->br.open_until > now)
 			evbuffer_add_printf(out, " (retry in %llds)",
 			    (long long)(up->br.open_until - now));

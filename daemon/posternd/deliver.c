@@ -630,6 +630,7 @@ static const struct pst_client_cbs client_cbs = {
 static void
 remember_caps(struct upstate *up, const struct pst_client_info *info)
 {
+	up->mode = pst_client_mode_name(info);
 	up->caps_known = true;
 	up->smtputf8 = (info->ehlo.caps & PST_EHLO_SMTPUTF8) != 0;
 	up->size_max = (info->ehlo.caps & PST_EHLO_SIZE) ?
@@ -681,7 +682,8 @@ on_negotiated(struct pst_client *c, const struct pst_negotiate_result *res,
 	d->connected_once = true;
 	/* cppcheck-suppress nullPointer */
 	log_debug("event=connected upstream=%s mode=%s path=%s",
-	    qs(up_name(d)), pst_learned_name(res->learned), qs(res->path));
+	    qs(up_name(d)), qs(pst_client_mode_name(pst_client_info(c))),
+	    qs(res->path));
 	d->client = c;
 	pst_client_set_callbacks(c, &client_cbs, d);
 	d_send(d);

@@ -52,6 +52,9 @@ struct upstate {
 	unsigned	 conns;		/* deliveries connected or connecting */
 	struct breaker	 br;		/* connection failures */
 	enum pst_learned learned;	/* TLS mode that worked */
+	const char	*mode;		/* its last session's protection
+					   (pst_client_mode_name()); NULL
+					   before the first */
 	size_t		 proxy;		/* proxy of the list to use next */
 	struct rate	 rate;		/* queue.rate of the upstream */
 	time_t		 last_ok;

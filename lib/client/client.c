@@ -1251,6 +1251,14 @@ pst_client_info(const struct pst_client *c)
 	return &c->info;
 }
 
+const char *
+pst_client_mode_name(const struct pst_client_info *info)
+{
+	if (!info->tls)
+		return "plain (no TLS)";
+	return info->starttls ? "starttls" : "implicit TLS";
+}
+
 static void
 client_free_now(struct pst_client *c)
 {

@@ -194,6 +194,13 @@ void		 pst_client_set_callbacks(struct pst_client *c,
 const struct pst_client_info *pst_client_info(const struct pst_client *c);
 
 /*
+ * pst_client_mode_name()
+ * How the session 'info' describes is protected, for people:
+ * "implicit TLS", "starttls" or "plain (no TLS)".
+ */
+const char	*pst_client_mode_name(const struct pst_client_info *info);
+
+/*
  * pst_client_free()
  * Drops the connection at once and frees everything; no callback fires
  * afterwards.  NULL is fine.

@@ -63,6 +63,7 @@ def test_implicit_tls(tmp_path, peer, pki):
     r = probe(tmp_path, up(p.port, "tls", ca(pki)))
     assert r["ok"], r
     assert r["tls"] and not r["starttls"]
+    assert r["mode"] == "implicit TLS"
 
 
 def test_tls_auto_finds_starttls(tmp_path, peer, pki):
@@ -70,6 +71,12 @@ def test_tls_auto_finds_starttls(tmp_path, peer, pki):
     r = probe(tmp_path, up(p.port, "tls-auto", ca(pki)))
     assert r["ok"], r
     assert r["learned"] == "plain" and r["starttls"]
+    # The session is named for what it is, never "plain".
+    assert r["mode"] == "starttls"
+    text = subprocess.run([POSTERN, "probe", "-c",
+                           str(tmp_path / "probe.conf")],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "  mode       starttls (" in text, text
     # The second run starts from memory.
     r = probe(tmp_path, up(p.port, "tls-auto", ca(pki)))
     assert r["ok"] and r["from_memory"] and r["attempts"] == 1
