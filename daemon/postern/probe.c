@@ -11,6 +11,7 @@
  * 0 when every upstream probed could take mail, 1 otherwise.
  */
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/time.h>
 
 #include <getopt.h>
@@ -28,6 +29,7 @@
 #include "common/codec.h"
 #include "common/pool.h"
 #include "net/proxyurl.h"
+#include "smtp/trace.h"
 #include "probe.h"
 #include "shared/config.h"
 #include "shared/log.h"
@@ -146,18 +148,21 @@ static int
 probe_body(struct probe *p)
 {
 	char date[64], body[1024];
-	struct tm tm;
 	time_t now = time(NULL);
+	uint64_t rnd = 0;
 	int fd, n;
 
-	localtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* RFC 5322 §3.6: Date and Message-ID, as spam filters expect. */
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (uint64_t)now ^ (uint64_t)getpid();
 	n = snprintf(body, sizeof(body),
 	    "From: <%s>\r\nTo: <%s>\r\nSubject: postern probe of %s\r\n"
-	    "Date: %s\r\n\r\n"
+	    "Date: %s\r\nMessage-ID: <probe.%lld.%016llx@%s>\r\n\r\n"
 	    "This message was sent by \"postern probe\" on %s to check\r\n"
 	    "that mail reaches upstream \"%s\" (%s:%u).\r\n",
-	    p->send_from, p->send_to, p->u->name, date, p->cfg->hostname,
+	    p->send_from, p->send_to, p->u->name,
+	    pst_msg_date(now, date, sizeof(date)), (long long)now,
+	    (unsigned long long)rnd, p->cfg->hostname, p->cfg->hostname,
 	    p->u->name, p->u->host, p->u->port);
 	if ((fd = memfd_create("probe", 0)) == -1)
 		return -1;

@@ -4,6 +4,7 @@ mode, with authentication, TLS policy and source binding, through
 
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -224,6 +225,11 @@ def test_source_bind_seen_by_peer(tmp_path, peer):
     assert len(msgs) == 1
     assert msgs[0].startswith(b"X-Peer: 127.0.0.2\r\n")
     assert b"X-Rcpt-To: rcpt@example.org" in msgs[0]
+    # The test message carries what upstreams and filters look for.
+    assert re.search(rb"\r\nDate: [A-Z][a-z]{2}, \d+ [A-Z][a-z]{2} \d{4} ",
+                     msgs[0]), msgs[0]
+    assert re.search(rb"\r\nMessage-ID: <probe\.\d+\.[0-9a-f]{16}"
+                     rb"@client\.test>\r\n", msgs[0]), msgs[0]
 
 
 def test_non_local_bind_fails_clearly(tmp_path, peer):
