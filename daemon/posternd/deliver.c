@@ -1042,7 +1042,7 @@ apply_results(struct delivery *d)
 	time_t now = time(NULL);
 	uint32_t rnd = 0;
 	size_t i, pending;
-	bool expired, upstream_dsn;
+	bool expired, upstream_dsn, early;
 
 	upstream_dsn = d->client != NULL &&
 	    (pst_client_info(d->client)->ehlo.caps & PST_EHLO_DSN) != 0;
@@ -1076,7 +1076,14 @@ apply_results(struct delivery *d)
 		    why.esc[0] != '\0' ? " esc=" : "", why.esc,
 		    qs(st == PST_SPOOL_RCPT_DELIVERED ? "ok" : why.text));
 	}
-	env->attempts++;
+	/*
+	 * An attempt made before its time (postern flush, sendmail -q) does
+	 * not count for the backoff: a flush during an outage must not
+	 * push anybody's next regular try further out.
+	 */
+	early = env->next_attempt > now;
+	if (!early)
+		env->attempts++;
 	if (d->msg_err.cls != PST_OK) {
 		verdict(d, SIZE_MAX, &msg_why);
 		pst_spool_env_set_error(env, msg_why.smtp_code, msg_why.esc,
@@ -1118,12 +1125,13 @@ apply_results(struct delivery *d)
 		b.steps = q->retry;
 		b.nsteps = q->nretry;
 		b.jitter_pct = RETRY_JITTER_PCT;
-		d->next = now + (time_t)pst_backoff_next(&b, env->attempts,
-		    rnd);
+		d->next = early ? env->next_attempt : now +
+		    (time_t)pst_backoff_next(&b, env->attempts, rnd);
 		env->next_attempt = d->next;
-		log_info("event=retry id=%s pending=%zu attempts=%u next=+%llds",
-		    env->id, pending, env->attempts,
-		    (long long)(d->next - now));
+		log_info("event=retry id=%s pending=%zu attempts=%u next=+%llds"
+		    "%s", env->id, pending, env->attempts,
+		    (long long)(d->next - now), early ?
+		    " early=yes" : "");
 	}
 }
 

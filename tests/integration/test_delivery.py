@@ -398,6 +398,42 @@ def test_flush_and_status_through_the_control_socket(tmp_path,
     assert r.returncode == 1 and "posternd is not running" in r.stderr
 
 
+def test_flush_during_an_outage_keeps_the_backoff(tmp_path, daemon_factory):
+    """The upstream is down; a flush tries the message at once, and when
+    that fails too, the message goes back to the time it had: the flushed
+    attempt neither counts for the backoff nor pushes the next try out."""
+    from conftest import POSTERN
+    import json
+    import re
+    d = start_posternd(daemon_factory, tmp_path, relay_conf(
+        ("up", free_port()), queue='retry = ( "1h", "4h" );'))
+    send_raw(d.port, "a@example.org", ["b@example.org"], b"\r\nx\r\n")
+    first = d.wait_for("event=retry")
+    assert "attempts=1 " in d.lines[first], d.lines[first]
+
+    def delivering():
+        return json.loads(subprocess.run(
+            [POSTERN, "status", "-c", d.conf, "--json"], capture_output=True,
+            text=True, timeout=10, check=True).stdout)["queue"]["delivering"]
+
+    # Its result rides the next group flush: back in the queue after it.
+    wait_until(lambda: delivering() == 0, what="the result saved")
+    r = subprocess.run([POSTERN, "flush", "-c", d.conf],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "1 message(s) due now" in r.stdout, r
+    second = d.wait_for("event=retry", start=first + 1)
+    line = d.lines[second]
+    assert "attempts=1 " in line and "early=yes" in line, line
+    # Still about an hour away (1h, 20% jitter), not the 4h step.
+    wait = int(re.search(r"next=\+(\d+)s", line).group(1))
+    assert 2800 <= wait <= 4400, line
+    # The very time it had: the first attempt's, seconds ago.
+    before = int(re.search(r"next=\+(\d+)s", d.lines[first]).group(1))
+    assert 0 <= before - wait <= 10, (d.lines[first], line)
+    env = spool_messages(d.spool)[0][0]
+    assert env["attempts"] == "1"
+
+
 def test_notify_success_and_never(tmp_path, daemon_factory, peer):
     """aiosmtpd offers no DSN: NOTIFY=SUCCESS gets a "relayed" report from
     postern itself (RFC 3461 6.2.4); NOTIFY=NEVER silences a failure."""
