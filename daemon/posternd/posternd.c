@@ -111,13 +111,18 @@ on_accept(int fd, const struct sockaddr *sa, socklen_t salen,
 	server_accept(arg, fd, sa, salen, ep);
 }
 
-/* The server and the scheduler each call this once they are idle. */
-/* What the TLS policy dropped ("downgrade"), once per load. */
+/*
+ * Once per load: what is valid but likely wrong, and what the TLS policy
+ * dropped ("downgrade").
+ */
 static void
-log_upstream_notes(const struct config *cfg)
+log_config_notes(const struct config *cfg)
 {
 	size_t i;
 
+	for (i = 0; i < cfg->warnings.count; i++)
+		log_warn("event=config-warning warning=%s",
+		    qs(cfg->warnings.lines[i]));
 	for (i = 0; i < cfg->nupstreams; i++)
 		if (cfg->upstreams[i].tls_note[0] != '\0')
 			log_warn("event=tls-policy upstream=%s note=%s",
@@ -365,7 +370,7 @@ reload(struct daemon *d, struct evbuffer *out)
 	server_set_config(d->server, cfg);
 	scheduler_set_config(d->scheduler, cfg);
 	log_set_level((enum log_level)cfg->log_level);
-	log_upstream_notes(cfg);
+	log_config_notes(cfg);
 	log_info("event=reloaded config=%s", qs(d->config_path));
 	sd_notify(0, "READY=1");
 	return 0;
@@ -520,7 +525,7 @@ main(int argc, char *argv[])
 	    d.cfg->path : "(defaults and environment)"), qs(d.cfg->hostname),
 	    qs(d.cfg->spool_dir),
 	    listeners_describe(d.listeners, where, sizeof(where)));
-	log_upstream_notes(d.cfg);
+	log_config_notes(d.cfg);
 	sd_notify(0, "READY=1");
 	start_tick(&d);
 	event_base_dispatch(d.base);

@@ -277,6 +277,7 @@ config_unref(struct config *cfg)
 	free(cfg->listen);
 	free(cfg->allow);
 	free(cfg->default_domain);
+	config_errors_free(&cfg->warnings);
 	free(cfg);
 }
 

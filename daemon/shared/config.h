@@ -129,6 +129,11 @@ struct config_queue {
 	uint64_t	 breaker_backoff_ms; /* first open period */
 };
 
+struct config_errors {
+	char		**lines;
+	size_t		  count;
+};
+
 struct config {
 	unsigned		 refs;
 	char			*path;		/* NULL: defaults and env */
@@ -143,6 +148,8 @@ struct config {
 	struct config_alias	*aliases;
 	size_t			 naliases;
 	char			*default_domain;
+	struct config_errors	 warnings;	/* what is valid but likely
+						   wrong, one line each */
 	struct config_upstream	*upstreams;
 	size_t			 nupstreams;
 	struct config_queue	 queue;
@@ -152,10 +159,6 @@ struct config {
 };
 
 /* Every error of one load, in file order, then the environment's. */
-struct config_errors {
-	char		**lines;
-	size_t		  count;
-};
 
 /*
  * config_restart_keys()

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "build_config.h"
@@ -135,6 +137,30 @@ set_defaults(struct config *cfg)
 	queue_defaults(&cfg->queue);
 }
 
+/*
+ * Whether 'domain' is a name a smart host takes in an address: with a
+ * dot, and not under a top label that only means something locally.
+ */
+static bool
+fully_qualified(const char *domain)
+{
+	static const char *const local[] = {
+		"local", "localdomain", "localhost", "lan", "home",
+		"internal", "invalid", "test",
+	};
+	const char *dot = strrchr(domain, '.');
+	size_t i;
+
+	if (domain[0] == '[')
+		return true;		/* an address literal */
+	if (dot == NULL || dot == domain || dot[1] == '\0')
+		return false;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+		if (strcasecmp(dot + 1, local[i]) == 0)
+			return false;
+	return true;
+}
+
 /* Defaults that depend on other keys, filled once everything is read. */
 static void
 finish(struct config *cfg)
@@ -143,6 +169,12 @@ finish(struct config *cfg)
 		cfg->hostname = system_hostname();
 	if (cfg->default_domain == NULL)
 		cfg->default_domain = xstrdup(cfg->hostname);
+	if (!fully_qualified(cfg->default_domain))
+		add_error(&cfg->warnings, "default_domain: \"%s\" is not a "
+		    "fully qualified domain name: mail from bare local names "
+		    "(root, cron) goes out as NAME@%s, which smart hosts "
+		    "refuse; set default_domain, hostname or /etc/mailname",
+		    cfg->default_domain, cfg->default_domain);
 }
 
 const char *
@@ -204,9 +236,12 @@ int
 config_check_report(const char *path, bool must_exist)
 {
 	struct config *cfg;
+	size_t i;
 
 	if (config_load_report(path, must_exist, &cfg) == -1)
 		return 1;
+	for (i = 0; i < cfg->warnings.count; i++)
+		fprintf(stderr, "warning: %s\n", cfg->warnings.lines[i]);
 	printf("ok\n");
 	config_unref(cfg);
 	return 0;

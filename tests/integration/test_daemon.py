@@ -95,6 +95,32 @@ def test_json_on_every_path_failures_included(tmp_path, args, said):
     assert said in r.stderr
 
 
+def test_a_bare_default_domain_is_warned_about(tmp_path, daemon_factory):
+    """Bare local names (root, cron) get default_domain, else hostname:
+    a name a smart host refuses ("vm") is valid but warned about, by
+    check-config (still "ok") and by posternd in its log."""
+    conf = tmp_path / "postern.conf"
+    conf.write_text('hostname = "vm";\nspool_dir = "%s";\nlisten = ( '
+                    '"127.0.0.1:%d" );\n' % (tmp_path / "spool", free_port()))
+    r = run(POSTERN, "check-config", "-c", str(conf))
+    assert r.returncode == 0 and r.stdout == "ok\n", r
+    assert r.stderr.startswith('warning: default_domain: "vm" is not a '
+                               'fully qualified domain name'), r.stderr
+    assert "NAME@vm" in r.stderr
+    d = daemon_factory(str(conf))
+    d.wait_for("event=config-warning")
+    d.wait_for("event=ready")
+    for domain in ("example.org", "mail.example.co.uk"):
+        conf.write_text('hostname = "vm";\ndefault_domain = "%s";\n'
+                        % domain)
+        r = run(POSTERN, "check-config", "-c", str(conf))
+        assert r.returncode == 0 and r.stderr == "", r
+    for domain in ("vm.local", "host.localdomain"):
+        conf.write_text('hostname = "%s";\n' % domain)
+        r = run(POSTERN, "check-config", "-c", str(conf))
+        assert "is not a fully qualified" in r.stderr, (domain, r)
+
+
 def test_config_found_through_environment(tmp_path):
     conf = tmp_path / "env.conf"
     conf.write_text('log = { level = "shout"; };\n')
