@@ -60,7 +60,7 @@ enum sm_mode {
 	MODE_SMTP,		/* -bs */
 	MODE_PRINT,		/* -bp, mailq */
 	MODE_FLUSH,		/* -q */
-	MODE_NOOP,		/* -bi, -I: aliases live in postern.conf */
+	MODE_ALIASES,		/* -bi, -I, newaliases */
 };
 
 struct sendmail {
@@ -231,7 +231,7 @@ parse_args(struct sendmail *sm, int argc, char *argv[])
 			else if (strcmp(optarg, "p") == 0)
 				sm->mode = MODE_PRINT;
 			else if (strcmp(optarg, "i") == 0)
-				sm->mode = MODE_NOOP;
+				sm->mode = MODE_ALIASES;
 			else if (strcmp(optarg, "d") == 0 ||
 			    strcmp(optarg, "D") == 0)
 				return say(sm, EX_USAGE, "-b%s is not "
@@ -253,7 +253,7 @@ parse_args(struct sendmail *sm, int argc, char *argv[])
 			sm->sender_arg = optarg;
 			break;
 		case 'I':
-			sm->mode = MODE_NOOP;
+			sm->mode = MODE_ALIASES;
 			break;
 		case 'i':
 			sm->ignore_dots = true;
@@ -612,6 +612,44 @@ out:
 }
 
 /*
+ * -bi, -I, newaliases: check the aliases (postern.conf's and the alias
+ * file's, loaded with the configuration) and have a running daemon read
+ * them again.  There is no database to build: the file is read as it is.
+ */
+static int
+run_aliases(struct sendmail *sm)
+{
+	const struct config *cfg = sm->cfg;
+	char why[512], *reply;
+	size_t i, from_file = 0;
+
+	for (i = 0; i < cfg->warnings.count; i++)
+		say(sm, 0, "warning: %s", cfg->warnings.lines[i]);
+	for (i = 0; i < cfg->naliases; i++)
+		from_file += cfg->aliases[i].file != NULL;
+	printf("%s: %zu alias(es) from the alias file, %zu from %s\n",
+	    cfg->aliases_file != NULL ? (cfg->aliases_file[0] != '\0' ?
+	    cfg->aliases_file : "(no alias file)") : "/etc/aliases",
+	    from_file, cfg->naliases - from_file, cfg->path != NULL ?
+	    cfg->path : "the configuration");
+	if (control_request(cfg->spool_dir, "reload", &reply, why,
+	    sizeof(why)) == -1) {
+		printf("posternd does not run (%s): they apply when it "
+		    "starts\n", why);
+		return EX_OK;
+	}
+	if (strncmp(reply, "ok", 2) != 0) {
+		say(sm, 0, "posternd did not reload: %.*s",
+		    (int)strcspn(reply, "\n"), reply);
+		free(reply);
+		return EX_TEMPFAIL;
+	}
+	printf("posternd reloaded\n");
+	free(reply);
+	return EX_OK;
+}
+
+/*
  * -q
  */
 
@@ -840,6 +878,10 @@ main(int argc, char *argv[])
 	    "mailq") == 0) {
 		sm.prog = "mailq";
 		sm.mode = MODE_PRINT;
+	} else if (strlen(base) >= 10 && strcmp(base + strlen(base) - 10,
+	    "newaliases") == 0) {
+		sm.prog = "newaliases";
+		sm.mode = MODE_ALIASES;
 	}
 	/*
 	 * Installed setgid to the spool's group, so that local users can
@@ -861,10 +903,10 @@ main(int argc, char *argv[])
 	if (sm.privileged && sm.config_explicit)
 		return say(&sm, EX_USAGE, "-C is not allowed: this sendmail "
 		    "is installed setgid and uses %s", POSTERN_DEFAULT_CONFIG);
-	if (sm.mode == MODE_NOOP)
-		return EX_OK;
 	if ((status = load_config(&sm)) != 0)
 		return status;
+	if (sm.mode == MODE_ALIASES)
+		return run_aliases(&sm);
 
 	/* No SA_RESTART: a signal must end a blocked read, not our file. */
 	memset(&sa, 0, sizeof(sa));

@@ -109,6 +109,14 @@ xcalloc(size_t n, size_t size)
 	return p;
 }
 
+void *
+xrealloc(void *p, size_t size)
+{
+	if ((p = realloc(p, size == 0 ? 1 : size)) == NULL)
+		fatalx("event=oom what=config");
+	return p;
+}
+
 /*
  * The struct's parts: upstreams own their strings.
  */
@@ -198,6 +206,7 @@ aliases_free(struct config *cfg)
 			free(cfg->aliases[i].targets[j]);
 		free(cfg->aliases[i].targets);
 		free(cfg->aliases[i].name);
+		free(cfg->aliases[i].file);
 	}
 	free(cfg->aliases);
 	cfg->aliases = NULL;
@@ -277,6 +286,7 @@ config_unref(struct config *cfg)
 	free(cfg->listen);
 	free(cfg->allow);
 	free(cfg->default_domain);
+	free(cfg->aliases_file);
 	config_errors_free(&cfg->warnings);
 	free(cfg);
 }

@@ -59,6 +59,9 @@ struct config_alias {
 	char		 *name;		/* lower-case local name */
 	char		**targets;	/* addresses or local names */
 	size_t		  ntargets;
+	char		 *file;		/* the alias file it came from;
+					   NULL: postern.conf */
+	int		  line;		/* in 'file' */
 };
 
 struct config_limits {
@@ -148,6 +151,8 @@ struct config {
 	struct config_alias	*aliases;
 	size_t			 naliases;
 	char			*default_domain;
+	char			*aliases_file;	/* NULL: /etc/aliases if there;
+						   "": none */
 	struct config_errors	 warnings;	/* what is valid but likely
 						   wrong, one line each */
 	struct config_upstream	*upstreams;

@@ -66,8 +66,8 @@
 
 static const char *const top_keys[] = {
 	"hostname", "spool_dir", "listen", "allow", "log", "limits",
-	"aliases", "default_domain", "upstreams", "queue", "metrics_listen",
-	NULL
+	"aliases", "aliases_file", "default_domain", "upstreams", "queue",
+	"metrics_listen", NULL
 };
 static const char *const queue_keys[] = {
 	"retry", "max_age", "concurrency", "messages_per_connection",
@@ -669,6 +669,24 @@ check_alias_loops(struct loader *L, const config_setting_t *root)
 	}
 }
 
+void
+config_check_file_alias_loops(struct loader *L)
+{
+	const struct config_alias *chain[ALIAS_DEPTH_MAX];
+	const struct config_alias *a;
+	size_t i;
+
+	for (i = 0; i < L->cfg->naliases; i++) {
+		a = &L->cfg->aliases[i];
+		if (a->file == NULL || alias_walk(L->cfg, a, chain, 0) == 0)
+			continue;
+		add_error(L->errs, "%s:%d: alias %s: aliases loop back to "
+		    "themselves (or nest deeper than %d)", a->file, a->line,
+		    a->name, ALIAS_DEPTH_MAX);
+		note_line(L, INT_MAX - 1);
+	}
+}
+
 /*
  * Upstreams.
  */
@@ -1187,6 +1205,10 @@ load_root(struct loader *L, const config_setting_t *root)
 	load_log(L, root);
 	load_limits(L, root);
 	load_aliases(L, root);
+	if (get_string(L, root, "", "aliases_file", &v) == 1) {
+		free(L->cfg->aliases_file);
+		L->cfg->aliases_file = xstrdup(v);
+	}
 	if (get_string(L, root, "", "default_domain", &v) == 1) {
 		s = config_setting_get_member(root, "default_domain");
 		if ((why = check_domain(v)) != NULL)

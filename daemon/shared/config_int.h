@@ -34,6 +34,7 @@ void		 add_error(struct config_errors *, const char *, ...)
 void		 note_line(struct loader *, int);
 char		*xstrdup(const char *);
 void		*xcalloc(size_t, size_t);
+void		*xrealloc(void *, size_t);
 char		*up_strdup(struct config_upstream *, const char *);
 void		 upstream_defaults(struct config_upstream *);
 void		 upstreams_free(struct config *);
@@ -43,6 +44,14 @@ void		 config_load_file(struct loader *L, const char *path);
 
 /* config_env.c: applies the POSTERN_* variables to L->cfg. */
 void		 load_env(struct loader *L);
+
+/*
+ * config_aliases.c: the system's alias file (aliases_file) into the
+ * alias table; config_file.c: the table's loops, found for every alias
+ * read from a file (with its file:line).
+ */
+void		 config_load_aliases_file(struct loader *L);
+void		 config_check_file_alias_loops(struct loader *L);
 
 /*
  * config_check.c: each returns NULL, or a phrase saying what is wrong

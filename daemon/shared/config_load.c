@@ -206,6 +206,8 @@ config_load(const char *path, bool must_exist, struct config **out,
 		config_load_file(&L, path);
 	note_line(&L, 0);
 	load_env(&L);
+	config_load_aliases_file(&L);
+	config_check_file_alias_loops(&L);
 	finish(cfg);
 	sort_errors(&L);
 	free(L.err_lines);

@@ -221,7 +221,8 @@ def start_posternd(daemon_factory, tmp_path, conf_extra="", env=None):
     conf = tmp_path / "postern.conf"
     conf.write_text('hostname = "localhost";\n'
                     'listen = ( "127.0.0.1:%d" );\n'
-                    'spool_dir = "%s";\n%s' % (port, spool, conf_extra))
+                    'spool_dir = "%s";\n'
+                    'aliases_file = "";\n%s' % (port, spool, conf_extra))
     d = daemon_factory(str(conf), env)
     d.port, d.spool, d.conf = port, spool, str(conf)
     d.wait_for("event=ready", timeout=60 if VALGRIND else 10)

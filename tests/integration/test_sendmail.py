@@ -14,10 +14,12 @@ from conftest import BUILD, POSTERN, POSTERND, POSTERN_SENDMAIL, free_port, \
 SENDMAIL = os.path.join(BUILD, "daemon", "postern-sendmail")
 SWAKS = "/usr/bin/swaks"
 
+# aliases_file = "": the machine's /etc/aliases stays out of the tests.
 CONF = '''hostname = "relay.test";
 spool_dir = "%s";
 default_domain = "example.org";
 aliases = { root = "admin@example.org"; ops = ( "root", "oncall" ); };
+aliases_file = "";
 %s'''
 
 # No upstream accepts: a daemon that tries to deliver only defers.
@@ -813,3 +815,89 @@ def test_tmpfiles_creates_a_spool_sendmail_accepts(tmp_path):
     r = sendmail(str(conf), "bob@example.net", data="Subject: x\n\nhi\n")
     assert r.returncode == 0, r.stderr
     assert len(spool_messages(str(root / "spool"))) == 1
+
+
+ALIAS_FILE = """\
+# /etc/aliases as Debian ships it, and as admins grow it
+postmaster:    root
+root: admin@example.net,
+\tops@example.net
+Webmaster: root
+prog: "|/usr/bin/procmail -m"
+mixed: /var/mail/archive, keep@example.net
+"""
+
+
+def alias_conf(tmp_path, text, extra="", init=True):
+    """A configuration reading 'text' as its alias file."""
+    aliases = tmp_path / "aliases"
+    aliases.write_text(text)
+    path = tmp_path / "postern.conf"
+    path.write_text('hostname = "relay.test";\nspool_dir = "%s";\n'
+                    'default_domain = "example.org";\n'
+                    'aliases_file = "%s";\n%s'
+                    % (tmp_path / "spool", aliases, extra))
+    if init:
+        init_spool(path)
+    return str(path), str(aliases)
+
+
+def test_alias_file_the_debian_way(tmp_path):
+    """aliases(5): comments, continuation lines, lists, names in any
+    case; program and file targets refused with a warning naming the
+    line (an alias left with none is dropped); postern.conf's aliases
+    win over the file's."""
+    conf, aliases = alias_conf(
+        tmp_path, ALIAS_FILE,
+        'aliases = { webmaster = "web@example.net"; };\n')
+    r = sendmail(conf, "postmaster", "webmaster", "mixed", "prog",
+                 data="x\n")
+    assert r.returncode == 0, r.stderr
+    env, _ = only_message(conf)
+    assert env["rcpt"] == ["admin@example.net", "ops@example.net",
+                           "web@example.net", "keep@example.net",
+                           "prog@example.org"]
+    # newaliases (sendmail -bi): checks, counts and says what it refused.
+    r = sendmail(conf, "-bi")
+    assert r.returncode == 0, r.stderr
+    err = r.stderr.decode()
+    assert '%s:6: alias prog: target "|/usr/bin/procmail -m" refused: ' \
+        'it is a program' % aliases in err, err
+    assert "%s:6: alias prog ignored" % aliases in err
+    assert '%s:7: alias mixed: target "/var/mail/archive" refused: ' \
+        'it is a file' % aliases in err
+    assert b"3 alias(es) from the alias file, 1 from" in r.stdout
+    assert b"posternd does not run" in r.stdout
+
+
+@pytest.mark.parametrize("text, error", [
+    ("a: b\nb: a\n", ":1: alias a: aliases loop back to themselves"),
+    ("root admin@example.net\n",
+     ':1: not an alias ("name: targets" expected)'),
+    ("root: admin@@example.net\n", ':1: alias root: "admin@@example.net"'),
+    ("  orphan@example.net\n", ":1: a continuation line with no alias"),
+])
+def test_alias_file_errors_name_the_line(tmp_path, text, error):
+    conf, aliases = alias_conf(tmp_path, text, init=False)
+    for argv in ([POSTERN, "check-config", "-c", conf],
+                 [SENDMAIL, "-C", conf, "-bi"]):
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode != 0, r
+        assert aliases + error in r.stderr, r.stderr
+
+
+def test_newaliases_reloads_a_running_daemon(tmp_path, daemon_factory):
+    conf, aliases = alias_conf(tmp_path, "root: admin@example.net\n",
+                               'listen = ( "127.0.0.1:%d" );\n'
+                               % free_port())
+    d = daemon_factory(conf)
+    d.wait_for("event=ready")
+    link = tmp_path / "newaliases"
+    os.symlink(SENDMAIL, link)
+    r = subprocess.run([str(link), "-C", conf], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "1 alias(es) from the alias file" in r.stdout
+    assert "posternd reloaded" in r.stdout
+    d.wait_for("event=reload")
