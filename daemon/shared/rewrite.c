@@ -1,6 +1,7 @@
 /*
  * rewrite.c: alias expansion and default domain.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +35,48 @@ list_add(struct rewrite_list *out, char *addr)
 	return 0;
 }
 
+static int	expand(const struct config *, const char *, unsigned,
+		    struct rewrite_list *);
+
+/*
+ * An address at "localhost" or at this host's own name is a local name
+ * too (as nullmailer and Postfix see it): its aliases apply; one no alias
+ * knows at "localhost", which no smart host takes, gets the default
+ * domain, one at the host's name stays as it is.
+ */
+static int
+expand_local_domain(const struct config *cfg, const char *name,
+    const char *at, unsigned depth, struct rewrite_list *out)
+{
+	bool localhost = strcasecmp(at + 1, "localhost") == 0;
+	char *local, *addr;
+	int rc;
+
+	if (at == name || (!localhost && (cfg->hostname == NULL ||
+	    strcasecmp(at + 1, cfg->hostname) != 0)))
+		return (addr = strdup(name)) == NULL ? -1 : list_add(out, addr);
+	if ((local = strndup(name, (size_t)(at - name))) == NULL)
+		return -1;
+	if (localhost || (depth < REWRITE_DEPTH_MAX &&
+	    config_alias_find(cfg, local) != NULL))
+		rc = expand(cfg, local, depth, out);
+	else
+		rc = (addr = strdup(name)) == NULL ? -1 : list_add(out, addr);
+	free(local);
+	return rc;
+}
+
 static int
 expand(const struct config *cfg, const char *name, unsigned depth,
     struct rewrite_list *out)
 {
 	const struct config_alias *a;
+	const char *at;
 	char *addr;
 	size_t i;
 
-	if (strchr(name, '@') != NULL)
-		return (addr = strdup(name)) == NULL ? -1 : list_add(out, addr);
+	if ((at = strrchr(name, '@')) != NULL)
+		return expand_local_domain(cfg, name, at, depth, out);
 	a = depth < REWRITE_DEPTH_MAX ? config_alias_find(cfg, name) : NULL;
 	if (a == NULL) {
 		if (asprintf(&addr, "%s@%s", name, cfg->default_domain) == -1)

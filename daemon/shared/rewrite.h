@@ -5,8 +5,11 @@
  * A bare local name ("root", "www-data") is looked up in the aliases
  * (case-insensitive); an alias's targets are addresses or further local
  * names, expanded the same way (config_file.c refuses loops).
- * A name no alias knows becomes name@default_domain.  An address with a
- * domain is left as it is.
+ * A name no alias knows becomes name@default_domain.  An address at
+ * "localhost" or at this host's name (the configured hostname) is a
+ * local name as well: its aliases apply, and one no alias knows at
+ * "localhost" gets the default domain.  Any other address with a domain
+ * is left as it is.
  */
 #ifndef POSTERN_REWRITE_H
 #define POSTERN_REWRITE_H

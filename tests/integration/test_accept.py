@@ -530,3 +530,19 @@ def test_disk_full_while_writing_gives_451(tmp_path, daemon_factory):
         assert send_message(d.port).startswith("250 2.0.0")
     finally:
         subprocess.run(["umount", "-l", str(mnt)])
+
+
+def test_aliases_apply_over_smtp_at_localhost(tmp_path, daemon_factory):
+    """Whichever way the mail came in: RCPT TO:<root@localhost> (the
+    host's own name here) goes where the alias says."""
+    from conftest import send_raw
+    d = start_posternd(daemon_factory, tmp_path,
+                       'aliases = { root = ( "admin@example.org", '
+                       '"ops@example.org" ); };\n')
+    reply = send_raw(d.port, "cron@localhost", ["root@localhost",
+                                                "bob@example.net"],
+                     b"Subject: cron\r\n\r\nx\r\n")
+    assert reply.startswith("250 2.0.0"), reply
+    env, _ = spool_messages(d.spool)[0]
+    assert env["rcpt"] == ["admin@example.org", "ops@example.org",
+                           "bob@example.net"]

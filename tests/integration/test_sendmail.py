@@ -901,3 +901,17 @@ def test_newaliases_reloads_a_running_daemon(tmp_path, daemon_factory):
     assert "1 alias(es) from the alias file" in r.stdout
     assert "posternd reloaded" in r.stdout
     d.wait_for("event=reload")
+
+
+def test_aliases_apply_at_localhost_and_the_hosts_own_name(conf):
+    """root@localhost and root@relay.test (the configured hostname) are
+    the local root: aliased; an unaliased name at localhost, which no
+    smart host takes, gets the default domain; other domains stay."""
+    r = sendmail(conf, "root@localhost", "ops@RELAY.test",
+                 "nobody@localhost", "nobody@relay.test",
+                 "root@example.net", data="x\n")
+    assert r.returncode == 0, r.stderr
+    env, _ = only_message(conf)
+    assert env["rcpt"] == ["admin@example.org", "oncall@example.org",
+                           "nobody@example.org", "nobody@relay.test",
+                           "root@example.net"]
