@@ -273,7 +273,7 @@ sink_mail(void *arg, const struct pst_cmd *cmd, struct pst_smtps_reply *r)
 	struct session *s = arg;
 	struct pst_spool_env *env;
 	struct pst_err err;
-	char origin[128];
+	char origin[128], *sender = NULL;
 	uint64_t need;
 	int rc;
 
@@ -296,9 +296,16 @@ sink_mail(void *arg, const struct pst_cmd *cmd, struct pst_smtps_reply *r)
 		goto fail;
 	env = pst_spool_msg_env(s->msg);
 	snprintf(origin, sizeof(origin), "smtp %s", s->peer);
-	if (pst_spool_env_set_sender(env, cmd->addr.null ? "" :
-	    cmd->addr.mailbox, &err) == -1 ||
-	    pst_spool_env_set_origin(env, origin, &err) == -1)
+	if (cmd->addr.bare && (sender = rewrite_sender(s->cfg,
+	    cmd->addr.mailbox)) == NULL) {
+		pst_err_sys(&err, PST_TEMP, PST_STAGE_SPOOL, ENOMEM,
+		    "qualifying the sender");
+		goto fail;
+	}
+	rc = pst_spool_env_set_sender(env, cmd->addr.null ? "" :
+	    sender != NULL ? sender : cmd->addr.mailbox, &err);
+	free(sender);
+	if (rc == -1 || pst_spool_env_set_origin(env, origin, &err) == -1)
 		goto fail;
 	if (cmd->mail.envid[0] != '\0' &&
 	    pst_spool_env_set_envid(env, cmd->mail.envid, &err) == -1)
@@ -686,6 +693,12 @@ session_params(const struct config *cfg, struct pst_smtps_params *p)
 	p->idle_us = lim->idle_ms * 1000;
 	p->stress_idle_us = lim->stress_idle_ms * 1000;
 	p->min_data_rate = lim->min_data_rate;
+	/*
+	 * Every client past the allow list is a local one: "<root>" and
+	 * "MAIL FROM:<cron>" are taken and qualified as postern-sendmail
+	 * qualifies them (aliases, default_domain), as Postfix does.
+	 */
+	p->local_names = true;
 }
 
 void

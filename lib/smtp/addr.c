@@ -281,6 +281,12 @@ parse_mailbox(struct cursor *c, struct pst_addr *addr)
 			addr_fill(addr, c->p + lstart, llen, NULL, 0);
 			return 0;
 		}
+		if ((c->flags & PST_ADDR_F_LOCAL) && !addr->quoted &&
+		    (cur_peek(c) == -1 || cur_peek(c) == '>')) {
+			addr->bare = true;
+			addr_fill(addr, c->p + lstart, llen, NULL, 0);
+			return 0;
+		}
 		return cur_fail(c, cur_peek(c) == -1 || cur_peek(c) == '>' ?
 		    "missing domain" : "bad character in local part");
 	}

@@ -49,6 +49,9 @@
 #define PST_ADDR_F_NULL		0x01	/* accept "<>" (MAIL only) */
 #define PST_ADDR_F_POSTMASTER	0x02	/* accept "<postmaster>" (RCPT) */
 #define PST_ADDR_F_UTF8		0x04	/* accept UTF-8 (SMTPUTF8 in use) */
+#define PST_ADDR_F_LOCAL	0x08	/* accept a bare local name ("<root>",
+					   an unquoted dot-string): a local
+					   client's, qualified by the caller */
 
 /*
  * A parsed path.  Strings are NUL terminated and keep the form they had on
@@ -61,6 +64,8 @@ struct pst_addr {
 	char	 mailbox[PST_ADDR_MAILBOX_MAX + 1];	/* local@domain */
 	bool	 null;		/* "<>": the null reverse-path */
 	bool	 postmaster;	/* "<postmaster>" without a domain */
+	bool	 bare;		/* a local name without a domain
+				   (PST_ADDR_F_LOCAL): 'mailbox' is it */
 	bool	 quoted;	/* the local part is a quoted string */
 	bool	 literal;	/* the domain is an address literal */
 	bool	 utf8;		/* some byte is not ASCII */

@@ -394,7 +394,9 @@ parse_mail(struct pst_cmd *cmd, unsigned flags, struct pst_err *err)
 	size_t pos;
 	int rc;
 
-	if (parse_path_arg(cmd, "FROM:", PST_ADDR_F_NULL, &pos, err) == -1)
+	if (parse_path_arg(cmd, "FROM:", PST_ADDR_F_NULL |
+	    ((flags & PST_CMD_LOCAL_NAMES) ? PST_ADDR_F_LOCAL : 0), &pos,
+	    err) == -1)
 		return -1;
 	while ((rc = param_next(cmd->arg, cmd->arg_len, &pos, &p)) == 1)
 		if (mail_param(cmd, &p, flags, &seen, err) == -1)
@@ -419,7 +421,9 @@ parse_rcpt(struct pst_cmd *cmd, unsigned flags, struct pst_err *err)
 	size_t pos;
 	int rc;
 
-	if (parse_path_arg(cmd, "TO:", PST_ADDR_F_POSTMASTER, &pos, err) == -1)
+	if (parse_path_arg(cmd, "TO:", PST_ADDR_F_POSTMASTER |
+	    ((flags & PST_CMD_LOCAL_NAMES) ? PST_ADDR_F_LOCAL : 0), &pos,
+	    err) == -1)
 		return -1;
 	while ((rc = param_next(cmd->arg, cmd->arg_len, &pos, &p)) == 1)
 		if (rcpt_param(cmd, &p, flags, &seen, err) == -1)

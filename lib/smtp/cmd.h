@@ -90,6 +90,8 @@ enum pst_cmd_verb {
 #define PST_CMD_EXT_DSN		0x08	/* RFC 3461 RET= ENVID= NOTIFY= ORCPT */
 /* For RCPT: the MAIL of this transaction carried SMTPUTF8. */
 #define PST_CMD_TXN_UTF8	0x100
+/* MAIL and RCPT take bare local names ("<root>"): a local client. */
+#define PST_CMD_LOCAL_NAMES	0x200
 
 /* Bounds on DSN parameters (RFC 3461 §4.4: ENVID at most 100 chars). */
 #define PST_CMD_ENVID_MAX	100	/* decoded */

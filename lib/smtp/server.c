@@ -601,7 +601,9 @@ session_commands(struct pst_smtps *s)
 		session_arm_idle(s);
 		/* An HTTP request line parses: close on its verb alone. */
 		if (pst_cmd_parse(s->line, len, s->ext |
-		    (s->smtputf8 ? PST_CMD_TXN_UTF8 : 0), &cmd, &err) == -1 ||
+		    (s->smtputf8 ? PST_CMD_TXN_UTF8 : 0) |
+		    (s->p.local_names ? PST_CMD_LOCAL_NAMES : 0), &cmd,
+		    &err) == -1 ||
 		    cmd.verb == PST_CMD_HTTP) {
 			if (cmd.verb == PST_CMD_HTTP) {
 				session_event(s, PST_SMTPS_EV_HTTP, NULL, 0);

@@ -74,6 +74,9 @@ struct pst_smtps_params {
 	uint64_t	 idle_us;	/* time for one request */
 	uint64_t	 stress_idle_us;
 	uint64_t	 min_data_rate;	/* bytes per second during DATA */
+	bool		 local_names;	/* MAIL and RCPT take bare local
+					   names: the client is local; the
+					   sink qualifies them */
 };
 
 /*

@@ -546,3 +546,24 @@ def test_aliases_apply_over_smtp_at_localhost(tmp_path, daemon_factory):
     env, _ = spool_messages(d.spool)[0]
     assert env["rcpt"] == ["admin@example.org", "ops@example.org",
                            "bob@example.net"]
+
+
+def test_bare_local_names_from_local_clients(tmp_path, daemon_factory):
+    """A local client may write MAIL FROM:<cron> and RCPT TO:<root>, as
+    Postfix lets it: the sender is qualified with the default domain,
+    the recipient goes through the aliases."""
+    from conftest import send_raw
+    d = start_posternd(daemon_factory, tmp_path,
+                       'default_domain = "example.org";\n'
+                       'aliases = { root = "admin@example.net"; };\n')
+    reply = send_raw(d.port, "cron", ["root", "www-data"],
+                     b"Subject: x\r\n\r\nhi\r\n")
+    assert reply.startswith("250 2.0.0"), reply
+    env, _ = spool_messages(d.spool)[0]
+    assert env["sender"] == "cron@example.org"
+    assert env["rcpt"] == ["admin@example.net", "www-data@example.org"]
+    # A quoted local part without a domain is still no address.
+    replies = smtp_chat(d.port, ["EHLO me.test",
+                                 "MAIL FROM:<a@example.org>",
+                                 'RCPT TO:<"root">'])
+    assert replies[-1].startswith("501 5.1.3"), replies

@@ -279,6 +279,38 @@ START_TEST(addr_mailbox_vectors)
 }
 END_TEST
 
+/* PST_ADDR_F_LOCAL: a local client's bare name, unquoted only. */
+START_TEST(addr_bare_local_names)
+{
+	struct pst_addr a;
+	const char *why;
+	size_t used;
+
+	ck_assert_int_eq(pst_addr_parse_path("<root>", 6, PST_ADDR_F_LOCAL,
+	    &a, &used, &why), 0);
+	ck_assert(a.bare);
+	ck_assert_str_eq(a.mailbox, "root");
+	ck_assert_str_eq(a.domain, "");
+	ck_assert_int_eq(pst_addr_parse_path("<www-data.x>", 12,
+	    PST_ADDR_F_LOCAL, &a, &used, &why), 0);
+	ck_assert_str_eq(a.mailbox, "www-data.x");
+	ck_assert_int_eq(pst_addr_parse_path("<root>", 6, 0, &a, &used,
+	    &why), -1);
+	ck_assert_str_eq(why, "missing domain");
+	ck_assert_int_eq(pst_addr_parse_path("<\"root\">", 8,
+	    PST_ADDR_F_LOCAL, &a, &used, &why), -1);
+	ck_assert_int_eq(pst_addr_parse_path("<root x>", 8, PST_ADDR_F_LOCAL,
+	    &a, &used, &why), -1);
+	ck_assert_int_eq(pst_addr_parse_path("<root@example.org>", 18,
+	    PST_ADDR_F_LOCAL, &a, &used, &why), 0);
+	ck_assert(!a.bare);
+	/* "<postmaster>" stays the postmaster where both are allowed. */
+	ck_assert_int_eq(pst_addr_parse_path("<Postmaster>", 12,
+	    PST_ADDR_F_LOCAL | PST_ADDR_F_POSTMASTER, &a, &used, &why), 0);
+	ck_assert(a.postmaster && !a.bare);
+}
+END_TEST
+
 START_TEST(addr_domain_vectors)
 {
 	ck_assert(pst_addr_domain_valid("example.org", 11, 0));
@@ -406,6 +438,7 @@ unit_suite(void)
 	tcase_add_test(tc, addr_length_limits);
 	tcase_add_test(tc, addr_route_counts_toward_path_length);
 	tcase_add_test(tc, addr_mailbox_vectors);
+	tcase_add_test(tc, addr_bare_local_names);
 	tcase_add_test(tc, addr_domain_vectors);
 	tcase_add_test(tc, addr_utf8_vectors);
 	tcase_add_loop_test(tc, addr_xtext_vectors, 0, NELEMS(xtexts));
