@@ -116,7 +116,10 @@ def daemon_factory():
                 d.proc.kill()
                 d.proc.wait()
         d.reader.join(5)
-        reports += [line for line in d.lines if SANITIZER_MARK.search(line)]
+        # Each report with what follows it: the stacks say where.
+        for i, line in enumerate(d.lines):
+            if SANITIZER_MARK.search(line):
+                reports += d.lines[i:i + 60]
     assert not reports, "sanitizer reports:\n" + "\n".join(reports)
 
 
