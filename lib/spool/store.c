@@ -406,17 +406,29 @@ spool_store_free(struct pst_spool *spool)
  * Appending.
  */
 
-static int
-ensure_log(struct pst_spool *spool, struct pst_err *err)
+/*
+ * The log writer, made on first use.  Under the mutex: the loop's
+ * commits and the pool's deliveries append from the start, and two
+ * writers would each open segments of their own.
+ */
+static struct pst_log *
+log_of(struct pst_spool *spool, struct pst_err *err)
 {
 	struct pst_log_opts o;
 	struct statvfs vfs;
+	struct pst_log *log;
 
-	if (spool->log != NULL)
-		return 0;
-	if (spool->lockfd == -1)
-		return spool_bad(err, "spool %s: only the holder of the daemon "
-		    "lock writes the log", spool->path);
+	pthread_mutex_lock(&spool->mtx);
+	if ((log = spool->log) != NULL) {
+		pthread_mutex_unlock(&spool->mtx);
+		return log;
+	}
+	if (spool->lockfd == -1) {
+		pthread_mutex_unlock(&spool->mtx);
+		spool_bad(err, "spool %s: only the holder of the daemon lock "
+		    "writes the log", spool->path);
+		return NULL;
+	}
 	memset(&o, 0, sizeof(o));
 	o.logfd = spool->logfd;
 	o.bodiesfd = spool->bodiesfd;
@@ -432,8 +444,9 @@ ensure_log(struct pst_spool *spool, struct pst_err *err)
 		o.segment_bytes = SEGMENT_MIN;
 	if (spool->segment_bytes != 0)
 		o.segment_bytes = spool->segment_bytes;
-	spool->log = pst_log_new(&o, err);
-	return spool->log == NULL ? -1 : 0;
+	log = spool->log = pst_log_new(&o, err);
+	pthread_mutex_unlock(&spool->mtx);
+	return log;
 }
 
 /* Follows appended records in the index (they are durable). */
@@ -482,22 +495,24 @@ int
 spool_store_append_async(struct pst_spool *spool, struct pst_log_rec *recs,
     size_t n, pst_log_cb cb, void *arg, struct pst_err *err)
 {
-	if (ensure_log(spool, err) == -1)
+	struct pst_log *log;
+
+	if ((log = log_of(spool, err)) == NULL)
 		return -1;
-	return pst_log_append(spool->log, recs, n, cb, arg, err);
+	return pst_log_append(log, recs, n, cb, arg, err);
 }
 
 int
 spool_store_append(struct pst_spool *spool, struct pst_log_rec *recs,
     size_t n, struct pst_err *err)
 {
+	struct pst_log *log;
 	int rc;
 
-	if (ensure_log(spool, err) == -1)
+	if ((log = log_of(spool, err)) == NULL)
 		return -1;
-	rc = spool->writer != NULL ?
-	    pst_log_append_wait(spool->log, recs, n, err) :
-	    pst_log_append_sync(spool->log, recs, n, err);
+	rc = spool->writer != NULL ? pst_log_append_wait(log, recs, n, err) :
+	    pst_log_append_sync(log, recs, n, err);
 	if (rc == 0)
 		spool_store_applied(spool, recs, n);
 	return rc;
@@ -842,6 +857,7 @@ spool_store_change_later(struct pst_spool *spool, const struct idx_entry *e,
     const struct pst_spool_env *env, pst_spool_saved_fn done, void *arg,
     struct pst_err *err)
 {
+	struct pst_log *log;
 	struct later *l;
 	size_t len;
 	int rc;
@@ -881,7 +897,7 @@ spool_store_change_later(struct pst_spool *spool, const struct idx_entry *e,
 		l->rec.data = "removed";
 		l->rec.data_len = strlen(l->rec.data);
 	}
-	if (ensure_log(spool, err) == -1 || pst_log_append_later(spool->log,
+	if ((log = log_of(spool, err)) == NULL || pst_log_append_later(log,
 	    &l->rec, 1, later_done, l, err) == -1) {
 		free(l->text);
 		free(l);

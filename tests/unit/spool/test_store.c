@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -611,6 +612,74 @@ START_TEST(lock_save_rides_the_next_flush)
 }
 END_TEST
 
+/*
+ * The first appends of a started daemon come from several threads at
+ * once (the pool's deliveries, the loop's commits): they share one log
+ * writer and one segment.  Two writers, made side by side, each opened
+ * segments of their own, and one of them leaked.
+ */
+#define RACERS	8
+
+struct racer {
+	struct pst_spool	*spool;
+	const char		*id;
+	pthread_barrier_t	*go;
+	int			 rc;
+};
+
+static void *
+race_update(void *arg)
+{
+	struct racer *r = arg;
+	struct pst_spool_lock *lock;
+	struct pst_err err;
+
+	lock = pst_spool_lock_msg(r->spool, r->id, 0, &err);
+	pthread_barrier_wait(r->go);
+	r->rc = lock != NULL ? pst_spool_lock_update(lock,
+	    pst_spool_lock_env(lock), &err) : -1;
+	pst_spool_lock_release(lock);
+	return NULL;
+}
+
+START_TEST(first_appends_share_one_writer)
+{
+	char ids[RACERS][PST_SPOOL_ID_LEN + 1];
+	struct racer r[RACERS];
+	pthread_t t[RACERS];
+	pthread_barrier_t go;
+	struct event_base *base;
+	struct pst_spool *spool;
+	struct pst_err err;
+	unsigned i;
+
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	base = event_base_new();
+	spool = st_open(dir, PST_SPOOL_CREATE | PST_SPOOL_RECOVER, NULL);
+	for (i = 0; i < RACERS; i++)
+		strcpy(ids[i], st_commit(spool, "hi\r\n", "a@b"));
+	ck_assert_int_eq(pst_spool_start(spool, base, &err), 0);
+	pthread_barrier_init(&go, NULL, RACERS);
+	for (i = 0; i < RACERS; i++) {
+		r[i].spool = spool;
+		r[i].id = ids[i];
+		r[i].go = &go;
+		r[i].rc = 1;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, race_update,
+		    &r[i]), 0);
+	}
+	for (i = 0; i < RACERS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(r[i].rc, 0);
+	}
+	pthread_barrier_destroy(&go);
+	ck_assert_int_eq(st_count(dir, "log"), 1);
+	pst_spool_stop(spool);
+	pst_spool_close(spool);
+	event_base_free(base);
+}
+END_TEST
+
 /* What pst_spool_scan_brief() says of two messages. */
 struct briefs {
 	char			 ids[2][PST_SPOOL_ID_LEN + 1];
@@ -903,6 +972,7 @@ unit_suite(void)
 	tcase_add_test(tc, maintain_keeps_messages_whose_bodies_are_apart);
 	tcase_add_test(tc, lock_save_rides_the_next_flush);
 	tcase_add_test(tc, scan_brief_follows_changes);
+	tcase_add_test(tc, first_appends_share_one_writer);
 	tcase_add_test(tc, ids_from_outside_never_name_other_paths);
 	tcase_add_test(tc, body_open_checks_the_size_and_quarantine_moves_both);
 	suite_add_tcase(s, tc);
