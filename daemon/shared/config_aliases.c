@@ -182,7 +182,7 @@ config_load_aliases_file(struct loader *L)
 		n = getline(&line, &cap, fp);
 		if (n != -1)
 			lineno++;
-		if (n != -1 && n > 0 && line[n - 1] == '\n')
+		if (n > 0 && line[n - 1] == '\n')
 			line[--n] = '\0';
 		if (n != -1 && (line[0] == ' ' || line[0] == '\t') &&
 		    len > 0) {

@@ -543,6 +543,9 @@ mail_param(struct pst_cmd *cmd, const struct param *p, unsigned flags,
 		if (param_check(cmd, p, flags, PST_CMD_EXT_DSN, P_ENVID, seen,
 		    true, err) == -1)
 			return -1;
+		if (p->val == NULL)	/* param_check() made sure */
+			return cmd_fail(err, cmd->verb, 501, "5.5.4",
+			    "ENVID needs a value");
 		if (p->vlen >= sizeof(m->envid))
 			return cmd_fail(err, cmd->verb, 501, "5.5.4",
 			    "ENVID too long");
