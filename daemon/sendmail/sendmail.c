@@ -905,8 +905,11 @@ main(int argc, char *argv[])
 		    "is installed setgid and uses %s", POSTERN_DEFAULT_CONFIG);
 	if ((status = load_config(&sm)) != 0)
 		return status;
-	if (sm.mode == MODE_ALIASES)
-		return run_aliases(&sm);
+	if (sm.mode == MODE_ALIASES) {
+		status = run_aliases(&sm);
+		config_unref(sm.cfg);
+		return status;
+	}
 
 	/* No SA_RESTART: a signal must end a blocked read, not our file. */
 	memset(&sa, 0, sizeof(sa));
