@@ -67,8 +67,9 @@ note_line(struct loader *L, int line)
 {
 	int *lines;
 
-	/* A count of 0 means err_lines is NULL: realloc(NULL, 0) is malloc. */
-	/* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI) */
+	/* Nothing new to note (realloc() to 0 bytes would free the list). */
+	if (L->nlines >= L->errs->count)
+		return;
 	lines = realloc(L->err_lines, L->errs->count * sizeof(*lines));
 	if (lines == NULL)
 		return;

@@ -79,7 +79,6 @@ add_target(struct loader *L, const char *file, int line,
 	if ((why = check_mailbox(s)) != NULL) {
 		add_error(L->errs, "%s:%d: alias %s: \"%s\" %s", file, line,
 		    a->name, s, why);
-		note_line(L, INT_MAX - 1);
 		return;
 	}
 	t = xrealloc(a->targets, (a->ntargets + 1) * sizeof(*t));
@@ -106,7 +105,6 @@ entry(struct loader *L, const char *file, int line, char *text)
 	if ((colon = strchr(text, ':')) == NULL) {
 		add_error(L->errs, "%s:%d: not an alias (\"name: targets\" "
 		    "expected)", file, line);
-		note_line(L, INT_MAX - 1);
 		return;
 	}
 	s = text;
@@ -118,7 +116,6 @@ entry(struct loader *L, const char *file, int line, char *text)
 	if (s == e || p != e) {
 		add_error(L->errs, "%s:%d: \"%.*s\" is not a local name",
 		    file, line, (int)(e - s), s);
-		note_line(L, INT_MAX - 1);
 		return;
 	}
 	*e = '\0';
@@ -164,16 +161,26 @@ config_load_aliases_file(struct loader *L)
 	size_t cap = 0, len = 0;
 	ssize_t n;
 	int lineno = 0, start = 0;
+	bool skipping = false;	/* the rest of an entry too long */
 	FILE *fp;
 
 	if (file[0] == '\0')
 		return;		/* aliases_file = "": none */
 	if ((fp = fopen(file, "re")) == NULL) {
-		/* The default may be absent; one that is named may not. */
-		if (errno == ENOENT && cfg->aliases_file == NULL)
+		/*
+		 * The default may be absent, and one the daemon's user may
+		 * not read is worth a warning, not a refusal to start; a
+		 * file that is named must be there.
+		 */
+		if (cfg->aliases_file == NULL && errno == ENOENT)
 			return;
-		add_error(L->errs, "%s: cannot read: %s", file,
-		    strerror(errno));
+		if (cfg->aliases_file == NULL)
+			add_error(&cfg->warnings, "%s: cannot read: %s: its "
+			    "aliases do not apply (aliases_file names it, or "
+			    "\"\" for none)", file, strerror(errno));
+		else
+			add_error(L->errs, "%s: cannot read: %s", file,
+			    strerror(errno));
 		note_line(L, INT_MAX - 1);
 		return;
 	}
@@ -191,6 +198,7 @@ config_load_aliases_file(struct loader *L)
 				add_error(L->errs, "%s:%d: alias longer than "
 				    "%d bytes", file, start, ALIASES_LINE_MAX);
 				len = 0;
+				skipping = true;
 				continue;
 			}
 			buf = xrealloc(buf, len + (size_t)n + 2);
@@ -207,10 +215,12 @@ config_load_aliases_file(struct loader *L)
 		if (line[0] == '#' || strspn(line, " \t\r") == (size_t)n)
 			continue;
 		if (line[0] == ' ' || line[0] == '\t') {
-			add_error(L->errs, "%s:%d: a continuation line with "
-			    "no alias before it", file, lineno);
+			if (!skipping)
+				add_error(L->errs, "%s:%d: a continuation line "
+				    "with no alias before it", file, lineno);
 			continue;
 		}
+		skipping = false;
 		buf = xrealloc(buf, (size_t)n + 1);
 		memcpy(buf, line, (size_t)n + 1);
 		len = (size_t)n;
@@ -219,6 +229,8 @@ config_load_aliases_file(struct loader *L)
 	if (ferror(fp))
 		add_error(L->errs, "%s: cannot read: %s", file,
 		    strerror(errno));
+	/* Its errors come after those of postern.conf. */
+	note_line(L, INT_MAX - 1);
 	fclose(fp);
 	free(line);
 	free(buf);

@@ -915,3 +915,15 @@ def test_aliases_apply_at_localhost_and_the_hosts_own_name(conf):
     assert env["rcpt"] == ["admin@example.org", "oncall@example.org",
                            "nobody@example.org", "nobody@relay.test",
                            "root@example.net"]
+
+
+def test_alias_file_that_cannot_be_read_is_an_error_naming_it(tmp_path):
+    """aliases_file names a directory: an error that says which file and
+    why, not an empty alias table."""
+    conf, aliases = alias_conf(tmp_path, "", init=False)
+    os.unlink(aliases)
+    os.mkdir(aliases)
+    r = subprocess.run([POSTERN, "check-config", "-c", conf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    assert "%s: cannot read: Is a directory" % aliases in r.stderr, r.stderr
