@@ -1011,7 +1011,7 @@ struct brief_ctx {
 	struct pst_spool_brief	*briefs;
 	size_t			 nbriefs;
 	struct scan_item	*items;
-	size_t			 nitems;
+	struct scan_item	*end;		/* scan_collect()'s cursor */
 };
 
 static int
@@ -1020,12 +1020,8 @@ brief_collect(struct idx_entry *e, void *arg)
 	struct brief_ctx *c = arg;
 	struct pst_spool_brief *b;
 
-	if (!e->brief) {
-		c->items[c->nitems].seq = e->env_seq;
-		c->items[c->nitems].off = e->env_off;
-		c->items[c->nitems++].e = *e;
-		return 0;
-	}
+	if (!e->brief)
+		return scan_collect(e, &c->end);
 	b = &c->briefs[c->nbriefs++];
 	pst_rec_id_format(e->id, b->id);
 	b->arrival = (time_t)e->arrival;
@@ -1038,10 +1034,10 @@ int
 spool_store_scan_brief(struct pst_spool *spool, pst_spool_brief_fn fn,
     void *arg, struct pst_err *err)
 {
-	struct brief_ctx c = { NULL, 0, NULL, 0 };
+	struct brief_ctx c = { NULL, 0, NULL, NULL };
 	struct pst_spool_brief b;
 	struct pst_spool_env *env;
-	size_t i, n, unknown = 0;
+	size_t i, n, nitems, unknown = 0;
 	int rc = 0, got;
 
 	if (spool_store_load(spool, false, err) == -1)
@@ -1059,14 +1055,16 @@ spool_store_scan_brief(struct pst_spool *spool, pst_spool_brief_fn fn,
 		free(c.items);
 		return spool_sys(err, ENOMEM, "scanning the queue");
 	}
+	c.end = c.items;
 	spool_idx_each(spool->idx, brief_collect, &c);
 	pthread_mutex_unlock(&spool->mtx);
+	nitems = (size_t)(c.end - c.items);
 	for (i = 0; i < c.nbriefs && rc == 0; i++)
 		if (fn(&c.briefs[i], arg) == -1)
 			rc = -1;
 	/* The rest as the disk holds them: each file front to back. */
-	qsort(c.items, c.nitems, sizeof(*c.items), scan_cmp);
-	for (i = 0; i < c.nitems && rc == 0; i++) {
+	qsort(c.items, nitems, sizeof(*c.items), scan_cmp);
+	for (i = 0; i < nitems && rc == 0; i++) {
 		if ((got = scan_read(spool, &c.items[i], &env, err)) == -1) {
 			rc = -1;
 			break;

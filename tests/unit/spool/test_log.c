@@ -268,19 +268,26 @@ END_TEST
  * A failed batch fails its requests; the next batch starts a new segment
  * and begins with a DEL for each message of the failed one.
  */
+/* The writer's first segment name is taken: creating it fails. */
+static void
+fx_take_first_name(struct fixture *fx)
+{
+	int fd;
+
+	fd = openat(fx->logfd, "0000000000000001", O_CREAT | O_WRONLY, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+}
+
 START_TEST(failed_batch_is_cancelled)
 {
 	struct fixture fx;
 	struct pst_seg_entry first;
 	struct pst_err err;
 	char got[64];
-	int fd;
 
 	fx_open(&fx, 0, NULL);
-	/* The writer's first name is taken: creating the segment fails. */
-	fd = openat(fx.logfd, "0000000000000001", O_CREAT | O_WRONLY, 0600);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	fx_take_first_name(&fx);
 	ck_assert_int_eq(pst_log_append_sync(fx.log, fx_msg(&fx, 0, 10), 1,
 	    &err), -1);
 	ck_assert_int_eq(err.cls, PST_LOCAL);
@@ -311,12 +318,9 @@ START_TEST(failed_copy_is_not_cancelled)
 	struct pst_log_rec *copy;
 	struct pst_err err;
 	char got[64];
-	int fd;
 
 	fx_open(&fx, 0, NULL);
-	fd = openat(fx.logfd, "0000000000000001", O_CREAT | O_WRONLY, 0600);
-	ck_assert_int_ge(fd, 0);
-	close(fd);
+	fx_take_first_name(&fx);
 	copy = fx_msg(&fx, 0, 10);
 	copy->copy = true;
 	ck_assert_int_eq(pst_log_append_sync(fx.log, copy, 1, &err), -1);
